@@ -1,0 +1,87 @@
+"""The contract between the chain-agnostic core and each chain family."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chaingate.domain import BlockRef, ChainHead, Network, ScanResult, Transfer
+
+
+class WatchedAddresses(Protocol):
+    """Match keys of our deposit addresses (see ``Transfer.to``)."""
+
+    def __contains__(self, key: object, /) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedAddress:
+    index: int
+    address: str  # as shown to the user (EIP-55, bech32, base58 T-address)
+    match_key: str  # as adapters put it in ``Transfer.to``
+
+
+class AddressCodec(Protocol):
+    """Pure address logic of one network: derivation from the xpub and validation."""
+
+    def derive(self, index: int) -> DerivedAddress:
+        """The deposit address at ``index`` (raises ConfigError when no xpub is configured)."""
+        ...
+
+    def normalize(self, text: str) -> str:
+        """The canonical display form of ``text``; InvalidAddressError when it is not an
+        address of this network (with ``other_network`` set when it is recognisably another's)."""
+        ...
+
+    def match_key(self, address: str) -> str:
+        """The key ``Transfer.to`` carries for a valid address of this network."""
+        ...
+
+
+class RpcClient(Protocol):
+    """JSON-RPC through the provider pool (EVM, Bitcoin)."""
+
+    async def request(
+        self, method: str, params: Sequence[Any] = (), *, idempotent: bool = True
+    ) -> Any: ...
+
+    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """Idempotent calls sent as JSON-RPC batches, split when refused; results in order."""
+        ...
+
+
+class HttpClient(Protocol):
+    """Plain HTTP JSON through the provider pool (TRON /wallet, /walletsolidity)."""
+
+    async def post(
+        self, path: str, payload: dict[str, Any] | None = None, *, idempotent: bool = True
+    ) -> Any: ...
+
+
+class ChainAdapter(Protocol):
+    """What the watcher needs from a chain. Adapters know nothing about the database."""
+
+    @property
+    def network(self) -> Network: ...
+
+    @property
+    def addresses(self) -> AddressCodec: ...
+
+    async def head(self) -> ChainHead:
+        """The best head (and the finalized one where the chain has it)."""
+        ...
+
+    async def block_ref(self, number: int) -> BlockRef:
+        """Hash and parent hash of the canonical block at ``number``."""
+        ...
+
+    async def scan(self, start: int, end: int, watched: WatchedAddresses) -> ScanResult:
+        """Blocks ``start..end`` (inclusive, consecutive) and the transfers to ``watched``."""
+        ...
+
+    async def pending(self, watched: WatchedAddresses) -> list[Transfer]:
+        """Unconfirmed transfers to ``watched`` (mempool); [] where the chain has none."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,79 @@
+"""The Bitcoin ChainAdapter: blocks and mempool of a Bitcoin Core JSON-RPC node.
+
+Speaks to bitcoind, hosted Bitcoin endpoints and (on the devnet) litecoind 0.21, which serves
+the same RPC and script format. Reorgs are the watcher's business: this adapter reports the
+canonical hashes it is served and the watcher compares them with the ones it stored.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from chaingate.chains.base import RpcClient, WatchedAddresses
+from chaingate.chains.bitcoin.addresses import BitcoinAddresses
+from chaingate.chains.bitcoin.codec import parent_hash, transfers_in_block, transfers_in_tx
+from chaingate.chains.bitcoin.rpc import BitcoinRpc
+from chaingate.domain import BlockRef, ChainHead, Network, ScanResult, Transfer
+from chaingate.errors import ChainDataError
+
+log = structlog.get_logger(__name__)
+
+# Verbose blocks of ~2,000 transactions are several MB of JSON each: fetch a few at a time.
+BLOCKS_PER_BATCH = 10
+
+
+class BitcoinAdapter:
+    def __init__(self, network: Network, rpc: RpcClient) -> None:
+        self.network = network
+        self.addresses = BitcoinAddresses(network)
+        self.rpc = BitcoinRpc(rpc)
+        self.asset = network.native_asset.symbol
+        # Mempool transactions already decoded, with the transfers to our scripts they hold.
+        # Most mempool transactions pay nobody of ours: they are kept as empty tuples so each
+        # is fetched once while it stays in the mempool.
+        self._mempool: dict[str, tuple[Transfer, ...]] = {}
+
+    async def head(self) -> ChainHead:
+        return ChainHead(number=await self.rpc.getblockcount())
+
+    async def block_ref(self, number: int) -> BlockRef:
+        block_hash = await self.rpc.getblockhash(number)
+        header = await self.rpc.getblockheader(block_hash, number)
+        return BlockRef(number=number, hash=block_hash, parent_hash=parent_hash(header))
+
+    async def scan(self, start: int, end: int, watched: WatchedAddresses) -> ScanResult:
+        if start < 0 or end < start:
+            raise ValueError(f"bad block range {start}..{end}")
+        hashes = await self.rpc.getblockhashes(start, end)
+        refs: list[BlockRef] = []
+        transfers: list[Transfer] = []
+        for offset in range(0, len(hashes), BLOCKS_PER_BATCH):
+            chunk = hashes[offset : offset + BLOCKS_PER_BATCH]
+            blocks = await self.rpc.getblocks(chunk, start + offset)
+            if refs and parent_hash(blocks[0]) != refs[-1].hash:
+                raise ChainDataError(f"block {blocks[0]['hash']} does not link to its parent")
+            for block in blocks:
+                refs.append(BlockRef(block["height"], block["hash"], parent_hash(block)))
+                transfers.extend(transfers_in_block(self.network.name, self.asset, block, watched))
+        log.debug(
+            "bitcoin_scan", network=self.network.name, start=start, end=end, found=len(transfers)
+        )
+        return ScanResult(blocks=tuple(refs), transfers=tuple(transfers))
+
+    async def pending(self, watched: WatchedAddresses) -> list[Transfer]:
+        txids = await self.rpc.getrawmempool()
+        current = set(txids)
+        # Replaced (RBF), mined or dropped transactions leave the mempool and our view.
+        for gone in [t for t in self._mempool if t not in current]:
+            del self._mempool[gone]
+        new = [t for t in txids if t not in self._mempool]
+        if new:
+            decoded = await self.rpc.getrawtransactions(new)
+            for txid, tx in decoded.items():
+                self._mempool[txid] = tuple(
+                    transfers_in_tx(self.network.name, self.asset, tx, watched)
+                )
+        return [t for found in self._mempool.values() for t in found if t.to in watched]
+
+    async def aclose(self) -> None:
+        self._mempool.clear()

@@ -1,0 +1,354 @@
+"""The EVM ChainAdapter: turns a block range into the Transfers that reach watched addresses.
+
+Per scan: the blocks with full transactions (one batch) and one eth_getLogs over the range with
+topic0 = Transfer and NO address filter (an unlisted token sent to us must be seen, to be
+rejected loudly), fetched concurrently. Receipts are fetched only for the few blocks holding a
+native or token-call candidate, traces only when the network has tracing. Work per transaction
+is a dictionary lookup or two; the watched set may hold millions of keys and is only probed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import structlog
+
+from chaingate.chains.base import RpcClient, WatchedAddresses
+from chaingate.chains.evm import codec
+from chaingate.chains.evm.addresses import EvmAddresses
+from chaingate.chains.evm.rpc import (
+    EvmRpc,
+    RawBlock,
+    RawCallFrame,
+    RawLog,
+    RawReceipt,
+    RawTx,
+    RawTxTrace,
+    hex_int,
+)
+from chaingate.domain import (
+    Asset,
+    AssetStandard,
+    BlockRef,
+    ChainHead,
+    Network,
+    ScanResult,
+    Transfer,
+)
+from chaingate.domain.models import RejectReason
+from chaingate.errors import ChainDataError, ConfigError, RpcError
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+U = TypeVar("U")
+METHOD_NOT_FOUND = -32601  # JSON-RPC: the endpoint does not serve this method
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """A transaction to check against its receipt: native value or a token call to us."""
+
+    tx: RawTx
+    block: BlockRef
+    to: str
+    amount: int
+    token: Asset | None  # None: the transaction's own ETH value
+
+
+class EvmAdapter:
+    """ChainAdapter for one EVM network over an RpcClient (the network's EndpointPool)."""
+
+    def __init__(self, network: Network, rpc: RpcClient) -> None:
+        self.network = network
+        self.addresses = EvmAddresses(network)
+        self.rpc = EvmRpc(rpc, network.name)
+        try:
+            self._native = network.native_asset.symbol
+        except LookupError as exc:
+            raise ConfigError(f"EVM network {network.name} lists no native asset") from exc
+        self._tokens: dict[str, Asset] = {
+            asset.contract.lower(): asset
+            for asset in network.assets
+            if asset.contract is not None and asset.standard is AssetStandard.ERC20
+        }
+        self._max_log_range = min((e.max_log_range for e in network.endpoints), default=10_000)
+        self._block_tracing = True  # cleared when an endpoint refuses debug_traceBlockByNumber
+
+    async def head(self) -> ChainHead:
+        return ChainHead(number=await self.rpc.block_number())
+
+    async def block_ref(self, number: int) -> BlockRef:
+        (block,) = await self.rpc.get_blocks([number], full_txs=False)
+        return _ref(block)
+
+    async def pending(self, watched: WatchedAddresses) -> list[Transfer]:
+        return []  # EVM deposits are taken from blocks only
+
+    async def aclose(self) -> None:
+        return None  # the pool belongs to whoever built it
+
+    async def scan(self, start: int, end: int, watched: WatchedAddresses) -> ScanResult:
+        if end < start:
+            raise ValueError(f"empty scan range {start}..{end}")
+        numbers = list(range(start, end + 1))
+        blocks, logs = await _both(
+            self.rpc.get_blocks(numbers, full_txs=True),
+            self.rpc.get_logs(start, end, [codec.TRANSFER_TOPIC], max_range=self._max_log_range),
+        )
+        refs = _linked_refs(blocks, self.network.name)
+        by_number = {ref.number: ref for ref in refs}
+        transfers = self._token_logs(logs, watched, by_number)
+        candidates = [
+            c
+            for block, ref in zip(blocks, refs, strict=True)
+            for c in self._candidates(block, ref, watched)
+        ]
+        receipts_needed = sorted({c.block.number for c in candidates})
+        receipts, traces = await _both(
+            self._receipts(receipts_needed, by_number),
+            self._internal(blocks, refs, watched),
+        )
+        transfers.extend(self._resolve(candidates, receipts, blocks, start))
+        transfers.extend(traces)
+        return ScanResult(blocks=tuple(refs), transfers=tuple(transfers))
+
+    # --- token events ---------------------------------------------------------------------
+
+    def _token_logs(
+        self, logs: Sequence[RawLog], watched: WatchedAddresses, by_number: dict[int, BlockRef]
+    ) -> list[Transfer]:
+        found: list[Transfer] = []
+        # Every log, not only ours, must come from the blocks just fetched: a log of another
+        # branch means the chain moved between the two calls and the scan must be redone.
+        fast = {hex(ref.number): ref.hash for ref in by_number.values()}
+        for raw in logs:
+            if fast.get(raw["blockNumber"]) != raw["blockHash"]:
+                self._check_log_block(raw, by_number)
+            key = codec.topic_recipient(raw)
+            if key is None or key not in watched:
+                continue
+            event = codec.decode_transfer_log(raw)
+            if event is None:
+                continue
+            block = by_number[hex_int(raw["blockNumber"], "log blockNumber")]
+            asset = self._tokens.get(event.contract)
+            found.append(
+                Transfer(
+                    network=self.network.name,
+                    txid=event.txid,
+                    position=f"log:{event.log_index}",
+                    to=event.to,
+                    amount=event.amount,
+                    asset=asset.symbol if asset else None,
+                    contract=event.contract,
+                    block_number=block.number,
+                    block_hash=block.hash,
+                    reject_reason=None if asset else RejectReason.UNLISTED_TOKEN,
+                )
+            )
+        return found
+
+    def _check_log_block(self, raw: RawLog, by_number: dict[int, BlockRef]) -> None:
+        """Slow path of the log/block match, for answers not in canonical lowercase hex."""
+        block = by_number[hex_int(raw["blockNumber"], "log blockNumber")]
+        if str(raw["blockHash"]).lower() != block.hash:
+            raise ChainDataError(
+                f"{self.network.name}: log of block {block.number} from another branch"
+            )
+
+    # --- native value and token calls (need receipts) -------------------------------------
+
+    def _candidates(
+        self, block: RawBlock, ref: BlockRef, watched: WatchedAddresses
+    ) -> Iterable[_Candidate]:
+        tokens = self._tokens
+        for tx in block["transactions"]:
+            to = tx["to"]
+            if to is None:
+                continue
+            key = to.lower()
+            if key in watched:
+                value = codec.native_value(tx)
+                if value > 0:
+                    yield _Candidate(tx, ref, key, value, None)
+            elif key in tokens:
+                call = codec.decode_token_call(tx)
+                if call is not None and call.to in watched:
+                    yield _Candidate(tx, ref, call.to, call.amount, tokens[key])
+
+    async def _receipts(
+        self, numbers: list[int], by_number: dict[int, BlockRef]
+    ) -> dict[int, list[RawReceipt]]:
+        if not numbers:
+            return {}
+        hashes = [by_number[n].hash for n in numbers]
+        fetched = await self.rpc.get_block_receipts(numbers, hashes)
+        return dict(zip(numbers, fetched, strict=True))
+
+    def _resolve(
+        self,
+        candidates: list[_Candidate],
+        receipts: dict[int, list[RawReceipt]],
+        blocks: list[RawBlock],
+        start: int,
+    ) -> Iterable[Transfer]:
+        for cand in candidates:
+            block_receipts = receipts[cand.block.number]
+            index = hex_int(cand.tx["transactionIndex"], "transactionIndex")
+            block_txs = blocks[cand.block.number - start]["transactions"]
+            receipt = _receipt_of(cand.tx, index, block_receipts, len(block_txs))
+            failed = hex_int(receipt.get("status"), "receipt status") != 1
+            if cand.token is None:
+                reason = RejectReason.FAILED_TX if failed else None
+                yield self._transfer(cand, "native", self._native, None, reason)
+            elif failed:
+                yield self._call_transfer(cand, index, RejectReason.FAILED_TX)
+            elif not _has_transfer_event(receipt, cand.token, cand.to):
+                # transfer() "succeeded" but moved nothing: a token returning false.
+                yield self._call_transfer(cand, index, RejectReason.NO_TRANSFER_EVENT)
+
+    def _call_transfer(self, cand: _Candidate, index: int, reason: RejectReason) -> Transfer:
+        token = cand.token
+        assert token is not None
+        return self._transfer(cand, f"call:{index}", token.symbol, token.contract, reason)
+
+    def _transfer(
+        self,
+        cand: _Candidate,
+        position: str,
+        asset: str,
+        contract: str | None,
+        reason: RejectReason | None,
+    ) -> Transfer:
+        return Transfer(
+            network=self.network.name,
+            txid=cand.tx["hash"].lower(),
+            position=position,
+            to=cand.to,
+            amount=cand.amount,
+            asset=asset,
+            contract=contract,
+            block_number=cand.block.number,
+            block_hash=cand.block.hash,
+            reject_reason=reason,
+        )
+
+    # --- internal ETH transfers (traces) ---------------------------------------------------
+
+    async def _internal(
+        self, blocks: list[RawBlock], refs: list[BlockRef], watched: WatchedAddresses
+    ) -> list[Transfer]:
+        if not self.network.tracing:
+            return []
+        found: list[Transfer] = []
+        per_block = await self._traces(blocks, refs)
+        for block, ref, frames in zip(blocks, refs, per_block, strict=True):
+            for tx, top in zip(block["transactions"], frames, strict=True):
+                for internal in codec.internal_transfers(top, watched):
+                    found.append(
+                        Transfer(
+                            network=self.network.name,
+                            txid=tx["hash"].lower(),
+                            position=f"trace:{internal.path}",
+                            to=internal.to,
+                            amount=internal.amount,
+                            asset=self._native,
+                            block_number=ref.number,
+                            block_hash=ref.hash,
+                        )
+                    )
+        return found
+
+    async def _traces(
+        self, blocks: list[RawBlock], refs: list[BlockRef]
+    ) -> list[list[RawCallFrame]]:
+        """The top call frame of every transaction of each block, in transaction order."""
+        if self._block_tracing:
+            try:
+                traced = await self.rpc.trace_blocks([ref.number for ref in refs])
+            except RpcError as exc:
+                if exc.rpc_code != METHOD_NOT_FOUND:
+                    raise
+                log.warning("evm_block_tracing_unsupported", network=self.network.name)
+                self._block_tracing = False
+            else:
+                return [
+                    _aligned_traces(block, entries, self.network.name)
+                    for block, entries in zip(blocks, traced, strict=True)
+                ]
+        return await self._traces_per_tx(blocks)
+
+    async def _traces_per_tx(self, blocks: list[RawBlock]) -> list[list[RawCallFrame]]:
+        # Only code can move ETH internally: plain value transfers (empty input) get a stub.
+        wanted = [tx["hash"] for b in blocks for tx in b["transactions"] if tx["input"] != "0x"]
+        frames = dict(zip(wanted, await self.rpc.trace_transactions(wanted), strict=True))
+        empty: RawCallFrame = {"type": "CALL"}
+        return [[frames.get(tx["hash"], empty) for tx in b["transactions"]] for b in blocks]
+
+
+def _ref(block: RawBlock) -> BlockRef:
+    return BlockRef(
+        number=int(block["number"], 16),
+        hash=block["hash"].lower(),
+        parent_hash=block["parentHash"].lower(),
+    )
+
+
+def _linked_refs(blocks: list[RawBlock], network: str) -> list[BlockRef]:
+    """BlockRefs of consecutive blocks, checked to form one chain (no branch mix)."""
+    refs = [_ref(block) for block in blocks]
+    for parent, child in itertools.pairwise(refs):
+        if child.parent_hash != parent.hash:
+            raise ChainDataError(
+                f"{network}: block {child.number} does not link to block {parent.number}"
+            )
+    return refs
+
+
+def _receipt_of(tx: RawTx, index: int, receipts: list[RawReceipt], tx_count: int) -> RawReceipt:
+    if len(receipts) != tx_count or not 0 <= index < tx_count:
+        raise ChainDataError(f"receipts do not match the transactions of block {tx['blockNumber']}")
+    receipt = receipts[index]
+    if receipt["transactionHash"].lower() != tx["hash"].lower():
+        raise ChainDataError(f"receipt {index} is not that of transaction {tx['hash']}")
+    return receipt
+
+
+def _has_transfer_event(receipt: RawReceipt, token: Asset, to: str) -> bool:
+    for raw in receipt["logs"]:
+        event = codec.decode_transfer_log(raw)
+        if event is not None and event.contract == token.contract and event.to == to:
+            return True
+    return False
+
+
+def _aligned_traces(block: RawBlock, entries: list[RawTxTrace], network: str) -> list[RawCallFrame]:
+    txs = block["transactions"]
+    if len(entries) != len(txs):
+        raise ChainDataError(f"{network}: traces do not match the transactions of a block")
+    for tx, entry in zip(txs, entries, strict=True):
+        traced = entry.get("txHash")
+        if traced is not None and traced.lower() != tx["hash"].lower():
+            raise ChainDataError(f"{network}: trace of {traced} where {tx['hash']} was expected")
+    return [entry["result"] for entry in entries]
+
+
+async def _both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
+    """Await two calls concurrently; if one fails the other is cancelled and the failure is
+    raised as itself (not wrapped in an ExceptionGroup, so callers can classify it by type)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            a = group.create_task(_awaited(first))
+            b = group.create_task(_awaited(second))
+    except BaseExceptionGroup as group_error:
+        raise group_error.exceptions[0] from None
+    return a.result(), b.result()
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable

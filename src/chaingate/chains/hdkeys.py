@@ -1,0 +1,48 @@
+"""BIP32 public derivation shared by every chain family.
+
+The registry holds the *account* extended public key of each network (m/84'/0'/0' for Bitcoin,
+m/44'/60'/0' for EVM, m/44'/195'/0' for TRON); deposit address ``i`` is its child ``0/i``
+(external chain, non-hardened), so no private key is ever needed here.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from bitcoinlib.keys import BKeyError, HDKey
+
+from chaingate.errors import ConfigError
+
+EXTERNAL_CHAIN = 0
+
+
+@lru_cache(maxsize=64)
+def _external_chain(xpub: str) -> HDKey:
+    try:
+        key = HDKey(xpub)
+    except (BKeyError, ValueError, TypeError) as exc:
+        raise ConfigError("extended public key is not valid BIP32 (xpub/zpub/tpub/vpub)") from exc
+    if key.is_private:
+        # An xprv in a watcher's configuration is a key leak, not a convenience.
+        raise ConfigError("an extended PRIVATE key was configured where an xpub belongs")
+    return key.child_public(EXTERNAL_CHAIN)
+
+
+def validate_xpub(xpub: str) -> None:
+    """Raise ConfigError (without echoing the key) unless ``xpub`` is a usable public key."""
+    _external_chain(xpub)
+
+
+def deposit_public_key(xpub: str, index: int) -> bytes:
+    """Compressed SEC1 public key (33 bytes) of deposit address ``index``."""
+    if not 0 <= index < 2**31:
+        raise ValueError(f"derivation index out of range: {index}")
+    child = _external_chain(xpub).child_public(index)
+    return bytes.fromhex(child.public_hex)
+
+
+def uncompressed_point(compressed: bytes) -> bytes:
+    """64-byte X||Y of a compressed public key (EVM and TRON hash this)."""
+    from coincurve import PublicKey
+
+    return PublicKey(compressed).format(compressed=False)[1:]

@@ -1,0 +1,1 @@
+"""TRON family: base58check addresses, java-tron HTTP decoding, the TronAdapter."""

@@ -1,0 +1,14 @@
+"""``chaingate demo`` (``make demo``): the main job end to end on the local devnet.
+
+Brings the devnet up, gives the gateway a fresh database and the reference ledger one of its
+own, runs the service (api, watchers, dispatcher) in-process, then drives the scenario through
+the public API and the chains: deposits on Ethereum (ETH, NEXO), Bitcoin and TRON (TRX, USDT)
+must be credited exactly; a dust ETH amount must be rejected; NEXO sent on the BSC stand-in to
+the same 0x address must be rejected with a network-mismatch alert. The exit code is 0 only if
+every one of those outcomes was observed through the API and the ledger.
+"""
+
+from chaingate.demo.outcomes import Expected, Seen, format_units, problems
+from chaingate.demo.runner import run_demo
+
+__all__ = ["Expected", "Seen", "format_units", "problems", "run_demo"]

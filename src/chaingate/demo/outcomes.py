@@ -1,0 +1,146 @@
+"""What the demo promises and how it judges what the gateway and the ledger report."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+USER = "alice"
+ETH, BSC, BTC, TRON = "ethereum-devnet", "bsc-devnet", "bitcoin-devnet", "tron-devnet"
+Out = Callable[[str], None]
+Decimals = Callable[[str, str], int | None]  # (network, asset) -> decimals, None if unlisted
+
+
+class DemoError(Exception):
+    """Raised when a demo step cannot be carried out (the report says which one)."""
+
+
+@dataclasses.dataclass
+class Expected:
+    """One outcome the demo promises: a deposit and what the gateway must make of it."""
+
+    label: str
+    network: str
+    asset: str
+    amount: int
+    decimals: int
+    status: str  # credited | rejected
+    reason: str | None = None
+    alert: str | None = None  # alert kind that must exist for this txid
+    txid: str = ""
+
+
+@dataclasses.dataclass
+class Seen:
+    """What the gateway API and the ledger say right now."""
+
+    deposits: list[dict[str, Any]]
+    balances: dict[tuple[str, str], int]
+    alerts: list[dict[str, Any]]
+
+
+def format_units(amount: int, decimals: int) -> str:
+    """Exact human form of integer base units: 1500000000000000000, 18 -> "1.5"."""
+    sign = "-" if amount < 0 else ""
+    whole, frac = divmod(abs(amount), 10**decimals)
+    text = f"{whole}.{frac:0{decimals}d}".rstrip("0").rstrip(".") if decimals else str(whole)
+    return sign + text
+
+
+def txid_key(value: object) -> str:
+    """Transaction ids compare without case or 0x (EVM ids carry it, Bitcoin and TRON not)."""
+    return str(value or "").lower().removeprefix("0x")
+
+
+def deposit_of(e: Expected, seen: Seen) -> dict[str, Any] | None:
+    want = (e.network, e.asset, txid_key(e.txid))
+    return next((d for d in seen.deposits
+                 if (d["network"], d["asset"], txid_key(d["txid"])) == want), None)  # fmt: skip
+
+
+def problems(expected: list[Expected], seen: Seen) -> list[str]:
+    """Every way what was seen differs from what was expected; empty means success.
+
+    The ledger must hold exactly the credited amounts: a balance too high (dust credited, a
+    double credit) fails as surely as one too low.
+    """
+    found = []
+    for e in expected:
+        d = deposit_of(e, seen)
+        if d is None:
+            found.append(f"{e.label} on {e.network}: no deposit recorded for tx {e.txid}")
+        elif d["status"] != e.status or d["reason"] != e.reason:
+            found.append(f"{e.label} on {e.network}: {d['status']} ({d['reason'] or '-'}), "
+                            f"expected {e.status} ({e.reason or '-'})")  # fmt: skip
+        elif int(d["amount"]) != e.amount:
+            found.append(f"{e.label} on {e.network}: recorded amount {d['amount']}")
+        if e.alert and not any(
+            a["kind"] == e.alert
+            and a["network"] == e.network
+            and txid_key(a["txid"]) == txid_key(e.txid)
+            for a in seen.alerts
+        ):
+            found.append(f"{e.label} on {e.network}: no {e.alert} alert for tx {e.txid}")
+    want: dict[tuple[str, str], int] = {}
+    decimals = {(e.network, e.asset): e.decimals for e in expected}
+    for e in expected:
+        if e.status == "credited":
+            want[(e.network, e.asset)] = want.get((e.network, e.asset), 0) + e.amount
+    for key in sorted(set(want) | set(seen.balances)):
+        have, need = seen.balances.get(key, 0), want.get(key, 0)
+        if have != need:
+            places = decimals.get(key, 0)  # an unexpected asset: shown in base units
+            found.append(f"ledger balance {key[0]} {key[1]} is {format_units(have, places)}, "
+                            f"expected {format_units(need, places)}")  # fmt: skip
+    return found
+
+
+def progress(expected: list[Expected], seen: Seen) -> str:
+    parts = []
+    for e in expected:
+        d = deposit_of(e, seen)
+        if d is None:
+            parts.append(f"{e.label}: not seen")
+        elif d["status"] == "confirming":
+            parts.append(f"{e.label}: confirming {d['confirmations']}/"
+                         f"{d['required_confirmations']}")  # fmt: skip
+        else:
+            parts.append(f"{e.label}: {d['status']}")
+    return "; ".join(parts) + f"; ledger balances: {len(seen.balances)}"
+
+
+def _human(decimals: Decimals, network: str | None, asset: str | None, amount: object) -> str:
+    if amount is None:
+        return "-"
+    places = decimals(network or "", asset or "")
+    return str(amount) if places is None else format_units(int(str(amount)), places)
+
+
+def report(seen: Seen, decimals: Decimals, out: Out) -> None:
+    """Print deposits, ledger balances and alerts, amounts in exact human units."""
+    out(f"\nDeposits of {USER} (GET /v1/deposits)")
+    out(f"  {'network':16} {'asset':5} {'amount':>12} {'status':10} {'conf':>5} "
+        f"{'reason':20} txid")  # fmt: skip
+    for d in sorted(seen.deposits, key=lambda d: (d["network"], d["id"])):
+        conf = f"{d['confirmations'] or 0}/{d['required_confirmations']}"
+        amount = _human(decimals, d["network"], d["asset"], d["amount"])
+        out(f"  {d['network']:16} {d['asset'] or '?':5} {amount:>12} {d['status']:10} "
+            f"{conf:>5} {d['reason'] or '-':20} {d['txid']}")  # fmt: skip
+    out(f"\nLedger balances of {USER} (reference ledger, GET /balances)")
+    for (network, asset), units in sorted(seen.balances.items()):
+        human = _human(decimals, network, asset, units)
+        out(f"  {network:16} {asset:5} {human:>12}  ({units} base units)")
+    if not seen.balances:
+        out("  (none)")
+    out("\nAlerts (GET /v1/alerts)")
+    for a in seen.alerts:
+        amount = _human(decimals, a["network"], a["asset"], a["amount"])
+        out(
+            f"  #{a['id']} {a['severity']} {a['kind']} {a['network'] or '-'} "
+            f"{a['asset'] or '-'} {amount} user={a['user_id'] or '-'} tx={a['txid'] or '-'}"
+        )
+        out(f"      {a['message']}")
+    if not seen.alerts:
+        out("  (none)")
+    out("")

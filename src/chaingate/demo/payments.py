@@ -1,0 +1,93 @@
+"""The demo's payments on the devnet chains, each returning what the gateway must make of it."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+from tronpy import AsyncTron
+from tronpy.keys import PrivateKey
+from tronpy.providers.async_http import AsyncHTTPProvider
+
+from chaingate.demo.outcomes import BSC, BTC, ETH, TRON, DemoError, Expected
+from chaingate.devnet import evm_contracts as evm
+from chaingate.devnet.bitcoin import LitecoinRpc
+from chaingate.devnet.manager import DevnetState
+from chaingate.devnet.tron_node import GENESIS_KEYS
+
+TRON_USDT_FEE_LIMIT = 100_000_000  # sun; the devnet charges far less, this only caps it
+TRON_MINE_LIMIT = 400  # blocks; the solidified head trails by 19 by default
+
+
+async def pay_ethereum(state: DevnetState, to: str) -> list[Expected]:
+    url, token, sender = str(state.eth_url), str(state.eth_token), evm.DEFAULT_SENDER
+    eth = Expected("1.5 ETH", ETH, "ETH", 15 * 10**17, 18, "credited")
+    nexo = Expected("250 NEXO", ETH, "NEXO", 250 * 10**18, 18, "credited")
+    dust = Expected("dust ETH", ETH, "ETH", 10**14, 18, "rejected", reason="dust")
+    eth.txid = await evm.send_eth(url, sender, to, eth.amount)
+    nexo.txid = await evm.token_transfer(url, token, sender, to, nexo.amount)
+    dust.txid = await evm.send_eth(url, sender, to, dust.amount)
+    await evm.mine(url, 3)  # ethereum-devnet credits after 3 confirmations
+    return [eth, nexo, dust]
+
+
+async def pay_bsc(state: DevnetState, to: str) -> Expected:
+    bep20 = Expected("BEP-20 NEXO", BSC, "NEXO", 10 * 10**18, 18, "rejected",
+                     reason="watch_only_network", alert="network_mismatch")  # fmt: skip
+    url = str(state.bsc_url)
+    bep20.txid = await evm.token_transfer(url, str(state.bsc_token), evm.DEFAULT_SENDER, to,
+                                          bep20.amount)  # fmt: skip
+    await evm.mine(url, 3)
+    return bep20
+
+
+async def pay_bitcoin(state: DevnetState, to: str) -> Expected:
+    btc = Expected("0.5 BTC", BTC, "BTC", 50_000_000, 8, "credited")
+    parts = urlsplit(str(state.ltc_rpc_url))
+    plain = urlunsplit(parts._replace(netloc=f"{parts.hostname}:{parts.port}"))
+    async with LitecoinRpc(plain, parts.username or "", parts.password or "",
+                           state.ltc_wallet) as rpc:  # fmt: skip
+        btc.txid = await rpc.send_to_script(to, btc.amount)
+        await rpc.mine(2)  # bitcoin-devnet credits after 2 confirmations
+    return btc
+
+
+async def pay_tron(url: str, usdt_contract: str, to: str) -> list[Expected]:
+    trx = Expected("25 TRX", TRON, "TRX", 25_000_000, 6, "credited")
+    usdt = Expected("100 USDT", TRON, "USDT", 100_000_000, 6, "credited")
+    key = PrivateKey(bytes.fromhex(GENESIS_KEYS[0]))  # genesis-funded; owns the USDT supply
+    sender = key.public_key.to_base58check_address()
+    async with AsyncTron(provider=AsyncHTTPProvider(url)) as tron:
+        tx = (await tron.trx.transfer(sender, to, trx.amount).build()).sign(key)
+        trx.txid = await _broadcast(tx)
+        contract = await tron.get_contract(usdt_contract)
+        call = await contract.functions.transfer(to, usdt.amount)
+        built = await call.with_owner(sender).fee_limit(TRON_USDT_FEE_LIMIT).build()
+        usdt.txid = await _broadcast(built.sign(key))
+    async with aiohttp.ClientSession(url) as node:
+        included = await _tron_mine(node, 1)
+        # Credits wait for the solidified head, which trails the head: mine until it passes.
+        solid, mined = included, 1
+        while solid < included + 2:
+            if mined >= TRON_MINE_LIMIT:
+                raise DemoError(f"TRON solidified head stuck at {solid} after {mined} blocks")
+            mined += 5
+            await _tron_mine(node, 5)
+            async with node.post("/walletsolidity/getnowblock", json={}) as resp:
+                solid = int((await resp.json())["block_header"]["raw_data"]["number"])
+    return [trx, usdt]
+
+
+async def _broadcast(tx: Any) -> str:
+    reply = await tx.broadcast()
+    if reply.get("result") is not True:
+        raise DemoError(f"TRON broadcast refused: {reply}")
+    return str(tx.txid)
+
+
+async def _tron_mine(node: aiohttp.ClientSession, count: int) -> int:
+    async with node.post("/devnet/mine", json={"count": count}) as resp:
+        resp.raise_for_status()
+    async with node.post("/wallet/getnowblock", json={}) as resp:
+        return int((await resp.json())["block_header"]["raw_data"]["number"])

@@ -1,0 +1,130 @@
+"""One exception family for the whole gateway.
+
+Every layer raises a subclass of ``ChaingateError``; callers classify errors by type, never by
+the text of the message. Messages are safe to show an operator: they never carry a secret.
+"""
+
+from __future__ import annotations
+
+
+class ChaingateError(Exception):
+    """Raised for any failure the gateway itself detects."""
+
+    code = "internal"
+
+
+# --- configuration -------------------------------------------------------------------------
+class ConfigError(ChaingateError):
+    """Raised when the chains/ registry or the environment holds an invalid value."""
+
+    code = "config"
+
+
+# --- provider layer ------------------------------------------------------------------------
+class ProviderError(ChaingateError):
+    """Raised when no endpoint could answer a request."""
+
+    code = "provider"
+
+
+class TransportError(ProviderError):
+    """Raised when an endpoint could not be reached, timed out or answered HTTP 429/5xx."""
+
+
+class RateLimitedError(TransportError):
+    """Raised when an endpoint answered HTTP 429 or its local rate limit was exhausted."""
+
+
+class EndpointLaggingError(ProviderError):
+    """Raised when an endpoint's head is too far behind the best known head."""
+
+
+class RpcError(ProviderError):
+    """Raised when an endpoint answered with a JSON-RPC error object."""
+
+    def __init__(self, message: str, rpc_code: int | None = None) -> None:
+        super().__init__(message)
+        self.rpc_code = rpc_code
+
+
+class RequestTooLargeError(RpcError):
+    """Raised when an endpoint refused a batch or a log range as too large."""
+
+
+class NoHealthyEndpointError(ProviderError):
+    """Raised when every endpoint of a network is down, lagging or exhausted."""
+
+
+# --- chain data ----------------------------------------------------------------------------
+class ChainDataError(ChaingateError):
+    """Raised when a node's answer is malformed or contradicts what was asked (RequestCorrupted)."""
+
+    code = "chain_data"
+
+
+class BlockNotFoundError(ChainDataError):
+    """Raised when a block the gateway expects to exist is not (yet) served."""
+
+
+class ReorgError(ChainDataError):
+    """Raised when blocks do not link to the hashes the gateway stored."""
+
+
+class ReorgTooDeepError(ReorgError):
+    """Raised when a fork point lies below the stored window of block hashes."""
+
+
+# --- store ---------------------------------------------------------------------------------
+class StoreError(ChaingateError):
+    """Raised when the database refuses or loses an operation."""
+
+    code = "store"
+
+
+class MigrationError(StoreError):
+    """Raised when a migration cannot be applied or a recorded one has changed."""
+
+
+# --- ledger --------------------------------------------------------------------------------
+class LedgerError(ChaingateError):
+    """Raised when the ledger refuses a request or cannot be reached."""
+
+    code = "ledger"
+
+
+class LedgerUnavailableError(LedgerError):
+    """Raised when the ledger is down or answered 5xx; the request may be retried."""
+
+
+class LedgerRejectedError(LedgerError):
+    """Raised when the ledger answered 4xx; retrying the same request will not help."""
+
+
+# --- signer --------------------------------------------------------------------------------
+class SignerError(ChaingateError):
+    """Raised when the signer refuses a job or cannot sign it."""
+
+    code = "signer"
+
+
+# --- validation (edge input) ---------------------------------------------------------------
+class ValidationError(ChaingateError):
+    """Raised when input at the edge (API, CLI) is invalid; the message says what to fix."""
+
+    code = "invalid_request"
+
+
+class InvalidAddressError(ValidationError):
+    """Raised when an address is malformed or belongs to another network."""
+
+    code = "invalid_address"
+
+    def __init__(self, message: str, other_network: str | None = None) -> None:
+        super().__init__(message)
+        self.other_network = other_network
+
+
+class NotFoundError(ChaingateError):
+    """Raised when a requested object does not exist."""
+
+    code = "not_found"

@@ -1,0 +1,137 @@
+"""HTTP client of the ledger contract (SPEC section 6).
+
+Every request is signed over the exact bytes sent. Failures are classified by what the caller
+should do next: ``LedgerUnavailableError`` (down, timeout, 5xx, 408/429: the same request may be
+sent again with the same idempotency key) and ``LedgerRequestRejectedError`` (other 4xx: sending
+it again will not help).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import structlog
+from yarl import URL
+
+from chaingate.errors import LedgerUnavailableError
+from chaingate.ledger.errors import LedgerRequestRejectedError
+from chaingate.ledger.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+
+log = structlog.get_logger(__name__)
+
+# A ledger answering these is busy or timed out, not refusing the request itself.
+_RETRYABLE_4XX = frozenset({408, 425, 429})
+
+
+def encode_body(payload: Mapping[str, Any]) -> bytes:
+    """The compact JSON form the client signs and sends."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class LedgerClient:
+    """``async with LedgerClient(url, secret) as ledger: await ledger.post("/credits", {...})``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        secret: bytes,
+        *,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not secret:
+            raise ValueError("the ledger secret must not be empty")
+        self._base = base_url.rstrip("/")
+        self._secret = secret
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._clock = clock
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:  # the secret must never reach a log line or a traceback
+        return "LedgerClient(<base_url>, <secret>)"
+
+    async def __aenter__(self) -> LedgerClient:
+        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("LedgerClient used outside 'async with'")
+        return self._session
+
+    def _headers(self, signed: bytes) -> dict[str, str]:
+        timestamp = str(int(self._clock()))
+        return {
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: sign(self._secret, timestamp, signed),
+        }
+
+    async def post(self, path: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """POST ``payload`` as signed compact JSON; the parsed 2xx answer."""
+        body = encode_body(payload)
+        headers = self._headers(body)
+        headers["Content-Type"] = "application/json"
+        return await self._send("POST", path, URL(self._base + path), body, headers)
+
+    async def get(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """Signed GET (the signature covers the path and query string as sent)."""
+        target = str(URL(path).with_query(dict(params)))
+        url = URL(self._base + target, encoded=True)
+        return await self._send("GET", path, url, None, self._headers(target.encode("utf-8")))
+
+    async def _send(
+        self, method: str, path: str, url: URL, body: bytes | None, headers: dict[str, str]
+    ) -> dict[str, Any]:
+        try:
+            async with self.session.request(method, url, data=body, headers=headers) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("ledger_unreachable", path=path, error=type(exc).__name__)
+            raise LedgerUnavailableError(f"ledger {path}: {type(exc).__name__}") from exc
+        if status >= 500 or status in _RETRYABLE_4XX:
+            raise LedgerUnavailableError(f"ledger {path}: HTTP {status}")
+        if status >= 400:
+            code, message = _error_of(raw, status)
+            raise LedgerRequestRejectedError(
+                f"ledger {path}: HTTP {status} {code}: {message}", status=status, error_code=code
+            )
+        return _parse_answer(raw, path)
+
+
+def _error_of(raw: bytes, status: int) -> tuple[str, str]:
+    try:
+        error = json.loads(raw)["error"]
+        return str(error["code"]), str(error.get("message", ""))[:500]
+    except (ValueError, TypeError, KeyError):
+        return f"http_{status}", raw[:200].decode("utf-8", "replace")
+
+
+def _parse_answer(raw: bytes, path: str) -> dict[str, Any]:
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        # The request may have been applied; resending with the same key gets the real answer.
+        raise LedgerUnavailableError(f"ledger {path}: 2xx answer is not a JSON object")
+    return answer

@@ -1,0 +1,360 @@
+"""Outbox dispatcher: delivers ``ledger_outbox`` rows to the ledger, each exactly once as the
+ledger sees it.
+
+Rows are claimed with ``FOR UPDATE SKIP LOCKED`` and a lease (``next_attempt_at`` pushed forward
+and committed before sending), so several dispatchers never send a row at the same time and a
+crashed dispatcher's rows come back when the lease runs out. A row is sent with its own stored
+payload, which carries its idempotency key, so a resend after any crash gets the ledger's first
+answer instead of a second credit. Delivery is recorded only after the ledger answered.
+
+Order: a reversal is not claimed while the credit it reverses (payload ``credit_key`` = that
+row's ``idempotency_key``) is undelivered, a deposit's new credit (re-mined after a reorg) waits
+for the reversal of its earlier credit, and a withdrawal event waits for the earlier events of
+the same withdrawal. A row the ledger refuses (4xx) is parked, never dropped: it keeps its
+error, stops being retried, and raises a critical alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from prometheus_client import CollectorRegistry, Counter
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from chaingate.errors import LedgerRejectedError, LedgerUnavailableError
+from chaingate.ledger.client import LedgerClient
+from chaingate.ledger.errors import LedgerRequestRejectedError
+from chaingate.store.alerts import NewAlert, raise_alert
+
+log = structlog.get_logger(__name__)
+
+KIND_PATHS = {
+    "credit": "/credits",
+    "reversal": "/reversals",
+    "withdrawal_event": "/withdrawal-events",
+}
+# A ledger refusing our signature is misconfigured (secret, clock), not refusing the message:
+# retry later instead of parking every row.
+_AUTH_STATUSES = frozenset({401, 403})
+_MAX_EXPONENT = 30
+# What a lost or restarting database looks like through asyncpg (InternalClientError: a pool
+# connection killed while the pool was resetting it).
+_DB_DOWN = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
+
+# jsonb goes in and out as text (``::text``) so the dispatcher works the same on a plain pool
+# and on the service's pool, whose jsonb codec (store.db) would otherwise decode it to a dict.
+_CLAIM = """
+WITH due AS (
+    SELECT o.id FROM ledger_outbox o
+    WHERE o.delivered_at IS NULL
+      AND o.next_attempt_at <= now()
+      AND NOT (o.kind = 'reversal' AND EXISTS (
+            SELECT 1 FROM ledger_outbox c
+            WHERE c.idempotency_key = o.payload->>'credit_key' AND c.delivered_at IS NULL))
+      AND NOT (o.kind = 'withdrawal_event' AND EXISTS (
+            SELECT 1 FROM ledger_outbox w
+            WHERE w.kind = 'withdrawal_event' AND w.delivered_at IS NULL AND w.id < o.id
+              AND w.payload->>'withdrawal_id' = o.payload->>'withdrawal_id'))
+      -- The new credit of a deposit re-mined after a reorg waits for the reversal of its old
+      -- credit: the ledger refuses a second standing credit of one deposit (it would park it).
+      AND NOT (o.kind = 'credit' AND EXISTS (
+            SELECT 1 FROM ledger_outbox r
+            JOIN ledger_outbox c ON c.idempotency_key = r.payload->>'credit_key'
+            WHERE r.kind = 'reversal' AND r.delivered_at IS NULL AND r.id < o.id
+              AND c.id <> o.id
+              AND c.payload->>'network' = o.payload->>'network'
+              AND c.payload->>'txid' = o.payload->>'txid'
+              AND c.payload->>'position' = o.payload->>'position'))
+    ORDER BY o.id
+    LIMIT $1
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE ledger_outbox o
+SET next_attempt_at = now() + make_interval(secs => $2)
+FROM due WHERE o.id = due.id
+RETURNING o.id, o.idempotency_key, o.kind, o.payload::text AS payload, o.attempts
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    idempotency_key: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+class DispatcherMetrics:
+    """Counters of the dispatcher, registered on the registry the service hands in."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.delivered = Counter(
+            "chaingate_ledger_outbox_delivered",
+            "Outbox messages the ledger acknowledged",
+            ["kind"],
+            registry=registry,
+        )
+        self.failed = Counter(
+            "chaingate_ledger_outbox_failed",
+            "Outbox delivery attempts that will be retried",
+            ["kind"],
+            registry=registry,
+        )
+        self.parked = Counter(
+            "chaingate_ledger_outbox_parked",
+            "Outbox messages the ledger refused (alerted)",
+            ["kind"],
+            registry=registry,
+        )
+
+
+class OutboxDispatcher:
+    def __init__(
+        self,
+        db_pool: asyncpg.Pool,
+        client: LedgerClient,
+        *,
+        batch_size: int = 100,
+        lease_seconds: float = 30,
+        max_backoff: float = 300,
+        base_backoff: float = 1.0,
+        send_attempts: int = 3,
+        retry_wait: float = 0.2,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self._db = db_pool
+        self._client = client
+        self._batch_size = batch_size
+        self._lease = float(lease_seconds)
+        self._max_backoff = float(max_backoff)
+        self._base_backoff = base_backoff
+        self._send_attempts = send_attempts
+        self._retry_wait = retry_wait
+        self.metrics = DispatcherMetrics(registry or CollectorRegistry())
+        self._last_claimed = 0
+
+    async def run(self, stop: asyncio.Event, interval: float) -> None:
+        """Dispatch until ``stop`` is set; a full batch is followed at once by the next."""
+        log.info("ledger_dispatcher_started", batch_size=self._batch_size)
+        while not stop.is_set():
+            try:
+                await self.dispatch_once()
+            except _DB_DOWN as exc:
+                # The database is down or restarting, or killed our connection mid-operation:
+                # nothing was lost (rows stay in the outbox, leases expire), so try again.
+                log.warning("ledger_dispatch_db_error", error=type(exc).__name__)
+                self._last_claimed = 0
+            if self._last_claimed >= self._batch_size:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+        log.info("ledger_dispatcher_stopped")
+
+    async def dispatch_once(self) -> int:
+        """Claim due rows and send them in id order; the number the ledger acknowledged."""
+        rows = await self._claim()
+        self._last_claimed = len(rows)
+        delivered = 0
+        for index, row in enumerate(rows):
+            try:
+                answer = await self._send(row)
+            except LedgerUnavailableError as exc:
+                retry_in = await self._record_failure(row, exc)
+                # The ledger is down: the rest of the batch waits too instead of each row
+                # burning its own retries against it.
+                await self._defer([r.id for r in rows[index + 1 :]], retry_in)
+                break
+            except LedgerRejectedError as exc:
+                if _status_of(exc) in _AUTH_STATUSES:
+                    retry_in = await self._record_failure(row, exc)
+                    await self._alert_auth_failure(exc)
+                    await self._defer([r.id for r in rows[index + 1 :]], retry_in)
+                    break
+                await self._park(row, str(exc), _status_of(exc), _code_of(exc))
+                continue
+            await self._record_delivery(row, answer)
+            delivered += 1
+        return delivered
+
+    async def _claim(self) -> list[OutboxRow]:
+        async with self._db.acquire() as conn, conn.transaction():
+            records = await conn.fetch(_CLAIM, self._batch_size, self._lease)
+        rows = [
+            OutboxRow(
+                id=r["id"],
+                idempotency_key=r["idempotency_key"],
+                kind=r["kind"],
+                payload=json.loads(r["payload"]),
+                attempts=r["attempts"],
+            )
+            for r in records
+        ]
+        return sorted(rows, key=lambda r: r.id)
+
+    async def _send(self, row: OutboxRow) -> dict[str, Any]:
+        path = KIND_PATHS.get(row.kind)
+        if path is None or row.payload.get("idempotency_key") != row.idempotency_key:
+            # A malformed row would be credited under a key we do not track: refuse it loudly.
+            raise LedgerRequestRejectedError(
+                "outbox row is malformed (unknown kind or payload key differs from the row key)",
+                status=0,
+                error_code="malformed_outbox_row",
+            )
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._send_attempts),
+            # Full jitter: dispatchers that failed together do not retry in step.
+            wait=wait_random_exponential(multiplier=self._retry_wait, max=self._retry_wait * 8),
+            retry=retry_if_exception_type(LedgerUnavailableError),
+            reraise=True,
+        )
+        answer: dict[str, Any] = await retrying(self._client.post, path, row.payload)
+        return answer
+
+    async def _record_delivery(self, row: OutboxRow, answer: dict[str, Any]) -> None:
+        async with self._db.acquire() as conn:
+            await conn.execute(
+                """
+                UPDATE ledger_outbox
+                SET delivered_at = now(), response = $2::text::jsonb, attempts = attempts + 1,
+                    last_error = NULL
+                WHERE id = $1 AND delivered_at IS NULL
+                """,
+                row.id,
+                json.dumps(answer),
+            )
+        self.metrics.delivered.labels(row.kind).inc()
+        log.info(
+            "ledger_outbox_delivered",
+            outbox_id=row.id,
+            kind=row.kind,
+            idempotency_key=row.idempotency_key,
+            attempts=row.attempts + 1,
+        )
+
+    def _backoff(self, attempts: int) -> float:
+        delay = min(self._max_backoff, self._base_backoff * 2.0 ** min(attempts, _MAX_EXPONENT))
+        return delay * random.uniform(0.5, 1.0)  # jitter: dispatchers do not retry in step
+
+    async def _record_failure(self, row: OutboxRow, exc: Exception) -> float:
+        retry_in = self._backoff(row.attempts)
+        async with self._db.acquire() as conn:
+            await conn.execute(
+                """
+                UPDATE ledger_outbox
+                SET attempts = attempts + 1, last_error = $2,
+                    next_attempt_at = now() + make_interval(secs => $3)
+                WHERE id = $1 AND delivered_at IS NULL
+                """,
+                row.id,
+                str(exc)[:1000],
+                retry_in,
+            )
+        self.metrics.failed.labels(row.kind).inc()
+        log.warning(
+            "ledger_outbox_retry_later",
+            outbox_id=row.id,
+            kind=row.kind,
+            idempotency_key=row.idempotency_key,
+            attempts=row.attempts + 1,
+            retry_in=round(retry_in, 3),
+            error=type(exc).__name__,
+        )
+        return retry_in
+
+    async def _defer(self, ids: list[int], retry_in: float) -> None:
+        if not ids:
+            return
+        async with self._db.acquire() as conn:
+            await conn.execute(
+                "UPDATE ledger_outbox SET next_attempt_at = now() + make_interval(secs => $2)"
+                " WHERE id = ANY($1::bigint[]) AND delivered_at IS NULL",
+                ids,
+                retry_in,
+            )
+
+    async def _park(self, row: OutboxRow, error: str, status: int, code: str) -> None:
+        payload = row.payload
+        amount = payload.get("amount")
+        async with self._db.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """
+                UPDATE ledger_outbox
+                SET attempts = attempts + 1, last_error = $2, next_attempt_at = 'infinity'
+                WHERE id = $1 AND delivered_at IS NULL
+                """,
+                row.id,
+                error[:1000],
+            )
+            await raise_alert(
+                conn,
+                NewAlert(
+                    kind="ledger_rejected",
+                    severity="critical",
+                    network=_text(payload.get("network")),
+                    asset=_text(payload.get("asset")),
+                    amount=int(amount) if isinstance(amount, str) and amount.isdigit() else None,
+                    txid=_text(payload.get("txid")),
+                    user_id=_text(payload.get("user_id")),
+                    message=f"ledger refused {row.kind} {row.idempotency_key}: {error}"[:2000],
+                    details={
+                        "outbox_id": row.id,
+                        "idempotency_key": row.idempotency_key,
+                        "kind": row.kind,
+                        "status": status,
+                        "error_code": code,
+                    },
+                    dedup_key=f"ledger_rejected:{row.idempotency_key}",
+                ),
+            )
+        self.metrics.parked.labels(row.kind).inc()
+        log.error(
+            "ledger_outbox_parked",
+            outbox_id=row.id,
+            kind=row.kind,
+            idempotency_key=row.idempotency_key,
+            status=status,
+            code=code,
+        )
+
+    async def _alert_auth_failure(self, exc: LedgerRejectedError) -> None:
+        # One alert per day: acknowledged alerts keep their dedup key for good.
+        day = datetime.now(UTC).date().isoformat()
+        async with self._db.acquire() as conn:
+            await raise_alert(
+                conn,
+                NewAlert(
+                    kind="ledger_auth_failed",
+                    severity="critical",
+                    message="the ledger refuses our signed requests (shared secret or clock); "
+                    "outbox delivery is stalled",
+                    details={"status": _status_of(exc), "error_code": _code_of(exc)},
+                    dedup_key=f"ledger_auth_failed:{day}",
+                ),
+            )
+        log.error("ledger_auth_failed", status=_status_of(exc), code=_code_of(exc))
+
+
+def _status_of(exc: LedgerRejectedError) -> int:
+    return exc.status if isinstance(exc, LedgerRequestRejectedError) else 0
+
+
+def _code_of(exc: LedgerRejectedError) -> str:
+    return exc.error_code if isinstance(exc, LedgerRequestRejectedError) else "rejected"
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,36 @@
+"""The service's Prometheus collectors, created on one registry in ``main`` (none at import)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class WatcherMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.head = Gauge(
+            "chaingate_chain_head", "Best head reported by the endpoints", ["network"], registry=r
+        )
+        self.cursor = Gauge(
+            "chaingate_watcher_cursor", "Last block fully processed", ["network"], registry=r
+        )
+        self.blocks = Counter("chaingate_blocks_scanned", "Blocks scanned", ["network"], registry=r)
+        self.deposits = Counter(
+            "chaingate_deposits",
+            "Deposits recorded, by first status",
+            ["network", "status"],
+            registry=r,
+        )
+        self.credits = Counter("chaingate_credits", "Deposits credited", ["network"], registry=r)
+        self.reorgs = Counter("chaingate_reorgs", "Reorgs handled", ["network"], registry=r)
+        self.reversals = Counter(
+            "chaingate_reversals", "Credited deposits reversed", ["network"], registry=r
+        )
+        self.alerts = Counter("chaingate_alerts", "Alerts raised", ["kind", "network"], registry=r)
+        self.step_errors = Counter(
+            "chaingate_watcher_step_errors",
+            "Watcher steps that failed",
+            ["network", "error"],
+            registry=r,
+        )

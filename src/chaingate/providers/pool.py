@@ -1,0 +1,360 @@
+"""Endpoint pool: the one object adapters hold to talk to a network's node endpoints.
+
+Layers, innermost first: transport (one HTTP POST), per-endpoint token bucket, JSON-RPC envelope
+checks, the caller's response check, health bookkeeping, failover across endpoints, and tenacity
+rounds for idempotent calls. A call with ``idempotent=False`` (a broadcast) is sent exactly once
+to one endpoint; whatever happens is raised, since the request may already have been sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import aiohttp
+import structlog
+
+from chaingate.domain import Endpoint
+from chaingate.errors import (
+    ChainDataError,
+    EndpointLaggingError,
+    NoHealthyEndpointError,
+    ProviderError,
+    RateLimitedError,
+    RequestTooLargeError,
+    RpcError,
+    TransportError,
+)
+from chaingate.providers.batching import BatchSender, Call, Check, gather_first_error
+from chaingate.providers.health import BenchPolicy, EndpointHealth, EndpointState
+from chaingate.providers.jsonrpc import make_request, unwrap_single
+from chaingate.providers.logs import split_get_logs
+from chaingate.providers.metrics import ProviderMetrics
+from chaingate.providers.ratelimit import TokenBucket
+from chaingate.providers.redact import redact_text
+from chaingate.providers.retry import FAILOVER_ERRORS, RetryPolicy, RoundFailed
+from chaingate.providers.transport import HttpReply, raise_for_status, require_json, send_json
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+HeadProbe = Callable[["EndpointPool", Endpoint], Awaitable[int]]
+Op = Callable[[EndpointState], Awaitable[T]]
+
+
+def error_kind(exc: BaseException) -> str:
+    """The ``kind`` label of the errors metric."""
+    if isinstance(exc, RateLimitedError):
+        return "rate_limited"
+    if isinstance(exc, TransportError):
+        return "transport"
+    if isinstance(exc, EndpointLaggingError):
+        return "lagging"
+    if isinstance(exc, ChainDataError):
+        return "bad_data"
+    if isinstance(exc, RequestTooLargeError):
+        return "too_large"
+    return "rpc"
+
+
+class EndpointPool:
+    """Implements ``RpcClient`` and ``HttpClient`` from ``chaingate.chains.base``."""
+
+    def __init__(
+        self,
+        network: str,
+        endpoints: Sequence[Endpoint],
+        *,
+        head_probe: HeadProbe | None = None,
+        max_head_lag: int = 5,
+        metrics: ProviderMetrics | None = None,
+        retry: RetryPolicy | None = None,
+        bench: BenchPolicy | None = None,
+    ) -> None:
+        if not endpoints:
+            raise ValueError(f"network {network} has no endpoints")
+        names = [e.name for e in endpoints]
+        if len(set(names)) != len(names):
+            raise ValueError(f"network {network} has duplicate endpoint names")
+        self.network = network
+        self.endpoints = tuple(endpoints)
+        self.head_probe = head_probe
+        self.max_head_lag = max_head_lag
+        self.metrics = metrics if metrics is not None else ProviderMetrics()
+        self.retry = retry if retry is not None else RetryPolicy()
+        policy = bench if bench is not None else BenchPolicy()
+        self._states = {e.name: EndpointState(e, policy) for e in self.endpoints}
+        self._limiters = {e.name: TokenBucket(e.rate_limit) for e in self.endpoints}
+        self._session: aiohttp.ClientSession | None = None
+        self._ids = itertools.count(1)
+        self._batches = BatchSender(self._send, self._call_on, self._ids)
+        for state in self._states.values():
+            self._publish_health(state)
+
+    # --- lifecycle --------------------------------------------------------------------------
+    async def __aenter__(self) -> EndpointPool:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("EndpointPool used outside 'async with'")
+        return self._session
+
+    # --- public calls -----------------------------------------------------------------------
+    async def request(
+        self,
+        method: str,
+        params: Sequence[Any] = (),
+        *,
+        idempotent: bool = True,
+        check: Check | None = None,
+    ) -> Any:
+        """One JSON-RPC call; ``check`` raises ChainDataError when the answer is wrong."""
+
+        async def op(state: EndpointState) -> Any:
+            return await self._call_on(state, method, params, check)
+
+        return await self._dispatch(op, method, idempotent)
+
+    async def batch(
+        self, calls: Sequence[Call], *, checks: Sequence[Check | None] | None = None
+    ) -> list[Any]:
+        """Idempotent calls as JSON-RPC batches (split when refused); results in request order."""
+        if checks is not None and len(checks) != len(calls):
+            raise ValueError("checks must match calls one to one")
+        if not calls:
+            return []
+        item_checks = list(checks) if checks is not None else [None] * len(calls)
+        chunk = max(e.max_batch for e in self.endpoints)
+        spans = [(i, min(i + chunk, len(calls))) for i in range(0, len(calls), chunk)]
+
+        async def run(lo: int, hi: int) -> list[Any]:
+            async def op(state: EndpointState) -> list[Any]:
+                return await self._batches.run(state, calls[lo:hi], item_checks[lo:hi])
+
+            return await self._dispatch(op, f"batch of {hi - lo}", True)
+
+        parts = await gather_first_error([run(lo, hi) for lo, hi in spans])
+        return [result for part in parts for result in part]
+
+    async def post(
+        self,
+        path: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        idempotent: bool = True,
+        check: Check | None = None,
+    ) -> Any:
+        """Plain HTTP JSON POST to ``<endpoint url><path>`` (TRON /wallet, /walletsolidity)."""
+
+        async def op(state: EndpointState) -> Any:
+            return await self._post_on(state, path, payload, check)
+
+        return await self._dispatch(op, path, idempotent)
+
+    async def get_logs(self, log_filter: Mapping[str, Any]) -> list[Any]:
+        """``eth_getLogs`` over a block range, split to fit the endpoints' range caps."""
+        max_range = min(e.max_log_range for e in self.endpoints)
+        return await split_get_logs(self.request, log_filter, max_range)
+
+    async def request_on(
+        self,
+        endpoint: Endpoint,
+        method: str,
+        params: Sequence[Any] = (),
+        *,
+        check: Check | None = None,
+    ) -> Any:
+        """One JSON-RPC call to exactly ``endpoint`` (head probes); no failover, no retry."""
+        state = self._states[endpoint.name]
+        return await self._run_on(state, lambda s: self._call_on(s, method, params, check))
+
+    async def post_on(
+        self,
+        endpoint: Endpoint,
+        path: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        check: Check | None = None,
+    ) -> Any:
+        """One HTTP JSON POST to exactly ``endpoint``; no failover, no retry."""
+        state = self._states[endpoint.name]
+        return await self._run_on(state, lambda s: self._post_on(s, path, payload, check))
+
+    # --- heads and health -------------------------------------------------------------------
+    async def best_head(self) -> int:
+        """Probe every endpoint, bench the laggards, return the best head of the healthy ones."""
+        if self.head_probe is None:
+            raise RuntimeError("pool has no head probe")
+        states = list(self._states.values())
+        heads = await asyncio.gather(*(self._probe(s) for s in states))
+        answered = [(s, h) for s, h in zip(states, heads, strict=True) if h is not None]
+        if not answered:
+            raise NoHealthyEndpointError(f"{self.network}: no endpoint reported its head")
+        best = max(h for _, h in answered)
+        for state, head in answered:
+            before = state.lag_reason
+            state.record_head(head, best, self.max_head_lag)
+            labels = self.metrics.head_lag.labels(self.network, state.endpoint.name)
+            labels.set(best - head)
+            if state.lag_reason != before:
+                log.warning(
+                    "endpoint_head_state",
+                    network=self.network,
+                    endpoint=state.endpoint.name,
+                    head=head,
+                    best=best,
+                    benched_reason=None if state.lag_reason is None else state.lag_reason.value,
+                )
+            self._publish_health(state)
+        return best
+
+    def health(self) -> list[EndpointHealth]:
+        return [state.snapshot() for state in self._states.values()]
+
+    async def _probe(self, state: EndpointState) -> int | None:
+        assert self.head_probe is not None
+        try:
+            head = await self.head_probe(self, state.endpoint)
+            if isinstance(head, bool) or not isinstance(head, int) or head < 0:
+                raise ChainDataError(f"{state.endpoint.name}: head probe returned {head!r}")
+        except (ProviderError, ChainDataError) as exc:
+            if not isinstance(exc, FAILOVER_ERRORS):
+                state.record_failure()  # an RpcError from a head probe is still no head
+                self._publish_health(state)
+            log.warning(
+                "endpoint_probe_failed",
+                network=self.network,
+                endpoint=state.endpoint.name,
+                error=type(exc).__name__,
+                detail=redact_text(str(exc)),
+            )
+            return None
+        return head
+
+    def _publish_health(self, state: EndpointState) -> None:
+        gauge = self.metrics.healthy.labels(self.network, state.endpoint.name)
+        gauge.set(1 if state.is_available() else 0)
+
+    # --- failover ---------------------------------------------------------------------------
+    async def _dispatch(self, op: Op[T], what: str, idempotent: bool) -> T:
+        if not idempotent:
+            return await self._once(op, what)
+        try:
+            return await self.retry.run(lambda: self._round(op, what))
+        except RoundFailed as failed:
+            raise failed.public() from (failed.errors[-1] if failed.errors else None)
+
+    async def _once(self, op: Op[T], what: str) -> T:
+        order = self._ordered()
+        if not order:
+            raise NoHealthyEndpointError(f"{self.network}: no usable endpoint for {what}")
+        return await self._run_on(order[0], op)
+
+    async def _round(self, op: Op[T], what: str) -> T:
+        errors: list[Exception] = []
+        for state in self._ordered():
+            try:
+                return await self._run_on(state, op)
+            except FAILOVER_ERRORS as exc:
+                errors.append(exc)
+        raise RoundFailed(self.network, what, errors)
+
+    def _ordered(self) -> list[EndpointState]:
+        """Endpoints to try, best first: healthy ones in weighted random order, then the ones
+        benched for failures (soonest back first) as a last resort; lagging ones never."""
+        now = time.monotonic()
+        healthy = [s for s in self._states.values() if s.is_available(now)]
+        # Efraimidis-Spirakis weighted shuffle; weight 0 marks a backup used after the others.
+        healthy.sort(key=lambda s: _weighted_key(s.endpoint.weight), reverse=True)
+        failing = [s for s in self._states.values() if s.lag_reason is None and s.is_failing(now)]
+        failing.sort(key=lambda s: s.failing_until)
+        return healthy + failing
+
+    async def _run_on(self, state: EndpointState, op: Op[T]) -> T:
+        """Run ``op`` on one endpoint and book the outcome against that endpoint."""
+        name = state.endpoint.name
+        try:
+            result = await op(state)
+        except FAILOVER_ERRORS as exc:
+            self.metrics.errors.labels(self.network, name, error_kind(exc)).inc()
+            benched = state.record_failure()
+            self._publish_health(state)
+            log.warning(
+                "endpoint_failed",
+                network=self.network,
+                endpoint=name,
+                error=type(exc).__name__,
+                detail=redact_text(str(exc)),
+                failures=state.consecutive_failures,
+                benched_s=round(benched, 2),
+            )
+            raise
+        except RpcError as exc:
+            # The node answered; the request, not the endpoint, is at fault.
+            self.metrics.errors.labels(self.network, name, error_kind(exc)).inc()
+            state.record_success(state.latency or 0.0)
+            self._publish_health(state)
+            raise
+        state.record_success(state.latency or 0.0)
+        self._publish_health(state)
+        return result
+
+    # --- one endpoint -----------------------------------------------------------------------
+    async def _send(self, state: EndpointState, url: str, payload: Any) -> HttpReply:
+        """One rate-limited, measured HTTP POST."""
+        await self._limiters[state.endpoint.name].acquire()
+        labels = (self.network, state.endpoint.name)
+        self.metrics.requests.labels(*labels).inc()
+        started = time.monotonic()
+        try:
+            return await send_json(self.session, state.endpoint, url, payload)
+        finally:
+            state.latency = time.monotonic() - started
+            self.metrics.latency.labels(*labels).observe(state.latency)
+
+    async def _call_on(
+        self, state: EndpointState, method: str, params: Sequence[Any], check: Check | None
+    ) -> Any:
+        request = make_request(next(self._ids), method, params)
+        reply = await self._send(state, state.endpoint.url, request)
+        result = unwrap_single(state.endpoint, reply, request)
+        if check is not None:
+            check(result)
+        return result
+
+    async def _post_on(
+        self,
+        state: EndpointState,
+        path: str,
+        payload: dict[str, Any] | None,
+        check: Check | None,
+    ) -> Any:
+        url = state.endpoint.url.rstrip("/") + "/" + path.lstrip("/")
+        reply = await self._send(state, url, payload if payload is not None else {})
+        raise_for_status(state.endpoint, reply)
+        result = require_json(state.endpoint, reply)
+        if check is not None:
+            check(result)
+        return result
+
+
+def _weighted_key(weight: int) -> float:
+    if weight <= 0:
+        return -random.random()
+    return float(random.random() ** (1.0 / weight))

@@ -1,0 +1,174 @@
+"""``chaingate run``: the roles of one instance in one TaskGroup, stopped by a single event."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection
+from contextlib import AsyncExitStack, suppress
+from typing import Any
+
+import asyncpg
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from chaingate.api import ApiContext, build_app
+from chaingate.chains.base import ChainAdapter
+from chaingate.chains.registry import address_codec, build_adapter, open_pool
+from chaingate.errors import ChaingateError, ConfigError, ReorgTooDeepError
+from chaingate.ledger.client import LedgerClient
+from chaingate.ledger.dispatcher import OutboxDispatcher
+from chaingate.metrics import WatcherMetrics
+from chaingate.providers import EndpointPool
+from chaingate.providers.metrics import ProviderMetrics
+from chaingate.settings import Settings
+from chaingate.store import connect_pool
+from chaingate.store.migrate import pending_migrations
+from chaingate.watcher import Watcher
+
+log = structlog.get_logger(__name__)
+ROLES = ("api", "watchers", "dispatcher")
+
+
+def parse_roles(text: str | None) -> list[str]:
+    if not text:
+        return list(ROLES)
+    roles = [r.strip() for r in text.split(",") if r.strip()]
+    for role in roles:
+        if role == "broadcaster":
+            raise ConfigError("--roles: 'broadcaster' arrives with withdrawals; not in this build")
+        if role not in ROLES:
+            raise ConfigError(f"--roles: unknown role {role!r} (one of {', '.join(ROLES)})")
+    return roles
+
+
+async def run_service(settings: Settings, roles: Collection[str], stop: asyncio.Event) -> None:
+    registry = CollectorRegistry()
+    db = await connect_pool(settings.database_url, max_size=5 + 2 * len(settings.networks))
+    try:
+        async with db.acquire() as conn:
+            missing = await pending_migrations(conn)
+        if missing:
+            raise ConfigError(
+                f"database schema is behind ({', '.join(missing)}): run 'chaingate migrate'"
+            )
+        await _run_roles(settings, roles, stop, db, registry)
+    except BaseExceptionGroup as group:
+        # A role failed and the TaskGroup stopped the others: report the first failure we can
+        # explain in one line (the CLI prints it), not a traceback of the whole group.
+        known = group.subgroup(ChaingateError)
+        if known is not None:
+            raise _first(known) from group
+        raise
+    finally:
+        await db.close()
+
+
+async def _run_roles(
+    settings: Settings,
+    roles: Collection[str],
+    stop: asyncio.Event,
+    db: asyncpg.Pool,
+    registry: CollectorRegistry,
+) -> None:
+    watcher_metrics = WatcherMetrics(registry)
+    provider_metrics = ProviderMetrics(registry)
+    async with AsyncExitStack() as stack:
+        pools: dict[str, EndpointPool] = {}
+        adapters: dict[str, ChainAdapter] = {}
+        if "watchers" in roles:
+            for network in settings.networks.values():
+                pool = await stack.enter_async_context(open_pool(network, provider_metrics))
+                pools[network.name] = pool
+                adapters[network.name] = build_adapter(network, pool)
+        halted: dict[str, str] = {}
+        async with asyncio.TaskGroup() as tasks:
+            for name, adapter in adapters.items():
+                watcher = Watcher(adapter, db, metrics=watcher_metrics)
+                tasks.create_task(_watch(watcher, stop, halted), name=f"watcher:{name}")
+                # Health tracking needs every endpoint's head, not just the one answering.
+                tasks.create_task(_probe_heads(pools[name], stop), name=f"heads:{name}")
+            if "dispatcher" in roles:
+                if not settings.ledger_url:
+                    raise ConfigError("CHAINGATE_LEDGER_URL: required by the dispatcher role")
+                client = await stack.enter_async_context(
+                    LedgerClient(settings.ledger_url, settings.ledger_secret)
+                )
+                dispatcher = OutboxDispatcher(
+                    db, client, registry=registry, lease_seconds=settings.outbox_lease_seconds
+                )
+                tasks.create_task(dispatcher.run(stop, 0.5), name="dispatcher")
+            if "api" in roles:
+                tasks.create_task(
+                    _serve_api(settings, db, registry, pools, halted, stop), name="api"
+                )
+            log.info("service_started", roles=sorted(roles), networks=sorted(settings.networks))
+
+
+async def _serve_api(
+    settings: Settings,
+    db: asyncpg.Pool,
+    registry: CollectorRegistry,
+    pools: dict[str, EndpointPool],
+    halted: dict[str, str],
+    stop: asyncio.Event,
+) -> None:
+    ctx = ApiContext(
+        db=db,
+        networks=settings.networks,
+        codecs={name: address_codec(n) for name, n in settings.networks.items()},
+        tokens=settings.api_tokens,
+        registry=registry,
+    )
+    for name, pool in pools.items():
+        ctx.readiness[f"endpoints:{name}"] = _endpoint_probe(pool)
+    ctx.readiness["watchers"] = lambda: (not halted, halted or "ok")
+    runner = web.AppRunner(build_app(ctx), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.api_host, settings.api_port)
+        await site.start()
+        log.info("api_listening", host=settings.api_host, port=settings.api_port)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def _endpoint_probe(pool: EndpointPool) -> Callable[[], tuple[bool, Any]]:
+    """Ready while at least one endpoint of the network is healthy."""
+
+    def probe() -> tuple[bool, Any]:
+        health = pool.health()
+        return any(h.healthy for h in health), [
+            {"endpoint": h.name, "healthy": h.healthy, "head": h.head} for h in health
+        ]
+
+    return probe
+
+
+async def _watch(watcher: Watcher, stop: asyncio.Event, halted: dict[str, str]) -> None:
+    """Run one network's watcher; a reorg deeper than the stored window halts only that one."""
+    try:
+        await watcher.run(stop)
+    except ReorgTooDeepError as exc:
+        halted[watcher.name] = str(exc)
+        log.critical("watcher_halted", network=watcher.name, error=str(exc))
+
+
+async def _probe_heads(pool: EndpointPool, stop: asyncio.Event) -> None:
+    interval = 5.0
+    while not stop.is_set():
+        try:
+            await pool.best_head()
+        except ChaingateError as exc:
+            log.warning("head_probe_failed", network=pool.network, error=type(exc).__name__)
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+def _first(group: BaseExceptionGroup[ChaingateError]) -> ChaingateError:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first(exc)
+        return exc
+    raise AssertionError("empty exception group")

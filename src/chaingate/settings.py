@@ -1,0 +1,134 @@
+"""One settings object, built in ``main`` from the chains/ registry and the environment.
+
+Nothing here runs at import time; ``Settings.from_env`` is called once and passed down.
+Every bad value becomes a one-line ConfigError naming the variable and what is wrong; secrets
+(tokens, the ledger secret, endpoint URLs, xpubs) are never echoed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chaingate.domain import Network
+from chaingate.errors import ConfigError
+from chaingate.registry import load_registry
+
+ROLES = frozenset({"service", "ops_maker", "ops_approver", "viewer"})
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    roles: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(repr=False)
+    networks: dict[str, Network]
+    chains_dir: Path
+    api_tokens: dict[str, Principal] = field(default_factory=dict, repr=False)
+    ledger_url: str | None = None
+    ledger_secret: bytes = field(default=b"", repr=False)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    alert_webhook_url: str | None = field(default=None, repr=False)
+    # How long a dispatcher owns the outbox rows it claimed; a crashed dispatcher's rows are
+    # delivered by another (or the restarted one) after this, with the same idempotency keys.
+    outbox_lease_seconds: float = 30.0
+    log_format: str = "auto"  # auto | json | console
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, require_database: bool = True) -> Settings:
+        chains_dir = Path(env.get("CHAINGATE_CHAINS_DIR", "") or PROJECT_ROOT / "chains" / "devnet")
+        only = [n.strip() for n in env.get("CHAINGATE_NETWORKS", "").split(",") if n.strip()]
+        networks = load_registry(chains_dir, env, only or None)
+        database_url = env.get("CHAINGATE_DATABASE_URL", "").strip()
+        if require_database and not database_url:
+            raise ConfigError("CHAINGATE_DATABASE_URL: not set (postgresql://user@host:port/db)")
+        if database_url and not database_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("CHAINGATE_DATABASE_URL: must start with postgresql://")
+        ledger_url = env.get("CHAINGATE_LEDGER_URL", "").strip() or None
+        if ledger_url and not ledger_url.startswith(("http://", "https://")):
+            raise ConfigError("CHAINGATE_LEDGER_URL: must start with http:// or https://")
+        secret = env.get("CHAINGATE_LEDGER_SECRET", "")
+        if ledger_url and len(secret) < 16:
+            raise ConfigError("CHAINGATE_LEDGER_SECRET: required with a ledger URL, 16+ characters")
+        return cls(
+            database_url=database_url,
+            networks=networks,
+            chains_dir=chains_dir,
+            api_tokens=parse_api_tokens(env.get("CHAINGATE_API_TOKENS", "")),
+            ledger_url=ledger_url,
+            ledger_secret=secret.encode(),
+            api_host=env.get("CHAINGATE_API_HOST", "127.0.0.1"),
+            api_port=_port(env.get("CHAINGATE_API_PORT", "8080"), "CHAINGATE_API_PORT"),
+            outbox_lease_seconds=_seconds(env, "CHAINGATE_OUTBOX_LEASE_SECONDS", 30.0),
+            alert_webhook_url=env.get("CHAINGATE_ALERT_WEBHOOK_URL", "").strip() or None,
+            log_format=_choice(env, "CHAINGATE_LOG_FORMAT", "auto", {"auto", "json", "console"}),
+            log_level=_choice(
+                env, "CHAINGATE_LOG_LEVEL", "info", {"debug", "info", "warning", "error"}
+            ),
+        )
+
+
+def parse_api_tokens(raw: str) -> dict[str, Principal]:
+    """``CHAINGATE_API_TOKENS``: JSON {"<token>": {"principal": "...", "roles": [...]}}."""
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"CHAINGATE_API_TOKENS: not valid JSON ({exc.msg} at {exc.pos})"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError('CHAINGATE_API_TOKENS: expected {"<token>": {"principal", "roles"}}')
+    tokens: dict[str, Principal] = {}
+    for n, (token, spec) in enumerate(data.items()):
+        where = f"CHAINGATE_API_TOKENS: entry {n + 1}"  # never the token itself
+        if len(token) < 16:
+            raise ConfigError(f"{where}: token shorter than 16 characters")
+        if not isinstance(spec, dict) or not isinstance(spec.get("principal"), str):
+            raise ConfigError(f"{where}: needs a 'principal' string")
+        roles = spec.get("roles")
+        if not isinstance(roles, list) or not roles or not all(isinstance(r, str) for r in roles):
+            raise ConfigError(f"{where}: 'roles' must be a non-empty list of strings")
+        bad = sorted(set(roles) - ROLES)
+        if bad:
+            raise ConfigError(
+                f"{where}: unknown role {bad[0]!r} (one of {', '.join(sorted(ROLES))})"
+            )
+        tokens[token] = Principal(spec["principal"], frozenset(roles))
+    return tokens
+
+
+def _port(raw: str, name: str) -> int:
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"{name}: expected a TCP port number, got {raw!r}")
+    return int(raw)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise ConfigError(f"{name}: expected seconds between 0 and 3600, got {raw!r}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: set[str]) -> str:
+    value = env.get(name, default).strip().lower() or default
+    if value not in allowed:
+        raise ConfigError(f"{name}: expected one of {', '.join(sorted(allowed))}, got {value!r}")
+    return value

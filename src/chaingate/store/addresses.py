@@ -1,0 +1,103 @@
+"""Deposit addresses: one per (network, user), derived at the next index, never reused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from chaingate.chains.base import DerivedAddress
+
+
+@dataclass(frozen=True, slots=True)
+class AddressRow:
+    id: int
+    network: str
+    user_id: str
+    index: int
+    address: str
+    match_key: str
+
+
+def _row(r: asyncpg.Record) -> AddressRow:
+    return AddressRow(
+        r["id"], r["network"], r["user_id"], r["derivation_index"], r["address"], r["match_key"]
+    )
+
+
+_COLUMNS = "id, network, user_id, derivation_index, address, match_key"
+
+
+async def _find(conn: asyncpg.Connection, network: str, user_id: str) -> AddressRow | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM deposit_addresses WHERE network = $1 AND user_id = $2",
+        network,
+        user_id,
+    )
+    return None if row is None else _row(row)
+
+
+async def issue_address(
+    pool: asyncpg.Pool, network: str, user_id: str, derive: Callable[[int], DerivedAddress]
+) -> tuple[AddressRow, bool]:
+    """The user's address on ``network`` and whether it was created now.
+
+    Concurrency-safe: the counter row lock serialises issuers of one network, and the user is
+    looked up again under it, so a racing request for the same user gets the winner's row and
+    no index is burnt.
+    """
+    async with pool.acquire() as conn:
+        existing = await _find(conn, network, user_id)
+        if existing is not None:
+            return existing, False
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO address_counters (network) VALUES ($1) ON CONFLICT DO NOTHING", network
+            )
+            index = await conn.fetchval(
+                "SELECT next_index FROM address_counters WHERE network = $1 FOR UPDATE", network
+            )
+            existing = await _find(conn, network, user_id)
+            if existing is not None:
+                return existing, False
+            derived = derive(int(index))
+            await conn.execute(
+                "UPDATE address_counters SET next_index = next_index + 1 WHERE network = $1",
+                network,
+            )
+            row = await conn.fetchrow(
+                f"""INSERT INTO deposit_addresses
+                      (network, user_id, derivation_index, address, match_key)
+                    VALUES ($1, $2, $3, $4, $5) RETURNING {_COLUMNS}""",
+                network,
+                user_id,
+                derived.index,
+                derived.address,
+                derived.match_key,
+            )
+        return _row(row), True
+
+
+async def keys_since(
+    conn: asyncpg.Connection, networks: Sequence[str], after_id: int
+) -> list[tuple[int, str]]:
+    rows = await conn.fetch(
+        """SELECT id, match_key FROM deposit_addresses
+           WHERE network = ANY($1::text[]) AND id > $2 ORDER BY id""",
+        list(networks),
+        after_id,
+    )
+    return [(int(r["id"]), str(r["match_key"])) for r in rows]
+
+
+async def owners(
+    conn: asyncpg.Connection, networks: Sequence[str], keys: Sequence[str]
+) -> dict[str, AddressRow]:
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM deposit_addresses
+            WHERE network = ANY($1::text[]) AND match_key = ANY($2::text[])""",
+        list(networks),
+        list(set(keys)),
+    )
+    return {r["match_key"]: _row(r) for r in rows}

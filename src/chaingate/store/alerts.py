@@ -1,0 +1,81 @@
+"""Alerts: stored once per event (dedup key), listed and acknowledged by ops."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    kind: str  # network_mismatch, reorg_reversal, reorg_too_deep, ledger_rejected, ...
+    severity: str  # info | warning | critical
+    message: str
+    dedup_key: str
+    network: str | None = None
+    asset: str | None = None
+    amount: int | None = None
+    txid: str | None = None
+    user_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# jsonb goes in as text (``::text::jsonb``) so these work on any connection, with or without
+# the service pool's jsonb codec (the dispatcher's tests and the bench use plain pools).
+async def raise_alert(conn: asyncpg.Connection, alert: NewAlert) -> bool:
+    """Store the alert unless the same event was already alerted; True when it is new."""
+    new = await conn.fetchval(
+        """INSERT INTO alerts (kind, severity, message, dedup_key, network, asset, amount, txid,
+                               user_id, details)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb)
+           ON CONFLICT (dedup_key) DO NOTHING RETURNING 1""",
+        alert.kind,
+        alert.severity,
+        alert.message,
+        alert.dedup_key,
+        alert.network,
+        alert.asset,
+        alert.amount,
+        alert.txid,
+        alert.user_id,
+        json.dumps(alert.details),
+    )
+    return new is not None
+
+
+async def list_alerts(
+    conn: asyncpg.Connection, *, open_only: bool = False, limit: int = 100
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"""SELECT id, kind, severity, network, asset, amount, txid, user_id, message, details,
+                   created_at, acknowledged_at, acknowledged_by
+            FROM alerts {"WHERE acknowledged_at IS NULL" if open_only else ""}
+            ORDER BY id DESC LIMIT $1""",
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def acknowledge(conn: asyncpg.Connection, alert_id: int, actor: str) -> bool:
+    done = await conn.fetchval(
+        """UPDATE alerts SET acknowledged_at = now(), acknowledged_by = $2
+           WHERE id = $1 AND acknowledged_at IS NULL RETURNING 1""",
+        alert_id,
+        actor,
+    )
+    return done is not None
+
+
+async def audit(
+    conn: asyncpg.Connection, actor: str, action: str, subject: str | None, details: dict[str, Any]
+) -> None:
+    await conn.execute(
+        "INSERT INTO audit_log (actor, action, subject, details) VALUES ($1, $2, $3, $4::text::jsonb)",
+        actor,
+        action,
+        subject,
+        json.dumps(details),
+    )

@@ -1,0 +1,392 @@
+"""One watcher per network, knowing nothing about any chain.
+
+Each step: read the head, refresh the watched addresses (after the head, so every address paid in
+a block up to that head was issued before we look), detect a reorg by block hash and roll back,
+scan the next range, and store transfers + block hashes + cursor in ONE transaction; then count
+confirmations and credit through the outbox in one transaction. A failed step moves nothing: the
+next one starts from the same cursor, so no height is ever skipped and a repeat is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+
+import asyncpg
+import structlog
+
+from chaingate.chains.base import ChainAdapter
+from chaingate.domain import ChainHead, DepositStatus, ScanResult, Transfer
+from chaingate.errors import BlockNotFoundError, ChainDataError, ChaingateError, ReorgTooDeepError
+from chaingate.metrics import WatcherMetrics
+from chaingate.store import addresses, chainstate, deposits, outbox
+from chaingate.store.alerts import NewAlert, raise_alert
+from chaingate.watcher.addressbook import AddressBook
+from chaingate.watcher.rules import credit_key, decide
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    head: int
+    cursor: int
+    scanned: int = 0
+    transfers: int = 0
+    credited: int = 0
+    reorg_depth: int = 0
+
+    @property
+    def caught_up(self) -> bool:
+        return self.cursor >= self.head
+
+
+class Watcher:
+    def __init__(
+        self,
+        adapter: ChainAdapter,
+        db: asyncpg.Pool,
+        *,
+        metrics: WatcherMetrics | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.network = adapter.network
+        self.name = adapter.network.name
+        self.db = db
+        self.book = AddressBook(adapter.network)
+        self.metrics = metrics or WatcherMetrics()
+        # While catching up, the scan of the next range runs while this one is stored and
+        # credited. It is only a read: it is used when it starts exactly at the cursor (and
+        # _store_range still checks it links to the stored tip), and dropped otherwise.
+        self._prefetch: tuple[int, int, asyncio.Task[ScanResult]] | None = None
+
+    # --- the loop -----------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Lead this network's watching until ``stop``; re-elect after losing the database."""
+        try:
+            await self._run(stop)
+        finally:
+            self._drop_prefetch()
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                async with self._leadership(stop) as lock_conn:
+                    if lock_conn is not None:  # None: stopped while standing by
+                        await self._lead(stop, lock_conn)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                # The session holding the leader lock is gone, and with it the lock: another
+                # instance may lead now. Stop stepping and stand for election again.
+                log.warning("watcher_leadership_lost", network=self.name, error=type(exc).__name__)
+                await _sleep_or_stop(stop, 1.0)
+
+    async def _lead(self, stop: asyncio.Event, lock_conn: asyncpg.Connection) -> None:
+        failures = 0
+        while not stop.is_set():
+            await lock_conn.fetchval("SELECT 1")  # still leader: the lock's session is alive
+            try:
+                result = await self.step()
+                failures = 0
+            except ReorgTooDeepError:
+                raise  # needs a human: alerted in _find_fork; the service stops this watcher
+            except (ChaingateError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                failures += 1
+                self.metrics.step_errors.labels(self.name, type(exc).__name__).inc()
+                log.warning(
+                    "watcher_step_failed",
+                    network=self.name,
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                    failures=failures,
+                )
+                await _sleep_or_stop(stop, min(30.0, self.network.poll_interval * 2**failures))
+                continue
+            if result.caught_up:
+                await _sleep_or_stop(stop, self.network.poll_interval)
+
+    @asynccontextmanager
+    async def _leadership(self, stop: asyncio.Event) -> AsyncIterator[asyncpg.Connection | None]:
+        """One active watcher per network across instances; the others wait as hot standbys."""
+        lock_id = int.from_bytes(
+            hashlib.sha256(f"watcher:{self.name}".encode()).digest()[:8], "big", signed=True
+        )
+        async with self.db.acquire() as conn:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_id):
+                log.info("watcher_standby", network=self.name)
+                await _sleep_or_stop(stop, 5.0)
+                if stop.is_set():
+                    yield None
+                    return
+            try:
+                log.info("watcher_leading", network=self.name)
+                yield conn
+            finally:
+                with suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                    await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
+
+    async def step(self) -> StepResult:
+        head = await self.adapter.head()
+        self.metrics.head.labels(self.name).set(head.number)
+        async with self.db.acquire() as conn:
+            await self.book.refresh(conn)
+            cursor = await chainstate.get_cursor(conn, self.name)
+        if cursor is None:
+            cursor = await self._init_cursor(head)
+        depth = 0
+        fork = await self._find_fork(cursor)
+        if fork is not None:
+            depth = cursor - fork
+            await self._rollback(fork)
+            cursor = fork
+        scanned, found = 0, 0
+        try:
+            if cursor < head.number:
+                end, result = await self._scan_next(cursor, head.number)
+                if await self._store_range(cursor, end, result):
+                    scanned, found, cursor = end - cursor, len(result.transfers), end
+            if cursor >= head.number:
+                await self._track_pending()
+            credited = await self._credit(head, cursor)
+        except BaseException:
+            self._drop_prefetch()  # a failed or cancelled step leaves nothing running
+            raise
+        self.metrics.cursor.labels(self.name).set(cursor)
+        return StepResult(head.number, cursor, scanned, found, credited, depth)
+
+    async def _init_cursor(self, head: ChainHead) -> int:
+        """First run on this database: start at ``start_height`` (default: the head)."""
+        start = self.network.start_height
+        async with self.db.acquire() as conn:
+            return await chainstate.init_cursor(
+                conn, self.name, (head.number if start is None else start) - 1
+            )
+
+    async def _scan_next(self, cursor: int, head: int) -> tuple[int, ScanResult]:
+        """Scan the range after ``cursor`` (from the prefetch when it is that range) and start
+        prefetching the one after it when the head is further still."""
+        ahead = self._prefetch
+        self._prefetch = None
+        if ahead is not None and ahead[0] == cursor + 1 and ahead[1] <= head:
+            end = ahead[1]
+            result = await ahead[2]
+        else:
+            if ahead is not None:
+                ahead[2].cancel()
+            end = min(cursor + self.network.scan_batch, head)
+            result = await self.adapter.scan(cursor + 1, end, self.book)
+        if end < head:
+            next_end = min(end + self.network.scan_batch, head)
+            task = asyncio.create_task(self.adapter.scan(end + 1, next_end, self.book))
+            task.add_done_callback(_retrieve)  # a dropped prefetch's error is not news
+            self._prefetch = (end + 1, next_end, task)
+        return end, result
+
+    def _drop_prefetch(self) -> None:
+        if self._prefetch is not None:
+            self._prefetch[2].cancel()
+            self._prefetch = None
+
+    # --- reorgs -------------------------------------------------------------------------------
+    async def _find_fork(self, cursor: int) -> int | None:
+        """None while our tip is still canonical; else the highest height whose hash still is."""
+        async with self.db.acquire() as conn:
+            history = await chainstate.stored_hashes_desc(conn, self.name, cursor)
+        if not history:
+            await self._anchor(cursor)  # fresh start
+            return None
+        if history[0][0] != cursor:
+            return None
+        for number, stored in history:
+            try:
+                current = await self.adapter.block_ref(number)
+            except BlockNotFoundError:
+                continue  # the chain got shorter than this height (e.g. invalidateblock)
+            if current.hash == stored:
+                return None if number == cursor else number
+        oldest = history[-1][0]
+        async with self.db.acquire() as conn:
+            await raise_alert(
+                conn,
+                NewAlert(
+                    kind="reorg_too_deep",
+                    severity="critical",
+                    network=self.name,
+                    dedup_key=f"reorg_too_deep:{self.name}:{cursor}",
+                    message=f"{self.name}: no stored block hash at or above {oldest} is canonical "
+                    "any more; the watcher stopped and needs an operator",
+                ),
+            )
+        raise ReorgTooDeepError(f"{self.name}: fork point below the stored window ({oldest})")
+
+    async def _anchor(self, cursor: int) -> None:
+        """Store the hash of the block below the first one we scan: without it, a reorg that
+        replaces every block scanned so far finds no fork point and stops the watcher."""
+        if cursor < 0:
+            return
+        try:
+            ref = await self.adapter.block_ref(cursor)
+        except BlockNotFoundError:
+            return  # start_height is above the head: anchor once the chain gets there
+        async with self.db.acquire() as conn:
+            await chainstate.record_blocks(conn, self.name, [ref], self.network.reorg_window)
+
+    async def _rollback(self, fork: int) -> None:
+        async with self.db.acquire() as conn, conn.transaction():
+            orphaned, reversed_rows = await deposits.rollback_above(conn, self.name, fork)
+            for row in reversed_rows:
+                await outbox.enqueue(
+                    conn,
+                    "reversal",
+                    f"reversal:{row['credit_key']}",
+                    {
+                        "credit_key": row["credit_key"],
+                        "reason": f"reorg: block {row['block_number']} left the chain",
+                    },
+                )
+                await raise_alert(
+                    conn,
+                    NewAlert(
+                        kind="reorg_reversal",
+                        severity="critical",
+                        network=self.name,
+                        asset=row["asset"],
+                        amount=int(row["amount"]),
+                        txid=row["txid"],
+                        user_id=row["user_id"],
+                        dedup_key=f"reversal:{row['credit_key']}",
+                        message=f"credited deposit {row['txid']} left the chain in a reorg; "
+                        "a reversal was sent to the ledger",
+                    ),
+                )
+            await chainstate.drop_blocks_above(conn, self.name, fork)
+        self.metrics.reorgs.labels(self.name).inc()
+        self.metrics.reversals.labels(self.name).inc(len(reversed_rows))
+        log.warning(
+            "reorg",
+            network=self.name,
+            fork_height=fork,
+            orphaned=orphaned,
+            reversed=len(reversed_rows),
+        )
+
+    # --- scanning -----------------------------------------------------------------------------
+    async def _store_range(self, cursor: int, end: int, result: ScanResult) -> bool:
+        blocks = result.blocks
+        numbers = [b.number for b in blocks]
+        if numbers != list(range(cursor + 1, end + 1)):
+            raise ChainDataError(
+                f"{self.name}: scan of {cursor + 1}..{end} returned {numbers[:3]}..."
+            )
+        async with self.db.acquire() as conn:
+            tip = await chainstate.stored_hash(conn, self.name, cursor)
+            if tip is not None and blocks[0].parent_hash != tip:
+                log.warning("reorg_during_scan", network=self.name, height=cursor)
+                return False  # the next step's fork search handles it
+            async with conn.transaction():
+                await self._record_transfers(conn, result.transfers)
+                await chainstate.record_blocks(conn, self.name, blocks, self.network.reorg_window)
+                await chainstate.move_cursor(conn, self.name, cursor, end)
+        self.metrics.blocks.labels(self.name).inc(len(blocks))
+        if result.transfers:
+            log.info(
+                "transfers_found",
+                network=self.name,
+                blocks=f"{cursor + 1}..{end}",
+                count=len(result.transfers),
+            )
+        return True
+
+    async def _record_transfers(
+        self, conn: asyncpg.Connection, transfers: Sequence[Transfer]
+    ) -> None:
+        if not transfers:
+            return
+        owners = await addresses.owners(conn, self.book.networks, [t.to for t in transfers])
+        decisions = [decide(self.network, t, owners.get(t.to)) for t in transfers]
+        await deposits.upsert(conn, [d.deposit for d in decisions])
+        for d in decisions:
+            self.metrics.deposits.labels(self.name, d.deposit.status.value).inc()
+            if d.alert is not None and await raise_alert(conn, d.alert):
+                self.metrics.alerts.labels(d.alert.kind, self.name).inc()
+                log.warning(
+                    "alert",
+                    kind=d.alert.kind,
+                    network=self.name,
+                    txid=d.alert.txid,
+                    reason=d.deposit.reason,
+                )
+
+    async def _track_pending(self) -> None:
+        pending = [t for t in await self.adapter.pending(self.book) if t.block_number is None]
+        async with self.db.acquire() as conn, conn.transaction():
+            await self._record_transfers(conn, pending)
+            dropped = await deposits.orphan_unseen_pending(
+                conn, self.name, {(t.txid, t.position) for t in pending}
+            )
+        for row in dropped:
+            log.info(
+                "pending_dropped", network=self.name, txid=row["txid"], position=row["position"]
+            )
+
+    # --- crediting ----------------------------------------------------------------------------
+    async def _credit(self, head: ChainHead, scanned_to: int) -> int:
+        finalized = head.finalized if self.network.solidity_finality else None
+        if self.network.solidity_finality and finalized is None:
+            return 0  # finality demanded but not reported: credit nothing rather than guess
+        async with self.db.acquire() as conn, conn.transaction():
+            await deposits.refresh_confirmations(conn, self.name, head.number)
+            due = await deposits.due_for_credit(conn, self.name, scanned_to, finalized)
+            # Set-based: at catch-up every deposit comes due at once, and a round trip per
+            # deposit would cost as much as the scan itself (see docs/benchmarks.md).
+            keys = [
+                (r["id"], credit_key(self.name, r["txid"], r["position"], r["credit_generation"]))
+                for r in due
+            ]
+            await deposits.mark_credited(conn, keys)
+            await outbox.enqueue_many(
+                conn,
+                "credit",
+                [(key, _credit_body(r)) for (_, key), r in zip(keys, due, strict=True)],
+            )
+        credited = len(due)
+        for row in due:
+            log.info(
+                "deposit_credited",
+                network=self.name,
+                txid=row["txid"],
+                position=row["position"],
+                asset=row["asset"],
+                amount=str(int(row["amount"])),
+                user_id=row["user_id"],
+            )
+        self.metrics.credits.labels(self.name).inc(credited)
+        return credited
+
+
+def _credit_body(row: asyncpg.Record) -> dict[str, object]:
+    return {
+        "user_id": row["user_id"],
+        "network": row["network"],
+        "asset": row["asset"],
+        "amount": str(int(row["amount"])),
+        "decimals": row["decimals"],
+        "txid": row["txid"],
+        "position": row["position"],
+        "block_number": row["block_number"],
+    }
+
+
+def _retrieve(task: asyncio.Task[ScanResult]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+__all__ = ["DepositStatus", "StepResult", "Watcher"]

@@ -1,0 +1,160 @@
+"""A JSON-RPC proxy that misbehaves on purpose, for fault tests against a real node.
+
+It forwards POSTed JSON-RPC (single or batch) to an upstream node and can be told, at any time,
+to delay, drop the connection, answer 429/500, rewrite block hashes, report a lagging or
+backward-stepping head, refuse large batches or wide eth_getLogs ranges. It counts what it saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import aiohttp
+from aiohttp import web
+
+WRONG_HASH = "0x" + "ba" * 32
+
+
+@dataclass
+class Faults:
+    delay: float = 0.0  # seconds before answering (or before dropping)
+    drop: bool = False  # close the connection without an answer
+    status: int | None = None  # answer this HTTP status (429, 500, ...) without forwarding
+    wrong_hash: bool = False  # rewrite the `hash` of eth_getBlockBy{Number,Hash} results
+    head_offset: int = 0  # eth_blockNumber answers this many blocks less than the node
+    max_batch: int | None = None  # refuse JSON-RPC batches larger than this
+    batch_refusal: Literal["413", "error"] = "413"
+    max_log_range: int | None = None  # refuse eth_getLogs spanning more blocks than this
+
+
+@dataclass
+class Seen:
+    methods: Counter[str] = field(default_factory=Counter)  # every call, batched or not
+    http_requests: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # time.monotonic() per HTTP request
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class FaultProxy:
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.faults = Faults()
+        self.seen = Seen()
+        self._runner: web.AppRunner | None = None
+        self._client: aiohttp.ClientSession | None = None
+        self.url = ""
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        # A fresh upstream connection per call: a stale keep-alive connection to the node would
+        # surface as a fault the test did not ask for.
+        self._client = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def reset(self) -> None:
+        self.faults = Faults()
+        self.seen = Seen()
+
+    # --- the handler ------------------------------------------------------------------------
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self._count(body)
+        faults = self.faults
+        if faults.delay:
+            await asyncio.sleep(faults.delay)
+        if faults.drop:
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response()
+        if faults.status is not None:
+            return web.Response(status=faults.status, text="fault injected")
+        if isinstance(body, list):
+            return await self._batch(body)
+        refusal = self._log_range_refusal(body)
+        if refusal is not None:
+            return web.json_response(refusal)
+        reply = await self._forward(body)
+        return web.json_response(self._rewrite(body, reply))
+
+    def _count(self, body: Any) -> None:
+        self.seen.http_requests += 1
+        self.seen.arrivals.append(time.monotonic())
+        items = body if isinstance(body, list) else [body]
+        if isinstance(body, list):
+            self.seen.batch_sizes.append(len(body))
+        for item in items:
+            self.seen.methods[item.get("method", "?")] += 1
+
+    async def _batch(self, body: list[Any]) -> web.StreamResponse:
+        faults = self.faults
+        if faults.max_batch is not None and len(body) > faults.max_batch:
+            if faults.batch_refusal == "413":
+                return web.Response(status=413, text="request entity too large")
+            return web.json_response(
+                {
+                    "jsonrpc": "2.0",
+                    "id": None,
+                    "error": {"code": -32600, "message": "batch too large"},
+                }
+            )
+        refusals = {i: self._log_range_refusal(item) for i, item in enumerate(body)}
+        forward = [item for i, item in enumerate(body) if refusals[i] is None]
+        replies = await self._forward(forward) if forward else []
+        by_id = {r["id"]: r for r in replies}
+        out = []
+        for i, item in enumerate(body):
+            refusal = refusals[i]
+            out.append(refusal if refusal is not None else self._rewrite(item, by_id[item["id"]]))
+        return web.json_response(out)
+
+    async def _forward(self, body: Any) -> Any:
+        assert self._client is not None
+        async with self._client.post(self.upstream, json=body) as resp:
+            return await resp.json(content_type=None)
+
+    def _log_range_refusal(self, call: dict[str, Any]) -> dict[str, Any] | None:
+        limit = self.faults.max_log_range
+        if limit is None or call.get("method") != "eth_getLogs":
+            return None
+        flt = call["params"][0]
+        start, end = int(flt["fromBlock"], 16), int(flt["toBlock"], 16)
+        if end - start + 1 <= limit:
+            return None
+        # The message BSC's geth fork gives for a range over its cap.
+        message = f"exceed maximum block range: {limit}"
+        return {"jsonrpc": "2.0", "id": call["id"], "error": {"code": -32000, "message": message}}
+
+    def _rewrite(self, call: dict[str, Any], reply: dict[str, Any]) -> dict[str, Any]:
+        method, result = call.get("method"), reply.get("result")
+        if result is None:
+            return reply
+        if self.faults.wrong_hash and method in ("eth_getBlockByNumber", "eth_getBlockByHash"):
+            return {**reply, "result": {**result, "hash": WRONG_HASH}}
+        if self.faults.head_offset and method == "eth_blockNumber":
+            lowered = max(0, int(result, 16) - self.faults.head_offset)
+            return {**reply, "result": hex(lowered)}
+        return reply

@@ -1,0 +1,317 @@
+"""Bitcoin deposits end to end: litecoind regtest -> adapter -> watcher -> API and reference ledger.
+
+Every assertion is about what a user (the API) or the ledger sees. The session's litecoind is
+shared by every test and some of these tests reorganise it, so each test mines the leftovers of
+the mempool away first, starts its watcher at the current height on a fresh database, and
+leaves no invalidated block behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from chaingate.devnet.bitcoin import LitecoinRpc, sats_to_coins, script_to_node_address, to_script
+from chaingate.devnet.manager import DevnetState
+from chaingate.domain import Network
+from harness import CUT_AFTER, Gateway, devnet_network, gateway, interrupted_step
+
+USER = "alice"
+
+
+def ltc_rpc(state: DevnetState) -> LitecoinRpc:
+    assert state.ltc_rpc_url is not None, "the devnet runs without litecoind"
+    creds, host = state.ltc_rpc_url.removeprefix("http://").rsplit("@", 1)
+    user, password = creds.split(":", 1)
+    return LitecoinRpc(f"http://{host}", user, password, wallet=state.ltc_wallet)
+
+
+@pytest.fixture
+async def ltc(devnet: DevnetState) -> AsyncIterator[LitecoinRpc]:
+    async with ltc_rpc(devnet) as rpc:
+        # Whatever an earlier test left in the mempool is mined now, below our start height.
+        await rpc.mine(1)
+        yield rpc
+
+
+@pytest.fixture
+async def network(devnet: DevnetState, ltc: LitecoinRpc) -> Network:
+    assert devnet.ltc_rpc_url is not None
+    # Start above the block that took the leftovers (``ltc``): they may pay our addresses too.
+    height = int(await ltc.call("getblockcount", wallet=False))
+    return devnet_network(
+        "bitcoin-devnet", devnet.ltc_rpc_url, start_height=height + 1, confirmations=2
+    )
+
+
+@pytest.fixture
+async def gw(network: Network, db: asyncpg.Pool, ledger_url: str) -> AsyncIterator[Gateway]:
+    async with gateway(network, db, ledger_url) as gw:
+        yield gw
+
+
+# --- helpers ---------------------------------------------------------------------------------
+async def only_deposit(gw: Gateway, user: str = USER) -> dict[str, Any]:
+    [deposit] = await gw.deposits(user)
+    return deposit
+
+
+async def settle(gw: Gateway) -> None:
+    """Catch up with the chain and deliver every outbox message the ledger is due."""
+    await gw.sync()
+    while await gw.deliver():
+        pass
+
+
+async def standing_credits(gw: Gateway, user: str = USER) -> list[dict[str, Any]]:
+    return [c for c in await gw.credits(user) if not c["reversed"]]
+
+
+async def pay_twice_in_one_tx(ltc: LitecoinRpc, address: str, first: int, second: int) -> str:
+    """One transaction with two outputs to ``address`` (the wallet refuses to build that)."""
+    script = to_script(address)
+    node_address = script_to_node_address(script)
+    placeholder = await ltc.call("getnewaddress", "", "bech32")
+    outputs = [{node_address: sats_to_coins(first)}, {placeholder: sats_to_coins(second)}]
+    raw = await ltc.call("createrawtransaction", [], outputs)
+    funded = await ltc.call("fundrawtransaction", raw)
+    placeholder_script = (await ltc.call("getaddressinfo", placeholder))["scriptPubKey"]
+    doubled = funded["hex"].replace(placeholder_script, script.hex())
+    signed = await ltc.call("signrawtransactionwithwallet", doubled)
+    return str(await ltc.call("sendrawtransaction", signed["hex"], wallet=False))
+
+
+async def mine_conflict(ltc: LitecoinRpc, txid: str) -> str:
+    """Mine, straight into a block, a transaction spending ``txid``'s inputs back to the wallet.
+
+    ``txid`` does not signal replaceability, so the node would refuse this conflict in its
+    mempool; ``generateblock`` puts it in a block without the mempool, and the node then evicts
+    ``txid`` from its mempool for good (its inputs are spent). Returns the conflict's txid.
+    """
+    tx = await ltc.call("getrawtransaction", txid, True, wallet=False)
+    inputs = [{"txid": vin["txid"], "vout": vin["vout"]} for vin in tx["vin"]]
+    spent = Decimal(0)
+    for vin in tx["vin"]:
+        prev = await ltc.call("getrawtransaction", vin["txid"], True, wallet=False)
+        spent += prev["vout"][vin["vout"]]["value"]
+    refund = await ltc.call("getnewaddress", "", "bech32")
+    raw = await ltc.call("createrawtransaction", inputs, {refund: str(spent - Decimal("0.001"))})
+    signed = await ltc.call("signrawtransactionwithwallet", raw)
+    assert signed["complete"]
+    await ltc.call("generateblock", await ltc.mining_address(), [signed["hex"]], wallet=False)
+    decoded = await ltc.call("decoderawtransaction", signed["hex"], wallet=False)
+    return str(decoded["txid"])
+
+
+# --- confirmations -----------------------------------------------------------------------------
+async def test_deposit_is_seen_then_credited_once_after_two_confirmations(
+    gw: Gateway, ltc: LitecoinRpc
+) -> None:
+    address = await gw.address(USER)
+    assert address.startswith("bcrt1q")
+    txid = await ltc.send_to_script(address, 1_234_567)
+
+    await settle(gw)
+    deposit = await only_deposit(gw)
+    assert (deposit["txid"], deposit["status"], deposit["amount"]) == (txid, "seen", "1234567")
+    assert deposit["block_number"] is None
+
+    await ltc.mine(1)
+    await settle(gw)
+    deposit = await only_deposit(gw)
+    assert (deposit["status"], deposit["confirmations"]) == ("confirming", 1)
+    assert await gw.balances(USER) == {}
+
+    await ltc.mine(1)
+    await settle(gw)
+    assert (await only_deposit(gw))["status"] == "credited"
+    assert await gw.balances(USER) == {"BTC": 1_234_567}
+
+    await ltc.mine(3)
+    await settle(gw)
+    [credit] = await gw.credits(USER)
+    assert (credit["txid"], credit["amount"], credit["reversed"]) == (txid, "1234567", False)
+    assert await gw.balances(USER) == {"BTC": 1_234_567}
+
+
+async def test_two_outputs_to_one_address_in_one_transaction_are_two_credits(
+    gw: Gateway, ltc: LitecoinRpc
+) -> None:
+    address = await gw.address(USER)
+    txid = await pay_twice_in_one_tx(ltc, address, 50_000_000, 25_000_000)
+    await ltc.mine(2)
+    await settle(gw)
+
+    deposits = await gw.deposits(USER)
+    assert sorted((d["txid"], d["amount"], d["status"]) for d in deposits) == [
+        (txid, "25000000", "credited"),
+        (txid, "50000000", "credited"),
+    ]
+    assert len({d["position"] for d in deposits}) == 2
+    credits = await gw.credits(USER)
+    assert sorted(int(c["amount"]) for c in credits) == [25_000_000, 50_000_000]
+    assert await gw.balances(USER) == {"BTC": 75_000_000}
+
+
+# --- reorgs ------------------------------------------------------------------------------------
+async def test_invalidated_block_orphans_uncredited_deposit_and_reconsider_restores_it(
+    gw: Gateway, ltc: LitecoinRpc
+) -> None:
+    address = await gw.address(USER)
+    txid = await ltc.send_to_script(address, 2_000_000, replaceable=True)
+    [block] = await ltc.mine(1)
+    await settle(gw)
+    assert (await only_deposit(gw))["status"] == "confirming"
+
+    await ltc.invalidate(block)
+    # invalidateblock puts the payment back in the mempool; the payer double-spends it there,
+    # so the deposit's only copy is in the block that left the chain.
+    await ltc.replace_dropping_payment(txid)
+    await settle(gw)
+    deposit = await only_deposit(gw)
+    assert (deposit["status"], deposit["reason"]) == ("orphaned", "reorg")
+    assert await gw.credits(USER) == []
+
+    # The old block comes back as the best chain: the replacement is the one that vanishes.
+    await ltc.reconsider(block)
+    assert await ltc.call("getbestblockhash", wallet=False) == block
+    await settle(gw)
+    assert (await only_deposit(gw))["status"] == "confirming"
+    await ltc.mine(1)
+    await settle(gw)
+    deposit = await only_deposit(gw)
+    assert (deposit["txid"], deposit["status"]) == (txid, "credited")
+    [credit] = await gw.credits(USER)
+    assert credit["txid"] == txid and not credit["reversed"]
+    assert await gw.balances(USER) == {"BTC": 2_000_000}
+
+
+async def test_credited_deposit_whose_block_is_invalidated_is_reversed_in_the_ledger(
+    gw: Gateway, ltc: LitecoinRpc
+) -> None:
+    address = await gw.address(USER)
+    txid = await ltc.send_to_script(address, 3_000_000)
+    first, _ = await ltc.mine(2)
+    await settle(gw)
+    assert await gw.balances(USER) == {"BTC": 3_000_000}
+
+    await ltc.invalidate(first)
+    await settle(gw)
+    # The payment is back in the mempool: seen again, not credited, and the ledger took it back.
+    deposit = await only_deposit(gw)
+    assert deposit["status"] == "seen"
+    assert await gw.balances(USER) == {"BTC": 0}
+    [credit] = await gw.credits(USER)
+    assert credit["txid"] == txid and credit["reversed"]
+    [alert] = [a for a in await gw.alerts() if a["kind"] == "reorg_reversal"]
+    assert (alert["txid"], int(alert["amount"]), alert["user_id"]) == (txid, 3_000_000, USER)
+
+    await ltc.reconsider(first)
+    await settle(gw)
+    assert (await only_deposit(gw))["status"] == "credited"
+    assert [int(c["amount"]) for c in await standing_credits(gw)] == [3_000_000]
+    assert await gw.balances(USER) == {"BTC": 3_000_000}
+
+
+async def test_reorg_and_remine_before_the_ledger_heard_of_the_credit(
+    gw: Gateway, ltc: LitecoinRpc
+) -> None:
+    """Credit, reversal and the re-mined credit all wait in the outbox when the dispatcher runs."""
+    address = await gw.address(USER)
+    await ltc.send_to_script(address, 4_000_000)
+    first, _ = await ltc.mine(2)
+    await gw.sync()
+    await ltc.invalidate(first)
+    await gw.sync()
+    await ltc.reconsider(first)
+    await gw.sync()
+    assert (await only_deposit(gw))["status"] == "credited"
+
+    for _ in range(5):
+        await gw.deliver()
+    assert [int(c["amount"]) for c in await standing_credits(gw)] == [4_000_000]
+    assert await gw.balances(USER) == {"BTC": 4_000_000}
+
+
+# --- mempool -----------------------------------------------------------------------------------
+async def test_rbf_replacement_dropping_the_payment_is_never_credited(
+    gw: Gateway, ltc: LitecoinRpc
+) -> None:
+    address = await gw.address(USER)
+    txid = await ltc.send_to_script(address, 5_000_000, replaceable=True)
+    await settle(gw)
+    assert (await only_deposit(gw))["status"] == "seen"
+
+    replacement = await ltc.replace_dropping_payment(txid)
+    await settle(gw)
+    await ltc.mine(3)
+    await settle(gw)
+    mined = await ltc.call("getrawtransaction", replacement, True, wallet=False)
+    assert mined["confirmations"] >= 1
+    deposit = await only_deposit(gw)
+    assert (deposit["txid"], deposit["status"]) == (txid, "orphaned")
+    assert deposit["reason"] == "dropped_from_mempool"
+    assert await gw.credits(USER) == []
+    assert await gw.balances(USER) == {}
+
+
+async def test_payment_evicted_from_the_mempool_by_a_mined_conflict_is_never_credited(
+    gw: Gateway, ltc: LitecoinRpc
+) -> None:
+    address = await gw.address(USER)
+    txid = await ltc.send_to_script(address, 6_000_000)  # no RBF signal
+    await settle(gw)
+    assert (await only_deposit(gw))["status"] == "seen"
+
+    conflict = await mine_conflict(ltc, txid)
+    assert txid not in await ltc.call("getrawmempool", wallet=False)
+    await ltc.mine(2)
+    await settle(gw)
+    deposit = await only_deposit(gw)
+    assert (deposit["txid"], deposit["status"]) == (txid, "orphaned")
+    assert conflict != txid
+    assert await gw.credits(USER) == []
+    assert await gw.balances(USER) == {}
+
+
+# --- restarts ----------------------------------------------------------------------------------
+
+
+async def test_restart_at_any_point_credits_each_deposit_exactly_once(
+    network: Network, db: asyncpg.Pool, ledger_url: str, ltc: LitecoinRpc
+) -> None:
+    users = [f"user{i}" for i in range(3)]
+    expected: dict[str, int] = {}
+    async with gateway(network, db, ledger_url) as gw:
+        addresses = {user: await gw.address(user) for user in users}
+    finished = 0
+    for round_no in range(6):
+        # Payments keep arriving while the gateway is killed again and again at every stage of
+        # a step (reading the head, scanning, storing, crediting, delivering).
+        user = users[round_no % len(users)]
+        amount = 1_000_000 + round_no
+        await ltc.send_to_script(addresses[user], amount)
+        expected[user] = expected.get(user, 0) + amount
+        await ltc.mine(1)
+        for delay in CUT_AFTER:
+            async with gateway(network, db, ledger_url) as gw:  # a new process: a new Watcher
+                finished += await interrupted_step(gw, delay)
+    assert 0 < finished < 6 * len(CUT_AFTER)  # some steps were cut short, some got through
+
+    await ltc.mine(2)
+    # A killed dispatcher's claimed rows come back when its lease (30 s) runs out; skip the wait.
+    await db.execute("UPDATE ledger_outbox SET next_attempt_at = now() WHERE delivered_at IS NULL")
+    async with gateway(network, db, ledger_url) as gw:
+        await settle(gw)
+        for user in users:
+            credits = await gw.credits(user)
+            assert len(credits) == 2 and not any(c["reversed"] for c in credits)
+            assert await gw.balances(user) == {"BTC": expected[user]}
+            assert {d["status"] for d in await gw.deposits(user)} == {"credited"}
+        undelivered = "SELECT count(*) FROM ledger_outbox WHERE delivered_at IS NULL"
+        assert await db.fetchval(undelivered) == 0
+        assert await gw.alerts() == []

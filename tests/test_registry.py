@@ -1,0 +1,194 @@
+"""The chains/ registry and the environment: valid files load, bad values are one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chaingate.domain import AssetStandard, NetworkKind
+from chaingate.errors import ConfigError
+from chaingate.registry import load_registry
+from chaingate.settings import PROJECT_ROOT, Settings, parse_api_tokens
+
+CHAINS = PROJECT_ROOT / "chains"
+MAINNET_ENV = {
+    name: "https://nd-123-456.p2pify.com/0123456789abcdef0123456789abcdef"
+    for name in [
+        "CHAINGATE_ETHEREUM_MAINNET_RPC_1", "CHAINGATE_ETHEREUM_MAINNET_RPC_2",
+        "CHAINGATE_BSC_MAINNET_RPC_1", "CHAINGATE_BITCOIN_MAINNET_RPC_1",
+        "CHAINGATE_BITCOIN_MAINNET_RPC_2", "CHAINGATE_TRON_MAINNET_URL_1",
+        "CHAINGATE_TRON_MAINNET_URL_2",
+    ]
+}  # fmt: skip
+
+
+def test_mainnet_registry_holds_the_real_contracts() -> None:
+    networks = load_registry(CHAINS, MAINNET_ENV)
+    eth = networks["ethereum-mainnet"]
+    assert eth.kind is NetworkKind.EVM and eth.chain_id == 1
+    nexo = eth.asset("NEXO")
+    assert nexo.contract == "0xb62132e35a6c13ee1ee0f84dc5d40bad8d815206"
+    assert nexo.decimals == 18 and nexo.standard is AssetStandard.ERC20
+    assert eth.asset("USDT").contract == "0xdac17f958d2ee523a2206206994597c13d831ec7"
+    assert eth.asset("USDT").decimals == 6
+    tron_usdt = networks["tron-mainnet"].asset("USDT")
+    assert (tron_usdt.contract, tron_usdt.decimals) == ("TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t", 6)
+    assert networks["bsc-mainnet"].watch_only
+    assert networks["bsc-mainnet"].watch_addresses_of == ("ethereum-mainnet",)
+    assert networks["bitcoin-mainnet"].hrp == "bc"
+    # URLs come from the environment and never show in repr (they carry the provider key).
+    assert "0123456789abcdef" not in repr(eth)
+
+
+def test_devnet_registry_loads_without_environment() -> None:
+    networks = load_registry(CHAINS / "devnet", {})
+    assert set(networks) >= {"ethereum-devnet", "bsc-devnet", "bitcoin-devnet", "tron-devnet"}
+    assert networks["ethereum-devnet"].xpub is not None
+
+
+def test_large_amounts_need_more_confirmations() -> None:
+    eth = load_registry(CHAINS, MAINNET_ENV)["ethereum-mainnet"]
+    asset = eth.asset("ETH")
+    assert asset.required_confirmations(10**18, eth.confirmations) == 12
+    assert asset.required_confirmations(100 * 10**18, eth.confirmations) == 64
+
+
+def test_selecting_networks_needs_only_their_environment() -> None:
+    env = {
+        "CHAINGATE_BITCOIN_MAINNET_RPC_1": "https://a.example/k1",
+        "CHAINGATE_BITCOIN_MAINNET_RPC_2": "https://b.example/k2",
+    }
+    assert list(load_registry(CHAINS, env, ["bitcoin-mainnet"])) == ["bitcoin-mainnet"]
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    folder = tmp_path / "chains"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.toml").write_text(text)
+    return folder
+
+
+GOOD = """
+name = "x-net"
+kind = "evm"
+chain_id = 5
+block_time = 1
+poll_interval = 1
+confirmations = 2
+[[endpoints]]
+name = "a"
+url = "http://127.0.0.1:1"
+[[assets]]
+symbol = "ETH"
+decimals = 18
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("decimals = 18", 'decimals = "18"'),
+            "x-net.toml: assets[0].decimals: expected an integer, got '18'",
+        ),
+        (
+            ("confirmations = 2", "confirmations = 0"),
+            "x-net.toml: confirmations: must be positive, got 0",
+        ),
+        (('kind = "evm"', 'kind = "solana"'), "x-net.toml: kind: unknown kind 'solana'"),
+        (("chain_id = 5\n", ""), "x-net.toml: chain_id: is required for an evm network"),
+        (
+            ('url = "http://127.0.0.1:1"', 'url_env = "X_NET_RPC"'),
+            "set the environment variable X_NET_RPC",
+        ),
+        (("confirmations = 2", "confirmations = 2\ncolour = 1"), "x-net.toml: colour: unknown key"),
+        (
+            ('name = "x-net"', 'name = "y-net"'),
+            "x-net.toml: name: must equal the file name 'x-net'",
+        ),
+        (
+            (
+                "decimals = 18",
+                'decimals = 18\n[[assets]]\nsymbol = "T"\ndecimals = 6\ncontract = "0x12"',
+            ),
+            "x-net.toml: assets[1].contract: not a 0x-prefixed 20-byte hex address: '0x12'",
+        ),
+        (
+            ("block_time = 1", 'block_time = 1\nxpub = "xpubNOTAKEY"'),
+            "x-net.toml: xpub: extended public key is not valid",
+        ),
+        (("[[endpoints]]", "[[endpoints]"), "x-net.toml: not valid TOML"),
+    ],
+)
+def test_registry_errors_are_one_clear_line(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    folder = _write(tmp_path, "x-net", GOOD.replace(*change))
+    with pytest.raises(ConfigError) as info:
+        load_registry(folder, {})
+    text = str(info.value)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_a_private_key_in_the_registry_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    xprv = (
+        "xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPG"
+        "JxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi"
+    )
+    folder = _write(
+        tmp_path, "x-net", GOOD.replace("block_time = 1", f'block_time = 1\nxpub = "{xprv}"')
+    )
+    with pytest.raises(ConfigError) as info:
+        load_registry(folder, {})
+    assert "PRIVATE" in str(info.value) and xprv not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"CHAINGATE_DATABASE_URL": "mysql://x"},
+            "CHAINGATE_DATABASE_URL: must start with postgresql://",
+        ),
+        (
+            {"CHAINGATE_API_PORT": "http"},
+            "CHAINGATE_API_PORT: expected a TCP port number, got 'http'",
+        ),
+        ({"CHAINGATE_API_TOKENS": "{nope"}, "CHAINGATE_API_TOKENS: not valid JSON"),
+        (
+            {"CHAINGATE_LEDGER_URL": "http://l", "CHAINGATE_LEDGER_SECRET": "short"},
+            "CHAINGATE_LEDGER_SECRET: required",
+        ),
+        (
+            {"CHAINGATE_NETWORKS": "dogecoin-devnet"},
+            "CHAINGATE_NETWORKS: unknown network 'dogecoin-devnet'",
+        ),
+        (
+            {"CHAINGATE_LOG_FORMAT": "xml"},
+            "CHAINGATE_LOG_FORMAT: expected one of auto, console, json",
+        ),
+        ({}, "CHAINGATE_DATABASE_URL: not set"),
+    ],
+)
+def test_bad_environment_values_are_one_clear_line(env: dict[str, str], message: str) -> None:
+    full = (
+        {"CHAINGATE_DATABASE_URL": "postgresql://u@h/db"}
+        if "CHAINGATE_DATABASE_URL" not in env and env
+        else {}
+    )
+    full.update(env)
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(full)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_api_tokens_map_to_roles_and_are_never_echoed() -> None:
+    token = "s3cr3t-token-value-000000"
+    tokens = parse_api_tokens(f'{{"{token}": {{"principal": "ledger", "roles": ["service"]}}}}')
+    assert tokens[token].roles == frozenset({"service"})
+    with pytest.raises(ConfigError) as info:
+        parse_api_tokens(f'{{"{token}": {{"principal": "x", "roles": ["root"]}}}}')
+    assert token not in str(info.value) and "unknown role 'root'" in str(info.value)
