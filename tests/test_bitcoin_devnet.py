@@ -295,6 +295,21 @@ async def test_pending_drops_transactions_once_mined(
     assert await adapter.pending({key}) == []
 
 
+async def test_address_watched_after_its_payment_was_decoded_still_sees_it_pending(
+    adapter: BitcoinAdapter, node: NodeRpc
+) -> None:
+    pay_to, key = deposit(adapter, 8)
+    txid = await node.request("sendtoaddress", [pay_to, Decimal("0.25")])
+    # The payment is decoded while the address is not yet in the watched set (it was issued a
+    # moment ago and the watcher has not refreshed its address book yet) ...
+    assert await adapter.pending(set()) == []
+    # ... and is still found, without fetching it again, once the address is watched.
+    [seen] = await adapter.pending({key})
+    assert (seen.txid, seen.amount, seen.to, seen.block_number) == (txid, 25_000_000, key, None)
+    assert seen.position.startswith("vout:") and seen.coinbase is False
+    await mine(node, 1)
+
+
 # --- reorgs ---------------------------------------------------------------------------------------
 async def test_invalidated_block_changes_block_ref_and_its_deposit_returns(
     adapter: BitcoinAdapter, node: NodeRpc

@@ -11,7 +11,7 @@ import structlog
 
 from chaingate.chains.base import RpcClient, WatchedAddresses
 from chaingate.chains.bitcoin.addresses import BitcoinAddresses
-from chaingate.chains.bitcoin.codec import parent_hash, transfers_in_block, transfers_in_tx
+from chaingate.chains.bitcoin.codec import parent_hash, spendable_outputs, transfers_in_block
 from chaingate.chains.bitcoin.rpc import BitcoinRpc
 from chaingate.domain import BlockRef, ChainHead, Network, ScanResult, Transfer
 from chaingate.errors import ChainDataError
@@ -28,10 +28,11 @@ class BitcoinAdapter:
         self.addresses = BitcoinAddresses(network)
         self.rpc = BitcoinRpc(rpc)
         self.asset = network.native_asset.symbol
-        # Mempool transactions already decoded, with the transfers to our scripts they hold.
-        # Most mempool transactions pay nobody of ours: they are kept as empty tuples so each
-        # is fetched once while it stays in the mempool.
-        self._mempool: dict[str, tuple[Transfer, ...]] = {}
+        # Mempool transactions already decoded, each as its spendable outputs in compact form
+        # (script, index, satoshis): every transaction is fetched once while it stays in the
+        # mempool, and is matched against the watched set on every read, so an address issued
+        # after its payment was first decoded still sees the payment as pending.
+        self._mempool: dict[str, tuple[tuple[str, int, int], ...]] = {}
 
     async def head(self) -> ChainHead:
         return ChainHead(number=await self.rpc.getblockcount())
@@ -70,10 +71,21 @@ class BitcoinAdapter:
         if new:
             decoded = await self.rpc.getrawtransactions(new)
             for txid, tx in decoded.items():
-                self._mempool[txid] = tuple(
-                    transfers_in_tx(self.network.name, self.asset, tx, watched)
-                )
-        return [t for found in self._mempool.values() for t in found if t.to in watched]
+                self._mempool[txid] = spendable_outputs(tx)
+        return [
+            Transfer(
+                network=self.network.name,
+                txid=txid,
+                position=f"vout:{index}",
+                to=script,
+                amount=sats,
+                asset=self.asset,
+                coinbase=False,  # a coinbase is never in the mempool
+            )
+            for txid, outputs in self._mempool.items()
+            for script, index, sats in outputs
+            if script in watched
+        ]
 
     async def aclose(self) -> None:
         self._mempool.clear()

@@ -127,6 +127,23 @@ def transfers_in_tx(
     return found
 
 
+def spendable_outputs(tx: RawTx) -> tuple[tuple[str, int, int], ...]:
+    """(scriptPubKey hex, output index, satoshis) of every output that could pay a user.
+
+    The compact form the adapter keeps for mempool transactions, so that an address issued
+    after a transaction was first decoded still finds it (the match happens on each read).
+    """
+    outputs: list[tuple[str, int, int]] = []
+    for index, out in enumerate(tx["vout"]):
+        spk = out["scriptPubKey"]
+        if spk.get("type") in _UNSPENDABLE_TYPES:
+            continue
+        if out["n"] != index:
+            raise ChainDataError(f"tx {tx['txid']}: output {index} reports n={out['n']}")
+        outputs.append((spk["hex"], index, btc_to_sats(out["value"])))
+    return tuple(outputs)
+
+
 def transfers_in_block(
     network: str, asset: str, block: RawBlock, watched: WatchedAddresses
 ) -> list[Transfer]:
