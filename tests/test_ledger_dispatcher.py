@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -45,14 +47,19 @@ def fast(pool: asyncpg.Pool, client: LedgerClient, **options: Any) -> OutboxDisp
 
 
 @pytest.fixture(scope="module")
-async def core_pool(pg_admin_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+async def core_dsn(pg_admin_dsn: str) -> AsyncIterator[str]:
     async with scratch_database(pg_admin_dsn, "cg_ledger_core") as dsn:
-        pool = await connect_pool(dsn, min_size=1, max_size=10)
-        await pool.execute(CORE_SQL)
-        try:
-            yield pool
-        finally:
-            await pool.close()
+        yield dsn
+
+
+@pytest.fixture(scope="module")
+async def core_pool(core_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await connect_pool(core_dsn, min_size=1, max_size=10)
+    await pool.execute(CORE_SQL)
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 @pytest.fixture(scope="module")
@@ -398,6 +405,83 @@ async def test_refused_credit_is_parked_and_alerted_never_dropped(
         registry.get_sample_value("chaingate_ledger_outbox_parked_total", {"kind": "credit"}) == 1
     )
     assert await ledger_books(ledger_url, user) == (300, 1)
+
+
+async def ops(dsn: str, *args: str) -> tuple[int, str]:
+    """``chaingate ops ...`` as ops run it: a separate process on the same database."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chaingate.cli",
+        "ops",
+        *args,
+        env={**os.environ, "CHAINGATE_DATABASE_URL": dsn},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    return int(proc.returncode or 0), out.decode()
+
+
+async def test_parked_row_is_unparked_by_ops_and_delivered_with_its_own_key(
+    core_dsn: str, core_pool: asyncpg.Pool, ledger_url: str
+) -> None:
+    # The runbook's duplicate_deposit case: a second credit of one deposit under a new key is
+    # refused while the first stands; once the first is reversed, ops un-parks the second.
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    first = credit_payload(user, 5_000)
+    second = first | {"idempotency_key": f"credit:{uuid.uuid4().hex}", "amount": "7000"}
+    await enqueue(core_pool, "credit", first)
+    async with LedgerClient(ledger_url, SECRET, timeout=5) as client:
+        dispatcher = fast(core_pool, client)
+        assert await dispatcher.dispatch_once() == 1
+        second_id = await enqueue(core_pool, "credit", second)
+        assert await dispatcher.dispatch_once() == 0  # refused: parked
+        code, out = await ops(core_dsn, "outbox", "list")
+        assert code == 0
+        assert "credit: 0 pending, 1 parked" in out
+        assert f"#{second_id} PARKED credit {second['idempotency_key']}" in out
+        assert "duplicate_deposit" in out
+        code, out = await ops(core_dsn, "alerts", "list")
+        [alert_line] = out.splitlines()
+        assert code == 0 and "OPEN critical ledger_rejected ethereum-devnet NEXO 7000" in alert_line
+        alert_id = alert_line.split()[0].lstrip("#")
+        code, out = await ops(core_dsn, "alerts", "ack", alert_id, "--actor", "olga")
+        assert (code, out.strip()) == (0, f"alert {alert_id} acknowledged")
+        assert (await ops(core_dsn, "alerts", "ack", alert_id, "--actor", "olga"))[0] == 1
+        assert (await ops(core_dsn, "alerts", "list"))[1] == ""
+
+        reversal = {
+            "idempotency_key": f"reversal:{uuid.uuid4().hex}",
+            "credit_key": first["idempotency_key"],
+            "reason": "reorg",
+        }
+        await enqueue(core_pool, "reversal", reversal)
+        assert await dispatcher.dispatch_once() == 1
+        assert await dispatcher.dispatch_once() == 0  # still parked: nothing resends it alone
+
+        assert (await ops(core_dsn, "outbox", "unpark", str(second_id)))[0] == 2  # no --actor
+        code, out = await ops(core_dsn, "outbox", "unpark", str(second_id), "--actor", "olga")
+        assert (code, out.strip()) == (0, f"outbox row {second_id} due again")
+        assert await dispatcher.dispatch_once() == 1
+        code, out = await ops(core_dsn, "outbox", "unpark", str(second_id), "--actor", "olga")
+        assert (code, out.strip()) == (1, f"outbox row {second_id} is not parked")
+    assert await ledger_books(ledger_url, user) == (7_000, 2)
+    delivered = await core_pool.fetchrow(
+        "SELECT delivered_at, idempotency_key FROM ledger_outbox WHERE id = $1", second_id
+    )
+    assert delivered["delivered_at"] is not None
+    assert delivered["idempotency_key"] == second["idempotency_key"]
+    audit = await core_pool.fetch(
+        "SELECT actor, action, subject, details FROM audit_log WHERE action = 'outbox.unpark'"
+        " AND subject = $1",
+        f"ledger_outbox:{second_id}",
+    )
+    assert [(a["actor"], a["details"]["idempotency_key"]) for a in audit] == [
+        ("olga", second["idempotency_key"])
+    ]
+    code, out = await ops(core_dsn, "outbox", "list")
+    assert (code, out.strip()) == (0, "outbox: nothing undelivered")
 
 
 async def test_wrong_secret_stalls_delivery_with_an_alert_but_parks_nothing(

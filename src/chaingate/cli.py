@@ -116,6 +116,35 @@ async def _ops_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _ops_outbox(args: argparse.Namespace) -> int:
+    from chaingate.store import connect_pool, outbox
+
+    settings = _settings()
+    pool = await connect_pool(settings.database_url, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            if args.outbox_action == "unpark":
+                done = await outbox.unpark(conn, args.id, args.actor)
+                print(f"outbox row {args.id} " + ("due again" if done else "is not parked"))
+                return 0 if done else 1
+            backlog = await outbox.backlog(conn)
+            if not backlog:
+                print("outbox: nothing undelivered")
+            for b in backlog:
+                print(
+                    f"{b['kind']}: {b['pending']} pending, {b['parked']} parked, "
+                    f"oldest {b['oldest']:%Y-%m-%d %H:%M:%S%z}"
+                )
+            for row in await outbox.list_parked(conn):
+                print(
+                    f"#{row['id']} PARKED {row['kind']} {row['idempotency_key']} "
+                    f"attempts={row['attempts']}: {row['last_error']}"
+                )
+    finally:
+        await pool.close()
+    return 0
+
+
 def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -147,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-running", action="store_true", help="keep the gateway up after the demo")
     p.set_defaults(func=_demo)
     p = sub.add_parser(
-        "ops", help="operations: alerts (batches and approvals arrive with withdrawals)"
+        "ops",
+        help="operations: alerts and the ledger outbox (batches and approvals arrive with "
+        "withdrawals)",
     )
     ops = p.add_subparsers(dest="ops_command", required=True, metavar="OPS_COMMAND")
     a = ops.add_parser("alerts", help="list or acknowledge alerts")
@@ -158,6 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
     ack.add_argument("id", type=int)
     ack.add_argument("--actor", required=True, help="who acknowledges (recorded in the audit log)")
     a.set_defaults(func=_ops_alerts)
+    o = ops.add_parser("outbox", help="ledger outbox backlog; un-park a row the ledger refused")
+    outbox_sub = o.add_subparsers(dest="outbox_action", required=True)
+    outbox_sub.add_parser("list", help="undelivered rows by kind, and every parked row")
+    unpark = outbox_sub.add_parser(
+        "unpark", help="send a parked row again (same payload, same idempotency key)"
+    )
+    unpark.add_argument("id", type=int)
+    unpark.add_argument("--actor", required=True, help="who un-parks (recorded in the audit log)")
+    o.set_defaults(func=_ops_outbox)
     return parser
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from chaingate.store.alerts import audit
+
 
 async def enqueue(
     conn: asyncpg.Connection, kind: str, idempotency_key: str, payload: dict[str, Any]
@@ -24,3 +26,52 @@ async def enqueue_many(
            ON CONFLICT (idempotency_key) DO NOTHING""",
         [(key, kind, {"idempotency_key": key, **payload}) for key, payload in messages],
     )
+
+
+# --- operations: inspect the backlog and un-park what the ledger refused ---------------------
+# A parked row has next_attempt_at = 'infinity': kept, never retried, never dropped (see the
+# dispatcher). Un-parking sends the SAME payload under the SAME idempotency key again.
+
+
+async def backlog(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    """Undelivered rows by kind: pending (due or backing off), parked, and the oldest."""
+    rows = await conn.fetch(
+        """SELECT kind,
+                  count(*) FILTER (WHERE next_attempt_at <> 'infinity') AS pending,
+                  count(*) FILTER (WHERE next_attempt_at = 'infinity') AS parked,
+                  min(created_at) AS oldest
+             FROM ledger_outbox WHERE delivered_at IS NULL GROUP BY kind ORDER BY kind"""
+    )
+    return [dict(r) for r in rows]
+
+
+async def list_parked(conn: asyncpg.Connection, limit: int = 100) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT id, kind, idempotency_key, attempts, last_error, created_at
+             FROM ledger_outbox
+            WHERE delivered_at IS NULL AND next_attempt_at = 'infinity'
+            ORDER BY id LIMIT $1""",
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def unpark(conn: asyncpg.Connection, outbox_id: int, actor: str) -> bool:
+    """Make a parked row due again, with an audit row; False when the row is not parked.
+
+    Runs in its own transaction (or the caller's), so the audit row exists exactly when the
+    row was un-parked.
+    """
+    async with conn.transaction():
+        key = await conn.fetchval(
+            """UPDATE ledger_outbox SET next_attempt_at = now(), last_error = NULL
+                WHERE id = $1 AND delivered_at IS NULL AND next_attempt_at = 'infinity'
+            RETURNING idempotency_key""",
+            outbox_id,
+        )
+        if key is None:
+            return False
+        await audit(
+            conn, actor, "outbox.unpark", f"ledger_outbox:{outbox_id}", {"idempotency_key": key}
+        )
+    return True
