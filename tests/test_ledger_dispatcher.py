@@ -5,6 +5,7 @@ dispatcher; crash recovery; ordering of reversals; refused messages parked and a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -217,6 +218,52 @@ async def test_delivers_every_credit_exactly_once(core_pool: asyncpg.Pool, ledge
         "chaingate_ledger_outbox_delivered_total", {"kind": "credit"}
     )
     assert sample == 25
+
+
+async def test_rows_of_one_claim_are_sent_concurrently_up_to_the_limit(
+    core_pool: asyncpg.Pool, ledger_url: str
+) -> None:
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    total = await enqueue_credits(core_pool, user, 12)
+    in_flight = 0
+    most = 0
+    gate = asyncio.Event()
+
+    async def forward(request: web.Request) -> web.Response:
+        # Hold each request until four are in flight at once (or a deadline passes, which
+        # only happens when the dispatcher sends fewer at a time: the assertion then fails).
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        if in_flight >= 4:
+            gate.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(gate.wait(), timeout=3)
+        headers = {h: request.headers[h] for h in (TIMESTAMP_HEADER, SIGNATURE_HEADER)}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                ledger_url + request.raw_path, data=await request.read(), headers=headers
+            ) as resp,
+        ):
+            body = await resp.read()
+        in_flight -= 1
+        return web.Response(status=resp.status, body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", forward)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        proxy_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with LedgerClient(proxy_url, SECRET, timeout=10) as client:
+            dispatcher = fast(core_pool, client, batch_size=12, concurrency=4)
+            assert await dispatcher.dispatch_once() == 12
+    finally:
+        await runner.cleanup()
+    assert most == 4  # four at once, never more
+    assert await ledger_books(ledger_url, user) == (total, 12)
 
 
 async def test_ledger_down_then_back_receives_every_credit_once(

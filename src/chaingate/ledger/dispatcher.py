@@ -34,6 +34,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from chaingate.aio import task_group
 from chaingate.errors import LedgerRejectedError, LedgerUnavailableError
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.errors import LedgerRequestRejectedError
@@ -135,8 +136,12 @@ class OutboxDispatcher:
         send_attempts: int = 3,
         retry_wait: float = 0.2,
         registry: CollectorRegistry | None = None,
+        concurrency: int = 8,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self._db = db_pool
+        self._concurrency = concurrency
         self._client = client
         self._batch_size = batch_size
         self._lease = float(lease_seconds)
@@ -165,29 +170,48 @@ class OutboxDispatcher:
         log.info("ledger_dispatcher_stopped")
 
     async def dispatch_once(self) -> int:
-        """Claim due rows and send them in id order; the number the ledger acknowledged."""
+        """Claim due rows and send them; the number the ledger acknowledged.
+
+        The rows of one claim never depend on each other (the claim leaves out a reversal
+        whose credit is undelivered, a re-credit whose reversal is, and a withdrawal event
+        whose predecessor is), so up to ``concurrency`` of them are in flight at once, taken
+        in id order. Once the ledger is down or refuses our signature, no further row is
+        started: the ones not yet sent are deferred with the failed row's backoff.
+        """
         rows = await self._claim()
         self._last_claimed = len(rows)
+        queue = list(reversed(rows))  # pop() takes the lowest id first
         delivered = 0
-        for index, row in enumerate(rows):
-            try:
-                answer = await self._send(row)
-            except LedgerUnavailableError as exc:
-                retry_in = await self._record_failure(row, exc)
-                # The ledger is down: the rest of the batch waits too instead of each row
-                # burning its own retries against it.
-                await self._defer([r.id for r in rows[index + 1 :]], retry_in)
-                break
-            except LedgerRejectedError as exc:
-                if _status_of(exc) in _AUTH_STATUSES:
+        halted: float | None = None  # the backoff, once the ledger cannot take more
+
+        async def worker() -> None:
+            nonlocal delivered, halted
+            while queue and halted is None:
+                row = queue.pop()
+                try:
+                    answer = await self._send(row)
+                except LedgerUnavailableError as exc:
                     retry_in = await self._record_failure(row, exc)
-                    await self._alert_auth_failure(exc)
-                    await self._defer([r.id for r in rows[index + 1 :]], retry_in)
-                    break
-                await self._park(row, str(exc), _status_of(exc), _code_of(exc))
-                continue
-            await self._record_delivery(row, answer)
-            delivered += 1
+                    halted = retry_in if halted is None else halted
+                    continue
+                except LedgerRejectedError as exc:
+                    if _status_of(exc) in _AUTH_STATUSES:
+                        retry_in = await self._record_failure(row, exc)
+                        halted = retry_in if halted is None else halted
+                        await self._alert_auth_failure(exc)
+                    else:
+                        await self._park(row, str(exc), _status_of(exc), _code_of(exc))
+                    continue
+                await self._record_delivery(row, answer)
+                delivered += 1
+
+        # A database error in one worker stops the others and is raised as itself (run() tells
+        # it apart); rows in flight stay leased and come back, with their keys, later.
+        async with task_group() as group:
+            for _ in range(min(self._concurrency, len(rows))):
+                group.create_task(worker())
+        if halted is not None:
+            await self._defer([r.id for r in queue], halted)
         return delivered
 
     async def _claim(self) -> list[OutboxRow]:

@@ -7,12 +7,12 @@ gets every call answered, and a call that is too large on its own (a log range) 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import structlog
 
+from chaingate.aio import gather_first_error
 from chaingate.errors import RequestTooLargeError
 from chaingate.providers.health import EndpointState
 from chaingate.providers.jsonrpc import BatchRefusedError, make_request, unwrap_batch
@@ -76,14 +76,3 @@ class BatchSender:
             if check is not None:
                 check(result)
         return results
-
-
-async def gather_first_error(coros: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
-    """Run ``coros`` concurrently; on the first failure cancel the rest and raise that failure
-    itself (not an ExceptionGroup), so callers can classify it by type."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(coro) for coro in coros]
-    except BaseExceptionGroup as group_error:
-        raise group_error.exceptions[0] from None
-    return [task.result() for task in tasks]

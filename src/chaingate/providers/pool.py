@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import aiohttp
 import structlog
 
+from chaingate.aio import gather_first_error
 from chaingate.domain import Endpoint
 from chaingate.errors import (
     ChainDataError,
@@ -29,7 +30,7 @@ from chaingate.errors import (
     RpcError,
     TransportError,
 )
-from chaingate.providers.batching import BatchSender, Call, Check, gather_first_error
+from chaingate.providers.batching import BatchSender, Call, Check
 from chaingate.providers.health import BenchPolicy, EndpointHealth, EndpointState
 from chaingate.providers.jsonrpc import make_request, unwrap_single
 from chaingate.providers.logs import split_get_logs

@@ -9,7 +9,6 @@ is a dictionary lookup or two; the watched set may hold millions of keys and is 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import TypeVar
 
 import structlog
 
+from chaingate.aio import task_group
 from chaingate.chains.base import RpcClient, WatchedAddresses
 from chaingate.chains.evm import codec
 from chaingate.chains.evm.addresses import EvmAddresses
@@ -341,12 +341,9 @@ def _aligned_traces(block: RawBlock, entries: list[RawTxTrace], network: str) ->
 async def _both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
     """Await two calls concurrently; if one fails the other is cancelled and the failure is
     raised as itself (not wrapped in an ExceptionGroup, so callers can classify it by type)."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            a = group.create_task(_awaited(first))
-            b = group.create_task(_awaited(second))
-    except BaseExceptionGroup as group_error:
-        raise group_error.exceptions[0] from None
+    async with task_group() as group:
+        a = group.create_task(_awaited(first))
+        b = group.create_task(_awaited(second))
     return a.result(), b.result()
 
 
