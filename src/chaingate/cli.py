@@ -11,12 +11,16 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from chaingate.errors import ChaingateError
 from chaingate.logs import configure_logging
 from chaingate.settings import Settings
+
+if TYPE_CHECKING:
+    import asyncpg
 
 
 def _settings(require_database: bool = True) -> Settings:
@@ -88,60 +92,63 @@ async def _demo(args: argparse.Namespace) -> int:
     return code
 
 
-async def _ops_alerts(args: argparse.Namespace) -> int:
-    from chaingate.store import alerts, connect_pool
+@asynccontextmanager
+async def _ops_connection() -> AsyncIterator[asyncpg.Connection]:
+    """One connection to the gateway's database for an ops command."""
+    from chaingate.store import connect_pool
 
-    settings = _settings()
-    pool = await connect_pool(settings.database_url, max_size=1)
+    pool = await connect_pool(_settings().database_url, max_size=1)
     try:
         async with pool.acquire() as conn:
-            if args.alerts_action == "ack":
-                async with conn.transaction():
-                    done = await alerts.acknowledge(conn, args.id, args.actor)
-                    if done:
-                        await alerts.audit(
-                            conn, args.actor, "alert.ack", f"alert:{args.id}", {"via": "cli"}
-                        )
-                print(f"alert {args.id} acknowledged" if done else f"alert {args.id}: not open")
-                return 0 if done else 1
-            for a in await alerts.list_alerts(conn, open_only=not args.all):
-                state = "ACK" if a["acknowledged_at"] else "OPEN"
-                print(
-                    f"#{a['id']} {state} {a['severity']} {a['kind']} {a['network'] or '-'} "
-                    f"{a['asset'] or '-'} {a['amount'] if a['amount'] is not None else '-'} "
-                    f"tx={a['txid'] or '-'} user={a['user_id'] or '-'}: {a['message']}"
-                )
+            yield conn
     finally:
         await pool.close()
+
+
+async def _ops_alerts(args: argparse.Namespace) -> int:
+    from chaingate.store import alerts
+
+    async with _ops_connection() as conn:
+        if args.alerts_action == "ack":
+            async with conn.transaction():
+                done = await alerts.acknowledge(conn, args.id, args.actor)
+                if done:
+                    await alerts.audit(
+                        conn, args.actor, "alert.ack", f"alert:{args.id}", {"via": "cli"}
+                    )
+            print(f"alert {args.id} acknowledged" if done else f"alert {args.id}: not open")
+            return 0 if done else 1
+        for a in await alerts.list_alerts(conn, open_only=not args.all):
+            state = "ACK" if a["acknowledged_at"] else "OPEN"
+            print(
+                f"#{a['id']} {state} {a['severity']} {a['kind']} {a['network'] or '-'} "
+                f"{a['asset'] or '-'} {a['amount'] if a['amount'] is not None else '-'} "
+                f"tx={a['txid'] or '-'} user={a['user_id'] or '-'}: {a['message']}"
+            )
     return 0
 
 
 async def _ops_outbox(args: argparse.Namespace) -> int:
-    from chaingate.store import connect_pool, outbox
+    from chaingate.store import outbox
 
-    settings = _settings()
-    pool = await connect_pool(settings.database_url, max_size=1)
-    try:
-        async with pool.acquire() as conn:
-            if args.outbox_action == "unpark":
-                done = await outbox.unpark(conn, args.id, args.actor)
-                print(f"outbox row {args.id} " + ("due again" if done else "is not parked"))
-                return 0 if done else 1
-            backlog = await outbox.backlog(conn)
-            if not backlog:
-                print("outbox: nothing undelivered")
-            for b in backlog:
-                print(
-                    f"{b['kind']}: {b['pending']} pending, {b['parked']} parked, "
-                    f"oldest {b['oldest']:%Y-%m-%d %H:%M:%S%z}"
-                )
-            for row in await outbox.list_parked(conn):
-                print(
-                    f"#{row['id']} PARKED {row['kind']} {row['idempotency_key']} "
-                    f"attempts={row['attempts']}: {row['last_error']}"
-                )
-    finally:
-        await pool.close()
+    async with _ops_connection() as conn:
+        if args.outbox_action == "unpark":
+            done = await outbox.unpark(conn, args.id, args.actor)
+            print(f"outbox row {args.id} " + ("due again" if done else "is not parked"))
+            return 0 if done else 1
+        backlog = await outbox.backlog(conn)
+        if not backlog:
+            print("outbox: nothing undelivered")
+        for b in backlog:
+            print(
+                f"{b['kind']}: {b['pending']} pending, {b['parked']} parked, "
+                f"oldest {b['oldest']:%Y-%m-%d %H:%M:%S%z}"
+            )
+        for row in await outbox.list_parked(conn):
+            print(
+                f"#{row['id']} PARKED {row['kind']} {row['idempotency_key']} "
+                f"attempts={row['attempts']}: {row['last_error']}"
+            )
     return 0
 
 
