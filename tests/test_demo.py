@@ -34,6 +34,9 @@ async def test_demo_runs_the_main_job_and_exits_zero(
     assert "bitcoin-devnet   BTC            0.5  (50000000 base units)" in report
     assert "tron-devnet      USDT           100  (100000000 base units)" in report
     assert "network_mismatch bsc-devnet NEXO 10 user=alice" in report
+    pushed = report.split("Alerts pushed to the webhook", 1)[1]
+    assert "network_mismatch bsc-devnet NEXO 10 user=alice at " in pushed
+    assert "raised and pushed to the webhook" in report
     assert "MISSING" not in report
 
 

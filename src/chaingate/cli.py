@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from chaingate.errors import ChaingateError
+from chaingate.errors import ChaingateError, ValidationError
 from chaingate.logs import configure_logging
 from chaingate.settings import Settings
 
@@ -108,6 +108,8 @@ async def _ops_connection() -> AsyncIterator[asyncpg.Connection]:
 async def _ops_alerts(args: argparse.Namespace) -> int:
     from chaingate.store import alerts
 
+    if args.alerts_action == "redeliver" and not args.ids and not args.all:
+        raise ValidationError("ops alerts redeliver: give alert ids or --all")
     async with _ops_connection() as conn:
         if args.alerts_action == "ack":
             async with conn.transaction():
@@ -118,6 +120,25 @@ async def _ops_alerts(args: argparse.Namespace) -> int:
                     )
             print(f"alert {args.id} acknowledged" if done else f"alert {args.id}: not open")
             return 0 if done else 1
+        if args.alerts_action == "undelivered":
+            for a in await alerts.undelivered_alerts(conn, limit=1000):
+                print(
+                    f"#{a['id']} {a['severity']} {a['kind']} attempts={a['attempts']} "
+                    f"next={a['next_attempt_at'].isoformat()}: {a['last_error'] or '-'}"
+                )
+            return 0
+        if args.alerts_action == "redeliver":
+            async with conn.transaction():
+                count = await alerts.redeliver(conn, None if args.all else args.ids)
+                await alerts.audit(
+                    conn,
+                    args.actor,
+                    "alert.redeliver",
+                    None,
+                    {"ids": "all" if args.all else args.ids, "count": count, "via": "cli"},
+                )
+            print(f"{count} undelivered alert(s) due for the webhook now")
+            return 0
         for a in await alerts.list_alerts(conn, open_only=not args.all):
             state = "ACK" if a["acknowledged_at"] else "OPEN"
             print(
@@ -188,13 +209,20 @@ def build_parser() -> argparse.ArgumentParser:
         "withdrawals)",
     )
     ops = p.add_subparsers(dest="ops_command", required=True, metavar="OPS_COMMAND")
-    a = ops.add_parser("alerts", help="list or acknowledge alerts")
+    a = ops.add_parser("alerts", help="list, acknowledge or re-push alerts")
     alerts_sub = a.add_subparsers(dest="alerts_action", required=True)
     ls = alerts_sub.add_parser("list", help="list open alerts")
     ls.add_argument("--all", action="store_true", help="include acknowledged alerts")
     ack = alerts_sub.add_parser("ack", help="acknowledge an alert")
     ack.add_argument("id", type=int)
     ack.add_argument("--actor", required=True, help="who acknowledges (recorded in the audit log)")
+    alerts_sub.add_parser("undelivered", help="alerts not pushed to the webhook yet")
+    redo = alerts_sub.add_parser(
+        "redeliver", help="push undelivered alerts now (after the webhook's refusal was fixed)"
+    )
+    redo.add_argument("ids", type=int, nargs="*", help="alert ids (or --all)")
+    redo.add_argument("--all", action="store_true", help="every undelivered alert")
+    redo.add_argument("--actor", required=True, help="who re-drives (recorded in the audit log)")
     a.set_defaults(func=_ops_alerts)
     o = ops.add_parser("outbox", help="ledger outbox backlog; un-park a row the ledger refused")
     outbox_sub = o.add_subparsers(dest="outbox_action", required=True)

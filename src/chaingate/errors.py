@@ -100,6 +100,25 @@ class LedgerRejectedError(LedgerError):
     """Raised when the ledger answered 4xx; retrying the same request will not help."""
 
 
+# --- alert sink ----------------------------------------------------------------------------
+class AlertSinkError(ChaingateError):
+    """Raised when the alert webhook cannot be reached or refuses an alert."""
+
+    code = "alert_sink"
+
+
+class AlertSinkUnavailableError(AlertSinkError):
+    """Raised when the webhook is down, timed out or answered 5xx/408/425/429; send it again."""
+
+
+class AlertSinkRejectedError(AlertSinkError):
+    """Raised when the webhook answered another 4xx (or a redirect); ``status`` says which."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 # --- signer --------------------------------------------------------------------------------
 class SignerError(ChaingateError):
     """Raised when the signer refuses a job or cannot sign it."""

@@ -12,6 +12,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from chaingate.alerting import AlertPusher, WebhookSink
 from chaingate.api import ApiContext, build_app
 from chaingate.chains.base import ChainAdapter
 from chaingate.chains.registry import address_codec, build_adapter, open_pool
@@ -98,11 +99,31 @@ async def _run_roles(
                     db, client, registry=registry, lease_seconds=settings.outbox_lease_seconds
                 )
                 tasks.create_task(dispatcher.run(stop, 0.5), name="dispatcher")
+                await _start_alert_pusher(settings, db, registry, stack, tasks, stop)
             if "api" in roles:
                 tasks.create_task(
                     _serve_api(settings, db, registry, pools, halted, stop), name="api"
                 )
             log.info("service_started", roles=sorted(roles), networks=sorted(settings.networks))
+
+
+async def _start_alert_pusher(
+    settings: Settings,
+    db: asyncpg.Pool,
+    registry: CollectorRegistry,
+    stack: AsyncExitStack,
+    tasks: asyncio.TaskGroup,
+    stop: asyncio.Event,
+) -> None:
+    """Push stored alerts to the webhook (part of the dispatcher role), when one is configured."""
+    if not settings.alert_webhook_url:
+        log.warning("alert_webhook_not_configured", hint="set CHAINGATE_ALERT_WEBHOOK_URL")
+        return
+    sink = await stack.enter_async_context(
+        WebhookSink(settings.alert_webhook_url, settings.alert_webhook_secret)
+    )
+    pusher = AlertPusher(db, sink, registry=registry, lease_seconds=settings.outbox_lease_seconds)
+    tasks.create_task(pusher.run(stop, 1.0), name="alert-pusher")
 
 
 async def _serve_api(

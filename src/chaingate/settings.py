@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from chaingate.domain import Network
 from chaingate.errors import ConfigError
@@ -36,7 +37,10 @@ class Settings:
     ledger_secret: bytes = field(default=b"", repr=False)
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    # Alerts are pushed here by the dispatcher role (alerting/pusher.py); the URL may carry the
+    # receiver's token. With a secret, each push is HMAC-signed like a ledger request.
     alert_webhook_url: str | None = field(default=None, repr=False)
+    alert_webhook_secret: bytes = field(default=b"", repr=False)
     # How long a dispatcher owns the outbox rows it claimed; a crashed dispatcher's rows are
     # delivered by another (or the restarted one) after this, with the same idempotency keys.
     outbox_lease_seconds: float = 30.0
@@ -59,6 +63,9 @@ class Settings:
         secret = env.get("CHAINGATE_LEDGER_SECRET", "")
         if ledger_url and len(secret) < 16:
             raise ConfigError("CHAINGATE_LEDGER_SECRET: required with a ledger URL, 16+ characters")
+        webhook_secret = env.get("CHAINGATE_ALERT_WEBHOOK_SECRET", "")
+        if webhook_secret and len(webhook_secret) < 16:
+            raise ConfigError("CHAINGATE_ALERT_WEBHOOK_SECRET: 16+ characters when set")
         return cls(
             database_url=database_url,
             networks=networks,
@@ -69,7 +76,8 @@ class Settings:
             api_host=env.get("CHAINGATE_API_HOST", "127.0.0.1"),
             api_port=_port(env.get("CHAINGATE_API_PORT", "8080"), "CHAINGATE_API_PORT"),
             outbox_lease_seconds=_seconds(env, "CHAINGATE_OUTBOX_LEASE_SECONDS", 30.0),
-            alert_webhook_url=env.get("CHAINGATE_ALERT_WEBHOOK_URL", "").strip() or None,
+            alert_webhook_url=_webhook_url(env.get("CHAINGATE_ALERT_WEBHOOK_URL", "").strip()),
+            alert_webhook_secret=webhook_secret.encode(),
             log_format=_choice(env, "CHAINGATE_LOG_FORMAT", "auto", {"auto", "json", "console"}),
             log_level=_choice(
                 env, "CHAINGATE_LOG_LEVEL", "info", {"debug", "info", "warning", "error"}
@@ -106,6 +114,24 @@ def parse_api_tokens(raw: str) -> dict[str, Principal]:
             )
         tokens[token] = Principal(spec["principal"], frozenset(roles))
     return tokens
+
+
+def _webhook_url(raw: str) -> str | None:
+    """``CHAINGATE_ALERT_WEBHOOK_URL``: an http(s) URL with a host, or unset. Never echoed: its
+    path or query may hold the receiver's token."""
+    if not raw:
+        return None
+    try:
+        parts = urlsplit(raw)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        valid = False
+    if not valid or any(c.isspace() for c in raw):
+        raise ConfigError(
+            "CHAINGATE_ALERT_WEBHOOK_URL: expected an http:// or https:// URL with a host"
+        )
+    return raw
 
 
 def _port(raw: str, name: str) -> int:

@@ -4,8 +4,9 @@ Brings the devnet up, gives the gateway a fresh database and the reference ledge
 own, runs the service (api, watchers, dispatcher) in-process, then drives the scenario through
 the public API and the chains: deposits on Ethereum (ETH, NEXO), Bitcoin and TRON (TRX, USDT)
 must be credited exactly; a dust ETH amount must be rejected; NEXO sent on the BSC stand-in to
-the same 0x address must be rejected with a network-mismatch alert. The exit code is 0 only if
-every one of those outcomes was observed through the API and the ledger.
+the same 0x address must be rejected with a network-mismatch alert, which the gateway pushes to
+a small signed-webhook receiver run by the demo. The exit code is 0 only if every one of those
+outcomes was observed through the API, the ledger and the receiver.
 """
 
 from chaingate.demo.outcomes import Expected, Seen, format_units, problems

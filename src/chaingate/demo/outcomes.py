@@ -38,6 +38,7 @@ class Seen:
     deposits: list[dict[str, Any]]
     balances: dict[tuple[str, str], int]
     alerts: list[dict[str, Any]]
+    pushed: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # at the webhook
 
 
 def format_units(amount: int, decimals: int) -> str:
@@ -82,6 +83,13 @@ def problems(expected: list[Expected], seen: Seen) -> list[str]:
             for a in seen.alerts
         ):
             found.append(f"{e.label} on {e.network}: no {e.alert} alert for tx {e.txid}")
+        elif e.alert and not any(
+            a["kind"] == e.alert
+            and a["network"] == e.network
+            and txid_key(a["txid"]) == txid_key(e.txid)
+            for a in seen.pushed
+        ):
+            found.append(f"{e.label} on {e.network}: {e.alert} alert not pushed to the webhook")
     want: dict[tuple[str, str], int] = {}
     decimals = {(e.network, e.asset): e.decimals for e in expected}
     for e in expected:
@@ -142,5 +150,14 @@ def report(seen: Seen, decimals: Decimals, out: Out) -> None:
         )
         out(f"      {a['message']}")
     if not seen.alerts:
+        out("  (none)")
+    out("\nAlerts pushed to the webhook (the demo's receiver, signature verified)")
+    for a in seen.pushed:
+        amount = _human(decimals, a["network"], a["asset"], a["amount"])
+        out(
+            f"  #{a['id']} {a['severity']} {a['kind']} {a['network'] or '-'} "
+            f"{a['asset'] or '-'} {amount} user={a['user_id'] or '-'} at {a['created_at']}"
+        )
+    if not seen.pushed:
         out("  (none)")
     out("")

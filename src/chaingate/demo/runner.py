@@ -35,6 +35,7 @@ from chaingate.demo.outcomes import (
     progress,
     report,
 )
+from chaingate.demo.webhook import alert_receiver
 from chaingate.devnet import manager, postgres
 from chaingate.devnet.config import DevnetConfig, free_ports
 from chaingate.devnet.manager import DevnetState
@@ -76,17 +77,31 @@ async def run_demo(
             f"==> fresh databases {database_prefix} (gateway, migrated) and {database_prefix}_ledger"
         )
         secret, token = secrets.token_hex(32), secrets.token_urlsafe(24)
-        async with serve_reference_ledger("127.0.0.1", 0, ledger_dsn, secret.encode()) as ledger:
+        hook_secret = secrets.token_hex(32)
+        async with (
+            serve_reference_ledger("127.0.0.1", 0, ledger_dsn, secret.encode()) as ledger,
+            alert_receiver(hook_secret.encode()) as (hook_url, pushed),
+        ):
             out(f"==> reference ledger on {ledger}")
+            out(f"==> alert webhook receiver on {hook_url} (verifies the HMAC signature)")
             settings = await _demo_settings(state, gateway_dsn, ledger, secret, token, out)
-            return await _with_service(settings, state, token, keep_running, timeout, out)
+            settings = dataclasses.replace(
+                settings, alert_webhook_url=hook_url, alert_webhook_secret=hook_secret.encode()
+            )
+            return await _with_service(settings, state, token, pushed, keep_running, timeout, out)
     except DemoError as exc:
         out(f"FAIL: {exc}")
         return 1
 
 
 async def _with_service(
-    settings: Settings, state: DevnetState, token: str, keep: bool, timeout: float, out: Out
+    settings: Settings,
+    state: DevnetState,
+    token: str,
+    pushed: list[dict[str, Any]],
+    keep: bool,
+    timeout: float,
+    out: Out,
 ) -> int:
     stop = asyncio.Event()
     service = asyncio.create_task(run_service(settings, list(ROLES), stop), name="demo-service")
@@ -100,7 +115,8 @@ async def _with_service(
         ):
             await _wait_for_api(http, service, out)
             out(f"==> gateway running: api {api_url}, roles {', '.join(ROLES)}")
-            code = await _scenario(Run(http, ledger, state, settings, service, out), timeout)
+            run = Run(http, ledger, state, settings, service, out, pushed)
+            code = await _scenario(run, timeout)
             if keep and not service.done():
                 out(f"==> gateway keeps running at {api_url} (demo token: {token});"
                     " Ctrl-C stops it")  # fmt: skip
@@ -248,6 +264,7 @@ class Run:
     settings: Settings
     service: asyncio.Task[None]
     out: Out
+    pushed: list[dict[str, Any]]  # alerts the demo's webhook receiver accepted
 
     def decimals(self, network: str, asset: str) -> int | None:
         net = self.settings.networks.get(network)
@@ -284,7 +301,7 @@ async def _scenario(run: Run, timeout: float) -> int:
         out(f"FAIL: {len(missing)} expected outcome(s) did not happen within {timeout:.0f} s")
         return 1
     out(f"PASS: all {len(expected)} deposits ended as expected, the ledger balances are exact,"
-        " and the network-mismatch alert was raised")  # fmt: skip
+        " and the network-mismatch alert was raised and pushed to the webhook")  # fmt: skip
     return 0
 
 
@@ -309,7 +326,7 @@ async def _observe(run: Run) -> Seen:
     alerts = await _api_list(run, "/v1/alerts", "alerts")
     answer = await run.ledger.get("/balances", {"user_id": USER})
     balances = {(b["network"], b["asset"]): int(b["amount"]) for b in answer["balances"]}
-    return Seen(deposits, balances, alerts)
+    return Seen(deposits, balances, alerts, list(run.pushed))
 
 
 async def _wait_for_outcomes(run: Run, expected: list[Expected], timeout: float) -> Seen:

@@ -17,9 +17,7 @@ error, stops being retried, and raises a critical alert.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +33,7 @@ from tenacity import (
 )
 
 from chaingate.aio import task_group
+from chaingate.delivery import backoff, run_passes
 from chaingate.errors import LedgerRejectedError, LedgerUnavailableError
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.errors import LedgerRequestRejectedError
@@ -50,10 +49,6 @@ KIND_PATHS = {
 # A ledger refusing our signature is misconfigured (secret, clock), not refusing the message:
 # retry later instead of parking every row.
 _AUTH_STATUSES = frozenset({401, 403})
-_MAX_EXPONENT = 30
-# What a lost or restarting database looks like through asyncpg (InternalClientError: a pool
-# connection killed while the pool was resetting it).
-_DB_DOWN = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
 
 # jsonb goes in and out as text (``::text``) so the dispatcher works the same on a plain pool
 # and on the service's pool, whose jsonb codec (store.db) would otherwise decode it to a dict.
@@ -154,20 +149,17 @@ class OutboxDispatcher:
 
     async def run(self, stop: asyncio.Event, interval: float) -> None:
         """Dispatch until ``stop`` is set; a full batch is followed at once by the next."""
-        log.info("ledger_dispatcher_started", batch_size=self._batch_size)
-        while not stop.is_set():
-            try:
-                await self.dispatch_once()
-            except _DB_DOWN as exc:
-                # The database is down or restarting, or killed our connection mid-operation:
-                # nothing was lost (rows stay in the outbox, leases expire), so try again.
-                log.warning("ledger_dispatch_db_error", error=type(exc).__name__)
-                self._last_claimed = 0
-            if self._last_claimed >= self._batch_size:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-        log.info("ledger_dispatcher_stopped")
+        await run_passes(
+            self._pass,
+            stop,
+            interval=interval,
+            batch_size=self._batch_size,
+            event="ledger_dispatcher",
+        )
+
+    async def _pass(self) -> int:
+        await self.dispatch_once()
+        return self._last_claimed
 
     async def dispatch_once(self) -> int:
         """Claim due rows and send them; the number the ledger acknowledged.
@@ -269,12 +261,8 @@ class OutboxDispatcher:
             attempts=row.attempts + 1,
         )
 
-    def _backoff(self, attempts: int) -> float:
-        delay = min(self._max_backoff, self._base_backoff * 2.0 ** min(attempts, _MAX_EXPONENT))
-        return delay * random.uniform(0.5, 1.0)  # jitter: dispatchers do not retry in step
-
     async def _record_failure(self, row: OutboxRow, exc: Exception) -> float:
-        retry_in = self._backoff(row.attempts)
+        retry_in = backoff(row.attempts, self._base_backoff, self._max_backoff)
         async with self._db.acquire() as conn:
             await conn.execute(
                 """

@@ -79,3 +79,24 @@ async def audit(
         subject,
         json.dumps(details),
     )
+
+
+async def undelivered_alerts(conn: asyncpg.Connection, *, limit: int = 100) -> list[dict[str, Any]]:
+    """Alerts the webhook has not acknowledged yet, oldest first, with their delivery state."""
+    rows = await conn.fetch(
+        """SELECT id, kind, severity, created_at, attempts, next_attempt_at, last_error
+           FROM alerts WHERE delivered_at IS NULL ORDER BY id LIMIT $1""",
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def redeliver(conn: asyncpg.Connection, ids: list[int] | None) -> int:
+    """Make undelivered alerts (``ids``, or all when None) due for pushing now, e.g. after the
+    webhook refused them and its cause was fixed; the number made due."""
+    result: str = await conn.execute(
+        """UPDATE alerts SET next_attempt_at = now()
+           WHERE delivered_at IS NULL AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))""",
+        ids,
+    )
+    return int(result.split()[-1])

@@ -1,0 +1,297 @@
+"""Alert pusher: delivers every stored alert to the webhook, at least once, oldest first.
+
+The ``alerts`` table is its own outbox: ``raise_alert`` stores a row in the transaction of the
+event, and the pusher sends rows whose ``delivered_at`` is NULL, like the ledger dispatcher
+sends ``ledger_outbox`` rows. Rows are claimed with ``FOR UPDATE SKIP LOCKED`` and a lease
+(``next_attempt_at`` pushed forward and committed before sending), so several pushers never send
+one alert at the same time and a crashed pusher's alerts come back when the lease runs out.
+``delivered_at`` is set only after a 2xx; a crash between the answer and that update sends the
+alert again, with the same ``id`` in the body and the ``X-Chaingate-Alert-Id`` header, so the
+receiver can drop the duplicate.
+
+A pass never starts a send that could outlive its lease: with a slow receiver it hands the rest
+of its batch back (due at once). Order is oldest first per claim; an alert that is retried can
+arrive after younger ones (receivers sort by ``id`` if they care).
+
+Failures never drop an alert. Unreachable, 5xx, 408/425/429: retried with backoff (the rest of
+the batch waits too). Another 4xx: the receiver refuses it, so the alert
+is held for ``rejected_backoff`` (an hour by default) with its error, and the batch goes on; a
+status that says the URL itself is wrong (401, 403, 404, 405, 410) holds the rest of the batch
+too. ``chaingate ops alerts redeliver`` makes held alerts due again at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from chaingate.alerting.webhook import WebhookSink
+from chaingate.delivery import backoff, run_passes
+from chaingate.errors import AlertSinkRejectedError, AlertSinkUnavailableError
+
+log = structlog.get_logger(__name__)
+
+# Statuses that refuse the endpoint (auth, wrong path), not one alert: trying the rest of the
+# batch would only repeat the refusal once per alert.
+_ENDPOINT_REFUSED = frozenset({401, 403, 404, 405, 410})
+
+# jsonb and numeric go out as text, so the pusher works the same on a plain pool and on the
+# service's pool (whose jsonb codec would decode them), and amounts stay exact integers.
+_CLAIM = """
+WITH due AS (
+    SELECT id FROM alerts
+    WHERE delivered_at IS NULL AND next_attempt_at <= now()
+    ORDER BY id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE alerts a
+SET next_attempt_at = now() + make_interval(secs => $2)
+FROM due WHERE a.id = due.id
+RETURNING a.id, a.kind, a.severity, a.network, a.asset, a.amount::text AS amount, a.txid,
+          a.user_id, a.message, a.details::text AS details, a.created_at, a.attempts
+"""
+
+_COUNTS = """
+SELECT kind, severity,
+       count(*) FILTER (WHERE acknowledged_at IS NULL) AS open,
+       count(*) FILTER (WHERE delivered_at IS NULL) AS undelivered
+FROM alerts WHERE acknowledged_at IS NULL OR delivered_at IS NULL
+GROUP BY kind, severity
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedAlert:
+    id: int
+    kind: str
+    severity: str
+    attempts: int
+    payload: dict[str, Any]  # the webhook body
+
+
+def webhook_payload(record: asyncpg.Record) -> dict[str, Any]:
+    """The JSON body of one alert: amount as a string of base units, time as ISO 8601."""
+    created: datetime = record["created_at"]
+    return {
+        "id": record["id"],
+        "kind": record["kind"],
+        "severity": record["severity"],
+        "network": record["network"],
+        "asset": record["asset"],
+        "amount": record["amount"],
+        "txid": record["txid"],
+        "user_id": record["user_id"],
+        "message": record["message"],
+        "details": json.loads(record["details"]),
+        "created_at": created.isoformat(),
+    }
+
+
+class AlertPusherMetrics:
+    """Collectors of the pusher, registered on the registry the service hands in."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.delivered = Counter(
+            "chaingate_alert_webhook_delivered",
+            "Alerts the webhook acknowledged (2xx)",
+            ["kind", "severity"],
+            registry=registry,
+        )
+        self.failed = Counter(
+            "chaingate_alert_webhook_failed",
+            "Alert push attempts that failed (unavailable: retried soon; rejected: held)",
+            ["reason"],
+            registry=registry,
+        )
+        self.open = Gauge(
+            "chaingate_alerts_open",
+            "Stored alerts not acknowledged yet",
+            ["kind", "severity"],
+            registry=registry,
+        )
+        self.undelivered = Gauge(
+            "chaingate_alerts_undelivered",
+            "Stored alerts not pushed to the webhook yet",
+            ["kind", "severity"],
+            registry=registry,
+        )
+
+
+class AlertPusher:
+    def __init__(
+        self,
+        db_pool: asyncpg.Pool,
+        sink: WebhookSink,
+        *,
+        batch_size: int = 50,
+        lease_seconds: float = 30,
+        base_backoff: float = 1.0,
+        max_backoff: float = 300,
+        rejected_backoff: float = 3600,
+        send_attempts: int = 2,
+        retry_wait: float = 0.2,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self._db = db_pool
+        self._sink = sink
+        self._batch_size = batch_size
+        self._lease = float(lease_seconds)
+        self._base_backoff = base_backoff
+        self._max_backoff = float(max_backoff)
+        self._rejected_backoff = float(rejected_backoff)
+        self._send_attempts = send_attempts
+        self._retry_wait = retry_wait
+        self.metrics = AlertPusherMetrics(registry or CollectorRegistry())
+        # The longest one alert's send can take: every attempt timing out, plus the waits.
+        self._send_budget = sink.timeout * send_attempts + retry_wait * 8 * (send_attempts - 1)
+
+    def __repr__(self) -> str:
+        return f"AlertPusher({self._sink!r})"
+
+    async def run(self, stop: asyncio.Event, interval: float) -> None:
+        """Push until ``stop`` is set; a full batch is followed at once by the next."""
+        log.info("alert_pusher_target", webhook=self._sink.target)
+        await run_passes(
+            self._pass, stop, interval=interval, batch_size=self._batch_size, event="alert_pusher"
+        )
+
+    async def _pass(self) -> int:
+        claimed = await self.push_once()
+        await self.refresh_gauges()
+        return claimed
+
+    async def push_once(self) -> int:
+        """Claim due alerts and push them in id order; the number claimed."""
+        loop = asyncio.get_running_loop()
+        claimed_at = loop.time()
+        alerts = await self._claim()
+        for index, alert in enumerate(alerts):
+            rest = [a.id for a in alerts[index + 1 :]]
+            if index and loop.time() - claimed_at + self._send_budget > self._lease:
+                # A slow receiver: the next send could outlive our lease, and another pusher
+                # could claim and send the same alert meanwhile. Hand the rest back instead.
+                await self._defer([alert.id, *rest], 0)
+                break
+            try:
+                await self._send(alert)
+            except AlertSinkUnavailableError as exc:
+                retry_in = backoff(alert.attempts, self._base_backoff, self._max_backoff)
+                await self._record_failure(alert, str(exc), retry_in, "unavailable")
+                # The webhook is down: the rest waits as long instead of each alert burning its
+                # own retries against it.
+                await self._defer(rest, retry_in)
+                break
+            except AlertSinkRejectedError as exc:
+                await self._record_failure(alert, str(exc), self._rejected_backoff, "rejected")
+                if exc.status in _ENDPOINT_REFUSED:
+                    await self._defer(rest, self._rejected_backoff)
+                    break
+                continue
+            await self._record_delivery(alert)
+        return len(alerts)
+
+    async def refresh_gauges(self) -> None:
+        async with self._db.acquire() as conn:
+            rows = await conn.fetch(_COUNTS)
+        self.metrics.open.clear()
+        self.metrics.undelivered.clear()
+        for r in rows:
+            self.metrics.open.labels(r["kind"], r["severity"]).set(r["open"])
+            self.metrics.undelivered.labels(r["kind"], r["severity"]).set(r["undelivered"])
+
+    async def _claim(self) -> list[ClaimedAlert]:
+        async with self._db.acquire() as conn, conn.transaction():
+            records = await conn.fetch(_CLAIM, self._batch_size, self._lease)
+        alerts = [
+            ClaimedAlert(
+                id=r["id"],
+                kind=r["kind"],
+                severity=r["severity"],
+                attempts=r["attempts"],
+                payload=webhook_payload(r),
+            )
+            for r in records
+        ]
+        return sorted(alerts, key=lambda a: a.id)
+
+    async def _send(self, alert: ClaimedAlert) -> None:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._send_attempts),
+            # Full jitter: pushers that failed together do not retry in step.
+            wait=wait_random_exponential(multiplier=self._retry_wait, max=self._retry_wait * 8),
+            retry=retry_if_exception_type(AlertSinkUnavailableError),
+            reraise=True,
+        )
+        await retrying(self._sink.push, alert.id, alert.payload)
+
+    async def _record_delivery(self, alert: ClaimedAlert) -> None:
+        async with self._db.acquire() as conn:
+            await conn.execute(
+                """
+                UPDATE alerts
+                SET delivered_at = now(), attempts = attempts + 1, last_error = NULL
+                WHERE id = $1 AND delivered_at IS NULL
+                """,
+                alert.id,
+            )
+        self.metrics.delivered.labels(alert.kind, alert.severity).inc()
+        log.info(
+            "alert_pushed",
+            alert_id=alert.id,
+            kind=alert.kind,
+            severity=alert.severity,
+            attempts=alert.attempts + 1,
+        )
+
+    async def _record_failure(
+        self, alert: ClaimedAlert, error: str, retry_in: float, reason: str
+    ) -> None:
+        async with self._db.acquire() as conn:
+            await conn.execute(
+                """
+                UPDATE alerts
+                SET attempts = attempts + 1, last_error = $2,
+                    next_attempt_at = now() + make_interval(secs => $3)
+                WHERE id = $1 AND delivered_at IS NULL
+                """,
+                alert.id,
+                error[:1000],
+                retry_in,
+            )
+        self.metrics.failed.labels(reason).inc()
+        fields = {
+            "alert_id": alert.id,
+            "kind": alert.kind,
+            "attempts": alert.attempts + 1,
+            "retry_in": round(retry_in, 3),
+            "error": error,
+        }
+        if reason == "rejected":
+            log.error("alert_push_rejected", **fields)
+        else:
+            log.warning("alert_push_retry_later", **fields)
+
+    async def _defer(self, ids: list[int], retry_in: float) -> None:
+        if not ids:
+            return
+        async with self._db.acquire() as conn:
+            await conn.execute(
+                "UPDATE alerts SET next_attempt_at = now() + make_interval(secs => $2)"
+                " WHERE id = ANY($1::bigint[]) AND delivered_at IS NULL",
+                ids,
+                retry_in,
+            )
