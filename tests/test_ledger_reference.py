@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 
 from chaingate.errors import LedgerUnavailableError
-from chaingate.ledger.client import LedgerClient, encode_body
+from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.errors import (
     BadSignatureError,
     LedgerRequestRejectedError,
@@ -28,7 +28,7 @@ from chaingate.ledger.errors import (
     UnsignedRequestError,
 )
 from chaingate.ledger.reference import serve_reference_ledger
-from chaingate.ledger.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify
+from chaingate.ledger.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, encode_body, sign, verify
 from conftest import scratch_database
 
 SECRET = b"test-ledger-secret-4f1c"

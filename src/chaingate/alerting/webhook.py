@@ -12,7 +12,6 @@ the receiver refuses it and an immediate resend will not help).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -21,17 +20,16 @@ from typing import Any
 import aiohttp
 
 from chaingate.errors import AlertSinkRejectedError, AlertSinkUnavailableError
-from chaingate.ledger.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from chaingate.ledger.signing import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    encode_body,
+    retryable_status,
+    sign,
+)
 from chaingate.providers.redact import redact_text, redact_url
 
 ALERT_ID_HEADER = "X-Chaingate-Alert-Id"
-# A receiver answering these is busy or timed out, not refusing the alert itself.
-_RETRYABLE_4XX = frozenset({408, 425, 429})
-
-
-def encode_body(payload: Mapping[str, Any]) -> bytes:
-    """The compact JSON form that is signed and sent."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 class WebhookSink:
@@ -96,7 +94,7 @@ class WebhookSink:
         except (aiohttp.ClientError, TimeoutError) as exc:
             # Only the class name: aiohttp messages may quote the URL.
             raise AlertSinkUnavailableError(f"webhook unreachable: {type(exc).__name__}") from None
-        if status >= 500 or status in _RETRYABLE_4XX:
+        if retryable_status(status):
             raise AlertSinkUnavailableError(f"webhook answered HTTP {status}")
         if status >= 300:
             # The receiver's own words help the operator; a URL echoed in them is redacted.

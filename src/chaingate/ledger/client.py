@@ -20,17 +20,15 @@ from yarl import URL
 
 from chaingate.errors import LedgerUnavailableError
 from chaingate.ledger.errors import LedgerRequestRejectedError
-from chaingate.ledger.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from chaingate.ledger.signing import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    encode_body,
+    retryable_status,
+    sign,
+)
 
 log = structlog.get_logger(__name__)
-
-# A ledger answering these is busy or timed out, not refusing the request itself.
-_RETRYABLE_4XX = frozenset({408, 425, 429})
-
-
-def encode_body(payload: Mapping[str, Any]) -> bytes:
-    """The compact JSON form the client signs and sends."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 class LedgerClient:
@@ -108,7 +106,7 @@ class LedgerClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("ledger_unreachable", path=path, error=type(exc).__name__)
             raise LedgerUnavailableError(f"ledger {path}: {type(exc).__name__}") from exc
-        if status >= 500 or status in _RETRYABLE_4XX:
+        if retryable_status(status):
             raise LedgerUnavailableError(f"ledger {path}: HTTP {status}")
         if status >= 400:
             code, message = _error_of(raw, status)

@@ -10,8 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+from collections.abc import Mapping
+from typing import Any
 
 from chaingate.ledger.errors import BadSignatureError, StaleRequestError, UnsignedRequestError
+
+
+def encode_body(payload: Mapping[str, Any]) -> bytes:
+    """The compact JSON form of a request body: what is signed is exactly what is sent."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def retryable_status(status: int) -> bool:
+    """A receiver answering this is down, busy or timed out, not refusing the request itself."""
+    return status >= 500 or status in (408, 425, 429)
+
 
 TIMESTAMP_HEADER = "X-Chaingate-Timestamp"
 SIGNATURE_HEADER = "X-Chaingate-Signature"
