@@ -47,6 +47,14 @@ def test_devnet_registry_loads_without_environment() -> None:
     assert networks["ethereum-devnet"].xpub is not None
 
 
+def test_balance_reconciliation_settings() -> None:
+    eth = load_registry(CHAINS, MAINNET_ENV)["ethereum-mainnet"]
+    assert not eth.tracing  # internal ETH transfers are found by reconciliation alone
+    assert (eth.reconcile, eth.reconcile_interval, eth.reconcile_batch) == (True, 60.0, 200)
+    devnet = load_registry(CHAINS / "devnet", {})["ethereum-devnet"]
+    assert (devnet.reconcile, devnet.reconcile_interval, devnet.reconcile_batch) == (True, 5.0, 100)
+
+
 def test_large_amounts_need_more_confirmations() -> None:
     eth = load_registry(CHAINS, MAINNET_ENV)["ethereum-mainnet"]
     asset = eth.asset("ETH")
@@ -119,6 +127,14 @@ decimals = 18
             "x-net.toml: xpub: extended public key is not valid",
         ),
         (("[[endpoints]]", "[[endpoints]"), "x-net.toml: not valid TOML"),
+        (
+            ("confirmations = 2", "confirmations = 2\nreconcile_batch = 0"),
+            "x-net.toml: reconcile_batch: must be positive, got 0",
+        ),
+        (
+            ("confirmations = 2", 'confirmations = 2\nreconcile = "yes"'),
+            "x-net.toml: reconcile: expected true or false, got 'yes'",
+        ),
     ],
 )
 def test_registry_errors_are_one_clear_line(

@@ -34,3 +34,35 @@ class WatcherMetrics:
             ["network", "error"],
             registry=r,
         )
+
+
+class ReconcileMetrics:
+    """Balance reconciliation (watcher/reconcile.py), per network."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.checked = Counter(
+            "chaingate_reconcile_addresses_checked",
+            "Deposit addresses whose balance was compared with their recorded deposits",
+            ["network"],
+            registry=r,
+        )
+        self.mismatches = Counter(
+            "chaingate_reconcile_mismatches",
+            "New balance mismatches alerted (unexplained_balance, balance_shortfall)",
+            ["network", "kind"],
+            registry=r,
+        )
+        self.round_errors = Counter(
+            "chaingate_reconcile_round_errors",
+            "Reconciliation rounds that failed (retried next round)",
+            ["network", "error"],
+            registry=r,
+        )
+        self.height = Gauge(
+            "chaingate_reconcile_height",
+            "Block at which balances were last reconciled",
+            ["network"],
+            registry=r,
+        )

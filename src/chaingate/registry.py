@@ -38,6 +38,9 @@ _NETWORK_KEYS = {
     "coinbase_maturity",
     "solidity_finality",
     "start_height",
+    "reconcile",
+    "reconcile_interval",
+    "reconcile_batch",
     "endpoints",
     "assets",
     "description",
@@ -288,6 +291,9 @@ def load_network(path: Path, env: Mapping[str, str]) -> Network:
         coinbase_maturity=t.positive("coinbase_maturity", int, 100),
         solidity_finality=t.get("solidity_finality", bool, False),
         start_height=t.get("start_height", int),
+        reconcile=t.get("reconcile", bool, True),
+        reconcile_interval=t.positive("reconcile_interval", float, 60.0),
+        reconcile_batch=t.positive("reconcile_batch", int, 500),
     )
 
 

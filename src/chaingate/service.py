@@ -19,13 +19,14 @@ from chaingate.chains.registry import address_codec, build_adapter, open_pool
 from chaingate.errors import ChaingateError, ConfigError, ReorgTooDeepError
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.dispatcher import OutboxDispatcher
-from chaingate.metrics import WatcherMetrics
+from chaingate.metrics import ReconcileMetrics, WatcherMetrics
 from chaingate.providers import EndpointPool
 from chaingate.providers.metrics import ProviderMetrics
 from chaingate.settings import Settings
 from chaingate.store import connect_pool
 from chaingate.store.migrate import pending_migrations
 from chaingate.watcher import Watcher
+from chaingate.watcher.reconcile import reconciler_for
 
 log = structlog.get_logger(__name__)
 ROLES = ("api", "watchers", "dispatcher")
@@ -74,6 +75,7 @@ async def _run_roles(
 ) -> None:
     watcher_metrics = WatcherMetrics(registry)
     provider_metrics = ProviderMetrics(registry)
+    reconcile_metrics = ReconcileMetrics(registry)
     async with AsyncExitStack() as stack:
         pools: dict[str, EndpointPool] = {}
         adapters: dict[str, ChainAdapter] = {}
@@ -89,6 +91,11 @@ async def _run_roles(
                 tasks.create_task(_watch(watcher, stop, halted), name=f"watcher:{name}")
                 # Health tracking needs every endpoint's head, not just the one answering.
                 tasks.create_task(_probe_heads(pools[name], stop), name=f"heads:{name}")
+                # The safety net for deposits the watcher cannot see (internal transfers without
+                # tracing, validator withdrawals): None where the network is not reconciled.
+                reconciler = reconciler_for(adapter, db, reconcile_metrics)
+                if reconciler is not None:
+                    tasks.create_task(reconciler.run(stop), name=f"reconcile:{name}")
             if "dispatcher" in roles:
                 if not settings.ledger_url:
                     raise ConfigError("CHAINGATE_LEDGER_URL: required by the dispatcher role")

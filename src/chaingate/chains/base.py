@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from chaingate.domain import BlockRef, ChainHead, Network, ScanResult, Transfer
 
@@ -85,3 +85,19 @@ class ChainAdapter(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class BalanceReader(Protocol):
+    """Optional adapter capability: native-coin balances at a block, for balance reconciliation
+    (``watcher/reconcile.py``). An adapter that cannot read balances simply lacks the method, and
+    its networks are not reconciled."""
+
+    async def native_balances(
+        self, addresses: Sequence[str], height: int, block_hash: str | None = None
+    ) -> dict[str, int]:
+        """The native balance (base units) of each address at block ``height``, keyed by the
+        address as given (``Transfer.to`` match keys). With ``block_hash`` the balances are those
+        of exactly that block (the one the watcher scanned at ``height``), not of whatever block
+        holds that height now."""
+        ...

@@ -85,6 +85,12 @@ class Network:
     coinbase_maturity: int = 100  # Bitcoin: coinbase outputs are spendable after this many
     solidity_finality: bool = False  # TRON: also wait for the solidified head
     start_height: int | None = None  # first block to scan on a fresh database (None: head)
+    # Balance reconciliation (watcher/reconcile.py), where the adapter can read balances: every
+    # reconcile_interval seconds, compare the native balances of the next reconcile_batch
+    # deposit addresses with what the recorded deposits explain.
+    reconcile: bool = True
+    reconcile_interval: float = 60.0
+    reconcile_batch: int = 500
 
     @property
     def native_asset(self) -> Asset:

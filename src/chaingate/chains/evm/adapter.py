@@ -10,6 +10,7 @@ is a dictionary lookup or two; the watched set may hold millions of keys and is 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -47,6 +48,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 U = TypeVar("U")
 METHOD_NOT_FOUND = -32601  # JSON-RPC: the endpoint does not serve this method
+_ADDRESS_KEY = re.compile(r"0x[0-9a-f]{40}")  # Transfer.to / deposit_addresses.match_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,17 @@ class EvmAdapter:
 
     async def pending(self, watched: WatchedAddresses) -> list[Transfer]:
         return []  # EVM deposits are taken from blocks only
+
+    async def native_balances(
+        self, addresses: Sequence[str], height: int, block_hash: str | None = None
+    ) -> dict[str, int]:
+        """BalanceReader: ETH (the native coin) of each address at block ``height``."""
+        wanted = list(dict.fromkeys(addresses))
+        for address in wanted:
+            if not _ADDRESS_KEY.fullmatch(address):
+                raise ValueError(f"not a lowercase 0x address key: {address!r:.50}")
+        values = await self.rpc.get_balances(wanted, height, block_hash)
+        return dict(zip(wanted, values, strict=True))
 
     async def aclose(self) -> None:
         return None  # the pool belongs to whoever built it

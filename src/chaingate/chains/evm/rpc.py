@@ -172,7 +172,24 @@ class EvmRpc:
                 raise ChainDataError(f"{self.network}: malformed trace of {txid}")
         return cast(list[RawCallFrame], results)
 
+    async def get_balances(
+        self, addresses: Sequence[str], height: int, block_hash: str | None = None
+    ) -> list[int]:
+        """eth_getBalance of each address at one block, batched (cut to the endpoints' batch
+        size by the pool). With ``block_hash`` the block is named by hash (EIP-1898), so the
+        answer is that block's state even if another block has taken its height since."""
+        block: str | dict[str, str] = {"blockHash": block_hash} if block_hash else hex(height)
+        calls = [("eth_getBalance", [address, block]) for address in addresses]
+        results = await self.client.batch(calls) if calls else []
+        return [self._checked_balance(a, raw) for a, raw in zip(addresses, results, strict=True)]
+
     # --- checks ---------------------------------------------------------------------------
+
+    def _checked_balance(self, address: str, raw: Any) -> int:
+        value = hex_int(raw, f"{self.network}: eth_getBalance of {address}")
+        if value >= 2**256:
+            raise ChainDataError(f"{self.network}: balance of {address} exceeds 2^256")
+        return value
 
     def _checked_block(self, number: int, raw: Any, full_txs: bool) -> RawBlock:
         if raw is None:
