@@ -127,6 +127,15 @@ async def eventually(
     assert await check(), "condition never became true"
 
 
+async def until(check: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> None:
+    """Wait for ``check`` with a deadline (a condition, never a guessed sleep)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not await check():
+        assert loop.time() < deadline, "condition never became true"
+        await asyncio.sleep(0.02)
+
+
 # Delays after which a test kills a watcher step and a delivery mid-flight ("restart anywhere").
 CUT_AFTER = (0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 

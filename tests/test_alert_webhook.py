@@ -11,7 +11,7 @@ import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +30,7 @@ from chaingate.ledger.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from chaingate.service import run_service
 from chaingate.settings import Settings
 from chaingate.store.alerts import NewAlert, raise_alert, redeliver
-from harness import LEDGER_SECRET
+from harness import LEDGER_SECRET, until
 
 HOOK_SECRET = b"webhook-test-secret-4f2a9c"
 URL_TOKEN = "hk-T0KEN-7c1e55d0"  # the receiver's token in the URL path
@@ -138,13 +138,6 @@ async def undelivered(db: asyncpg.Pool) -> int:
 
 async def none_left(db: asyncpg.Pool) -> bool:
     return await undelivered(db) == 0
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager
@@ -258,7 +251,7 @@ async def test_receiver_down_then_up_gets_every_alert(db: asyncpg.Pool) -> None:
             == 1
         )
         async with serving(Receiver(), port) as receiver, running(pusher):
-            await eventually(lambda: none_left(db))
+            await until(lambda: none_left(db))
     assert sorted(set(receiver.ids())) == ids  # none lost
 
 
@@ -269,7 +262,7 @@ async def test_receiver_answering_500_is_retried_until_it_accepts(
     ids = await raise_alerts(db, 6)
     receiver.plan = [500, 503, 500, 429, 500]
     async with WebhookSink(receiver.url) as sink, running(fast(db, sink, batch_size=4)):
-        await eventually(lambda: none_left(db))
+        await until(lambda: none_left(db))
     assert len(receiver.received) == 6 + 5  # the failures happened and were retried
     assert sorted(set(receiver.ids())) == ids  # and every alert arrived in the end
     first = await db.fetchrow("SELECT attempts, last_error FROM alerts WHERE id = $1", ids[0])
@@ -329,7 +322,7 @@ async def test_receiver_refusing_the_url_holds_the_batch_after_one_request(
         async with db.acquire() as conn:
             assert await redeliver(conn, None) == 4
         async with running(pusher):
-            await eventually(lambda: none_left(db))
+            await until(lambda: none_left(db))
     assert receiver.ids() == [ids[0], *ids]
 
 
@@ -343,7 +336,7 @@ async def test_two_pushers_send_each_alert_once(db: asyncpg.Pool, receiver: Rece
         running(fast(db, a, batch_size=5)),
         running(fast(db, b, batch_size=5)),
     ):
-        await eventually(lambda: none_left(db))
+        await until(lambda: none_left(db))
     counts = Counter(receiver.ids())
     assert sorted(counts) == ids
     assert set(counts.values()) == {1}  # no alert was sent by both
@@ -359,7 +352,7 @@ async def test_crashed_pushers_lease_expires_and_alerts_come_back(
         survivor = fast(db, sink)
         assert await survivor.push_once() == 0  # leased: not sent twice at once
         async with running(survivor):
-            await eventually(lambda: none_left(db))
+            await until(lambda: none_left(db))
     assert receiver.ids() == ids
 
 
@@ -380,7 +373,7 @@ async def test_slow_receiver_makes_the_pusher_hand_back_what_its_lease_cannot_co
         )
         assert due == 5 - sent
         async with running(pusher):
-            await eventually(lambda: none_left(db))
+            await until(lambda: none_left(db))
     assert receiver.ids() == ids
 
 
@@ -417,7 +410,7 @@ async def test_webhook_url_secrets_never_reach_logs_or_stored_errors(
             pusher = fast(db, sink)
             assert repr(pusher).count(URL_TOKEN) == 0
             async with running(pusher):  # 500, then 2 delivered, then 400 (echoing the URL)
-                await eventually(lambda: _settled(db, ids[2]))
+                await until(lambda: _settled(db, ids[2]))
     events = {e["event"] for e in logs}
     assert {"alert_pusher_target", "alert_pushed", "alert_push_retry_later"} <= events
     assert "alert_push_rejected" in events
@@ -507,7 +500,7 @@ async def test_service_dispatcher_role_pushes_alerts(
     stop = asyncio.Event()
     service = asyncio.create_task(run_service(settings, ["dispatcher"], stop))
     try:
-        await eventually(lambda: none_left(db))
+        await until(lambda: none_left(db))
     finally:
         stop.set()
         await asyncio.wait_for(service, timeout=10)

@@ -12,7 +12,7 @@ import socket
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from chaingate.ledger.reference import serve_reference_ledger
 from chaingate.ledger.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from chaingate.store import connect_pool
 from conftest import scratch_database
+from harness import until
 
 CORE_SQL = (
     Path(__file__).resolve().parents[1] / "src/chaingate/store/migrations/001_core.sql"
@@ -134,13 +135,6 @@ async def ledger_books(ledger_url: str, user: str) -> tuple[int, int]:
 
 async def undelivered(pool: asyncpg.Pool) -> int:
     return int(await pool.fetchval("SELECT count(*) FROM ledger_outbox WHERE delivered_at IS NULL"))
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 @asynccontextmanager
@@ -284,7 +278,7 @@ async def test_ledger_down_then_back_receives_every_credit_once(
         assert await undelivered(core_pool) == 12
         async with serve_reference_ledger("127.0.0.1", port, ledger_dsn, SECRET):
             async with running(dispatcher):
-                await eventually(lambda: _none_left(core_pool))
+                await until(lambda: _none_left(core_pool))
             assert await ledger_books(url, user) == (total, 12)
 
 
@@ -303,7 +297,7 @@ async def test_ledger_answering_500_still_gets_every_credit_once(
     ):
         dispatcher = fast(core_pool, client, batch_size=4)
         async with running(dispatcher):
-            await eventually(lambda: _none_left(core_pool))
+            await until(lambda: _none_left(core_pool))
     assert sum(seen.values()) > 10  # the failures really happened and were retried
     assert await ledger_books(ledger_url, user) == (total, 10)
 
@@ -353,7 +347,7 @@ async def test_two_dispatchers_at_once_send_each_credit_once(
         first = fast(core_pool, a, batch_size=5)
         second = fast(core_pool, b, batch_size=5)
         async with running(first), running(second):
-            await eventually(lambda: _none_left(core_pool))
+            await until(lambda: _none_left(core_pool))
     assert len(seen) == 60
     assert set(seen.values()) == {1}  # no row was ever sent by both
     assert await ledger_books(ledger_url, user) == (total, 60)
@@ -550,7 +544,7 @@ async def test_wrong_secret_stalls_delivery_with_an_alert_but_parks_nothing(
         LedgerClient(ledger_url, SECRET, timeout=5) as client,  # the secret is fixed
         running(fast(core_pool, client)),
     ):
-        await eventually(lambda: _none_left(core_pool))
+        await until(lambda: _none_left(core_pool))
     assert await ledger_books(ledger_url, user) == (total, 3)
 
 
@@ -582,7 +576,7 @@ async def test_dispatcher_survives_its_database_connections_being_killed(
                         app_name,
                     )
                     await asyncio.sleep(0.03)
-                await eventually(lambda: _none_left(core_pool))
+                await until(lambda: _none_left(core_pool))
     finally:
         await own_pool.close()
     assert len(seen) == 40

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,7 +29,7 @@ from chaingate.settings import Settings
 from chaingate.store import chainstate
 from chaingate.watcher.reconcile import Reconciler, Verdict, judge, reconciler_for
 from faultproxy import FaultProxy
-from harness import DEVNET_CHAINS, Gateway, devnet_network, gateway
+from harness import DEVNET_CHAINS, Gateway, devnet_network, gateway, until
 from test_deposits_evm import ETH, SENDER, head, rpc
 
 NETWORK = "ethereum-devnet"
@@ -77,15 +77,6 @@ async def cursor_of(gw: Gateway) -> int:
         value = await chainstate.get_cursor(conn, gw.network.name)
     assert value is not None
     return value
-
-
-async def until(check: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> None:
-    """Wait for ``check`` with a deadline (a condition, never a guessed sleep)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not await check():
-        assert loop.time() < deadline, "condition never became true"
-        await asyncio.sleep(0.05)
 
 
 def test_a_mismatch_alerts_once_and_only_its_new_part_again() -> None:
