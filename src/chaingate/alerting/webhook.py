@@ -14,25 +14,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import Any
 
 import aiohttp
 
 from chaingate.errors import AlertSinkRejectedError, AlertSinkUnavailableError
+from chaingate.http import ClientSessionOwner
 from chaingate.ledger.signing import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
     encode_body,
     retryable_status,
-    sign,
+    signature_headers,
 )
 from chaingate.providers.redact import redact_text, redact_url
 
 ALERT_ID_HEADER = "X-Chaingate-Alert-Id"
 
 
-class WebhookSink:
+class WebhookSink(ClientSessionOwner):
     """``async with WebhookSink(url, secret) as sink: await sink.push(alert_id, payload)``."""
 
     def __init__(
@@ -43,12 +41,10 @@ class WebhookSink:
         timeout: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(timeout)
         self._url = url
         self._secret = secret
-        self.timeout = timeout
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:  # the URL's token and the secret never reach a log or traceback
         return f"WebhookSink({redact_url(self._url)!r}, signed={bool(self._secret)})"
@@ -58,35 +54,17 @@ class WebhookSink:
         """The URL with its secret parts removed: what logs may show."""
         return redact_url(self._url)
 
-    async def __aenter__(self) -> WebhookSink:
-        self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
     def _headers(self, alert_id: int, body: bytes) -> dict[str, str]:
         headers = {"Content-Type": "application/json", ALERT_ID_HEADER: str(alert_id)}
         if self._secret:
-            timestamp = str(int(self._clock()))
-            headers[TIMESTAMP_HEADER] = timestamp
-            headers[SIGNATURE_HEADER] = sign(self._secret, timestamp, body)
+            headers |= signature_headers(self._secret, str(int(self._clock())), body)
         return headers
 
     async def push(self, alert_id: int, payload: Mapping[str, Any]) -> int:
         """POST one alert; the 2xx status, or a classified ``AlertSinkError``."""
-        if self._session is None:
-            raise RuntimeError("WebhookSink used outside 'async with'")
         body = encode_body(payload)
         try:
-            async with self._session.post(
+            async with self.session.post(
                 self._url, data=body, headers=self._headers(alert_id, body), allow_redirects=False
             ) as resp:
                 status = resp.status

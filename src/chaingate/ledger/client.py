@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import Any
 
 import aiohttp
@@ -19,19 +18,18 @@ import structlog
 from yarl import URL
 
 from chaingate.errors import LedgerUnavailableError
+from chaingate.http import ClientSessionOwner
 from chaingate.ledger.errors import LedgerRequestRejectedError
 from chaingate.ledger.signing import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
     encode_body,
     retryable_status,
-    sign,
+    signature_headers,
 )
 
 log = structlog.get_logger(__name__)
 
 
-class LedgerClient:
+class LedgerClient(ClientSessionOwner):
     """``async with LedgerClient(url, secret) as ledger: await ledger.post("/credits", {...})``."""
 
     def __init__(
@@ -44,44 +42,16 @@ class LedgerClient:
     ) -> None:
         if not secret:
             raise ValueError("the ledger secret must not be empty")
+        super().__init__(timeout)
         self._base = base_url.rstrip("/")
         self._secret = secret
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:  # the secret must never reach a log line or a traceback
         return "LedgerClient(<base_url>, <secret>)"
 
-    async def __aenter__(self) -> LedgerClient:
-        self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("LedgerClient used outside 'async with'")
-        return self._session
-
     def _headers(self, signed: bytes) -> dict[str, str]:
-        timestamp = str(int(self._clock()))
-        return {
-            TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign(self._secret, timestamp, signed),
-        }
+        return signature_headers(self._secret, str(int(self._clock())), signed)
 
     async def post(self, path: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         """POST ``payload`` as signed compact JSON; the parsed 2xx answer."""

@@ -38,6 +38,11 @@ def sign(secret: bytes, timestamp: str, body: bytes) -> str:
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
+def signature_headers(secret: bytes, timestamp: str, signed: bytes) -> dict[str, str]:
+    """The two headers that sign a request whose signed part is ``signed``."""
+    return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(secret, timestamp, signed)}
+
+
 def verify(
     secret: bytes,
     timestamp: str | None,
