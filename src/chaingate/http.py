@@ -1,5 +1,5 @@
-"""The aiohttp session the gateway's outbound HTTP senders (the ledger client, the alert
-webhook sink) open with ``async with`` and close on exit."""
+"""The aiohttp session the gateway's outbound HTTP clients (the endpoint pool, the ledger client,
+the alert webhook sink) open with ``async with`` and close on exit."""
 
 from __future__ import annotations
 
@@ -12,13 +12,19 @@ import aiohttp
 class ClientSessionOwner:
     """Owns one ``aiohttp.ClientSession`` for the span of an ``async with`` block."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float | None = None) -> None:
+        """``timeout``: the total per request; None leaves it to each request (aiohttp's
+        default otherwise)."""
         self.timeout = timeout
-        self._client_timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
-        self._session = aiohttp.ClientSession(timeout=self._client_timeout)
+        if self._session is None:
+            if self.timeout is None:
+                self._session = aiohttp.ClientSession()
+            else:
+                timeout = aiohttp.ClientTimeout(total=self.timeout)
+                self._session = aiohttp.ClientSession(timeout=timeout)
         return self
 
     async def __aexit__(

@@ -157,7 +157,7 @@ class AlertPusher:
         self._retry_wait = retry_wait
         self.metrics = AlertPusherMetrics(registry or CollectorRegistry())
         # The longest one alert's send can take: every attempt timing out, plus the waits.
-        self._send_budget = sink.timeout * send_attempts + retry_wait * 8 * (send_attempts - 1)
+        self._send_budget = sink.push_timeout * send_attempts + retry_wait * 8 * (send_attempts - 1)
 
     def __repr__(self) -> str:
         return f"AlertPusher({self._sink!r})"

@@ -42,6 +42,7 @@ class WebhookSink(ClientSessionOwner):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(timeout)
+        self.push_timeout = timeout  # the longest one push can take (the pusher's lease budget)
         self._url = url
         self._secret = secret
         self._clock = clock

@@ -15,7 +15,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-import aiohttp
 import structlog
 
 from chaingate.aio import gather_first_error
@@ -30,6 +29,7 @@ from chaingate.errors import (
     RpcError,
     TransportError,
 )
+from chaingate.http import ClientSessionOwner
 from chaingate.providers.batching import BatchSender, Call, Check
 from chaingate.providers.health import BenchPolicy, EndpointHealth, EndpointState
 from chaingate.providers.jsonrpc import make_request, unwrap_single
@@ -62,7 +62,7 @@ def error_kind(exc: BaseException) -> str:
     return "rpc"
 
 
-class EndpointPool:
+class EndpointPool(ClientSessionOwner):
     """Implements ``RpcClient`` and ``HttpClient`` from ``chaingate.chains.base``."""
 
     def __init__(
@@ -81,6 +81,7 @@ class EndpointPool:
         names = [e.name for e in endpoints]
         if len(set(names)) != len(names):
             raise ValueError(f"network {network} has duplicate endpoint names")
+        super().__init__()  # no session-wide timeout: each endpoint has its own
         self.network = network
         self.endpoints = tuple(endpoints)
         self.head_probe = head_probe
@@ -90,31 +91,10 @@ class EndpointPool:
         policy = bench if bench is not None else BenchPolicy()
         self._states = {e.name: EndpointState(e, policy) for e in self.endpoints}
         self._limiters = {e.name: TokenBucket(e.rate_limit) for e in self.endpoints}
-        self._session: aiohttp.ClientSession | None = None
         self._ids = itertools.count(1)
         self._batches = BatchSender(self._send, self._call_on, self._ids)
         for state in self._states.values():
             self._publish_health(state)
-
-    # --- lifecycle --------------------------------------------------------------------------
-    async def __aenter__(self) -> EndpointPool:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("EndpointPool used outside 'async with'")
-        return self._session
 
     # --- public calls -----------------------------------------------------------------------
     async def request(
