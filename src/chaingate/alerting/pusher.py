@@ -31,15 +31,9 @@ from typing import Any
 import asyncpg
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from chaingate.alerting.webhook import WebhookSink
-from chaingate.delivery import backoff, run_passes
+from chaingate.delivery import backoff, defer, quick_retries, record_failure, run_passes
 from chaingate.errors import AlertSinkRejectedError, AlertSinkUnavailableError
 
 log = structlog.get_logger(__name__)
@@ -184,7 +178,7 @@ class AlertPusher:
             if index and loop.time() - claimed_at + self._send_budget > self._lease:
                 # A slow receiver: the next send could outlive our lease, and another pusher
                 # could claim and send the same alert meanwhile. Hand the rest back instead.
-                await self._defer([alert.id, *rest], 0)
+                await defer(self._db, "alerts", [alert.id, *rest], 0)
                 break
             try:
                 await self._send(alert)
@@ -193,12 +187,12 @@ class AlertPusher:
                 await self._record_failure(alert, str(exc), retry_in, "unavailable")
                 # The webhook is down: the rest waits as long instead of each alert burning its
                 # own retries against it.
-                await self._defer(rest, retry_in)
+                await defer(self._db, "alerts", rest, retry_in)
                 break
             except AlertSinkRejectedError as exc:
                 await self._record_failure(alert, str(exc), self._rejected_backoff, "rejected")
                 if exc.status in _ENDPOINT_REFUSED:
-                    await self._defer(rest, self._rejected_backoff)
+                    await defer(self._db, "alerts", rest, self._rejected_backoff)
                     break
                 continue
             await self._record_delivery(alert)
@@ -229,13 +223,7 @@ class AlertPusher:
         return sorted(alerts, key=lambda a: a.id)
 
     async def _send(self, alert: ClaimedAlert) -> None:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._send_attempts),
-            # Full jitter: pushers that failed together do not retry in step.
-            wait=wait_random_exponential(multiplier=self._retry_wait, max=self._retry_wait * 8),
-            retry=retry_if_exception_type(AlertSinkUnavailableError),
-            reraise=True,
-        )
+        retrying = quick_retries(self._send_attempts, self._retry_wait, AlertSinkUnavailableError)
         await retrying(self._sink.push, alert.id, alert.payload)
 
     async def _record_delivery(self, alert: ClaimedAlert) -> None:
@@ -260,18 +248,7 @@ class AlertPusher:
     async def _record_failure(
         self, alert: ClaimedAlert, error: str, retry_in: float, reason: str
     ) -> None:
-        async with self._db.acquire() as conn:
-            await conn.execute(
-                """
-                UPDATE alerts
-                SET attempts = attempts + 1, last_error = $2,
-                    next_attempt_at = now() + make_interval(secs => $3)
-                WHERE id = $1 AND delivered_at IS NULL
-                """,
-                alert.id,
-                error[:1000],
-                retry_in,
-            )
+        await record_failure(self._db, "alerts", alert.id, error, retry_in)
         self.metrics.failed.labels(reason).inc()
         fields = {
             "alert_id": alert.id,
@@ -284,14 +261,3 @@ class AlertPusher:
             log.error("alert_push_rejected", **fields)
         else:
             log.warning("alert_push_retry_later", **fields)
-
-    async def _defer(self, ids: list[int], retry_in: float) -> None:
-        if not ids:
-            return
-        async with self._db.acquire() as conn:
-            await conn.execute(
-                "UPDATE alerts SET next_attempt_at = now() + make_interval(secs => $2)"
-                " WHERE id = ANY($1::bigint[]) AND delivered_at IS NULL",
-                ids,
-                retry_in,
-            )

@@ -25,15 +25,9 @@ from typing import Any
 import asyncpg
 import structlog
 from prometheus_client import CollectorRegistry, Counter
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from chaingate.aio import task_group
-from chaingate.delivery import backoff, run_passes
+from chaingate.delivery import backoff, defer, quick_retries, record_failure, run_passes
 from chaingate.errors import LedgerRejectedError, LedgerUnavailableError
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.errors import LedgerRequestRejectedError
@@ -203,7 +197,7 @@ class OutboxDispatcher:
             for _ in range(min(self._concurrency, len(rows))):
                 group.create_task(worker())
         if halted is not None:
-            await self._defer([r.id for r in queue], halted)
+            await defer(self._db, "ledger_outbox", [r.id for r in queue], halted)
         return delivered
 
     async def _claim(self) -> list[OutboxRow]:
@@ -230,13 +224,7 @@ class OutboxDispatcher:
                 status=0,
                 error_code="malformed_outbox_row",
             )
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._send_attempts),
-            # Full jitter: dispatchers that failed together do not retry in step.
-            wait=wait_random_exponential(multiplier=self._retry_wait, max=self._retry_wait * 8),
-            retry=retry_if_exception_type(LedgerUnavailableError),
-            reraise=True,
-        )
+        retrying = quick_retries(self._send_attempts, self._retry_wait, LedgerUnavailableError)
         answer: dict[str, Any] = await retrying(self._client.post, path, row.payload)
         return answer
 
@@ -263,18 +251,7 @@ class OutboxDispatcher:
 
     async def _record_failure(self, row: OutboxRow, exc: Exception) -> float:
         retry_in = backoff(row.attempts, self._base_backoff, self._max_backoff)
-        async with self._db.acquire() as conn:
-            await conn.execute(
-                """
-                UPDATE ledger_outbox
-                SET attempts = attempts + 1, last_error = $2,
-                    next_attempt_at = now() + make_interval(secs => $3)
-                WHERE id = $1 AND delivered_at IS NULL
-                """,
-                row.id,
-                str(exc)[:1000],
-                retry_in,
-            )
+        await record_failure(self._db, "ledger_outbox", row.id, str(exc), retry_in)
         self.metrics.failed.labels(row.kind).inc()
         log.warning(
             "ledger_outbox_retry_later",
@@ -286,17 +263,6 @@ class OutboxDispatcher:
             error=type(exc).__name__,
         )
         return retry_in
-
-    async def _defer(self, ids: list[int], retry_in: float) -> None:
-        if not ids:
-            return
-        async with self._db.acquire() as conn:
-            await conn.execute(
-                "UPDATE ledger_outbox SET next_attempt_at = now() + make_interval(secs => $2)"
-                " WHERE id = ANY($1::bigint[]) AND delivered_at IS NULL",
-                ids,
-                retry_in,
-            )
 
     async def _park(self, row: OutboxRow, error: str, status: int, code: str) -> None:
         payload = row.payload

@@ -38,6 +38,20 @@ async def _find(conn: asyncpg.Connection, network: str, user_id: str) -> Address
     return None if row is None else _row(row)
 
 
+async def addresses_after(
+    conn: asyncpg.Connection, network: str, after_id: int, limit: int
+) -> list[AddressRow]:
+    """The next ``limit`` issued addresses of ``network`` with an id above ``after_id``."""
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM deposit_addresses
+            WHERE network = $1 AND id > $2 ORDER BY id LIMIT $3""",
+        network,
+        after_id,
+        limit,
+    )
+    return [_row(r) for r in rows]
+
+
 async def issue_address(
     pool: asyncpg.Pool, network: str, user_id: str, derive: Callable[[int], DerivedAddress]
 ) -> tuple[AddressRow, bool]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
 
-from chaingate.store.addresses import AddressRow
+from chaingate.store.addresses import AddressRow, addresses_after
+from chaingate.store.db import advisory_lock_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,26 +44,10 @@ async def next_chunk(
         "SELECT after_address_id FROM reconcile_progress WHERE network = $1", network
     )
     after = int(after or 0)
-    rows = await _chunk(conn, network, after, size)
+    rows = await addresses_after(conn, network, after, size)
     if not rows and after > 0:
-        rows = await _chunk(conn, network, 0, size)
+        rows = await addresses_after(conn, network, 0, size)
     return after, rows
-
-
-async def _chunk(conn: asyncpg.Connection, network: str, after: int, size: int) -> list[AddressRow]:
-    rows = await conn.fetch(
-        """SELECT id, network, user_id, derivation_index, address, match_key
-           FROM deposit_addresses WHERE network = $1 AND id > $2 ORDER BY id LIMIT $3""",
-        network,
-        after,
-        size,
-    )
-    return [
-        AddressRow(
-            r["id"], r["network"], r["user_id"], r["derivation_index"], r["address"], r["match_key"]
-        )
-        for r in rows
-    ]
 
 
 async def advance(
@@ -116,10 +100,7 @@ async def expected_native_balances(
 
 async def lock_network(conn: asyncpg.Connection, network: str) -> None:
     """Serialise the comparison transactions of one network across instances (transaction-scoped)."""
-    lock_id = int.from_bytes(
-        hashlib.sha256(f"reconcile:{network}".encode()).digest()[:8], "big", signed=True
-    )
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_id)
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_lock_id(f"reconcile:{network}"))
 
 
 async def last_checks(

@@ -10,7 +10,6 @@ next one starts from the same cursor, so no height is ever skipped and a repeat 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from chaingate.chains.base import ChainAdapter
 from chaingate.domain import ChainHead, DepositStatus, ScanResult, Transfer
 from chaingate.errors import BlockNotFoundError, ChainDataError, ChaingateError, ReorgTooDeepError
 from chaingate.metrics import WatcherMetrics
-from chaingate.store import addresses, chainstate, deposits, outbox
+from chaingate.store import addresses, advisory_lock_id, chainstate, deposits, outbox
 from chaingate.store.alerts import NewAlert, raise_alert
 from chaingate.watcher.addressbook import AddressBook
 from chaingate.watcher.rules import credit_key, decide
@@ -110,9 +109,7 @@ class Watcher:
     @asynccontextmanager
     async def _leadership(self, stop: asyncio.Event) -> AsyncIterator[asyncpg.Connection | None]:
         """One active watcher per network across instances; the others wait as hot standbys."""
-        lock_id = int.from_bytes(
-            hashlib.sha256(f"watcher:{self.name}".encode()).digest()[:8], "big", signed=True
-        )
+        lock_id = advisory_lock_id(f"watcher:{self.name}")
         async with self.db.acquire() as conn:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_id):
                 log.info("watcher_standby", network=self.name)
