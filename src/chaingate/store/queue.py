@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -54,6 +56,11 @@ def backoff(attempts: int, base: float, maximum: float) -> float:
     ``base * 2**attempts`` capped at ``maximum``, with jitter so workers do not retry in step."""
     delay = min(maximum, base * 2.0 ** min(attempts, _MAX_EXPONENT))
     return delay * random.uniform(0.5, 1.0)
+
+
+def worker_name(role: str) -> str:
+    """The ``leased_by`` of this process working as ``role``: ``host:pid:role``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{role}"
 
 
 @dataclass(frozen=True, slots=True)
