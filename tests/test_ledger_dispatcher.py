@@ -532,9 +532,7 @@ async def test_wrong_secret_stalls_delivery_with_an_alert_but_parks_nothing(
         dispatcher = fast(core_pool, client)
         assert await dispatcher.dispatch_once() == 0
     assert (
-        await core_pool.fetchval(
-            "SELECT count(*) FROM ledger_outbox WHERE parked_at IS NOT NULL"
-        )
+        await core_pool.fetchval("SELECT count(*) FROM ledger_outbox WHERE parked_at IS NOT NULL")
         == 0
     )
     assert await core_pool.fetchval("SELECT kind FROM alerts") == "ledger_auth_failed"
