@@ -126,6 +126,19 @@ class SignerError(ChaingateError):
     code = "signer"
 
 
+class KeystoreError(SignerError):
+    """Raised when a key cannot be loaded: no keystore, a wrong passphrase, env keys off devnet."""
+
+    code = "keystore"
+
+
+class SignerRefusedError(SignerError):
+    """Raised when a job fails a check the signer makes itself (seal, quorum, content hash,
+    limit); the job is parked with a critical alert and nothing is signed."""
+
+    code = "signer_refused"
+
+
 # --- validation (edge input) ---------------------------------------------------------------
 class ValidationError(ChaingateError):
     """Raised when input at the edge (API, CLI) is invalid; the message says what to fix."""
