@@ -36,6 +36,19 @@ class Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class WithdrawalLimits:
+    """An asset's withdrawal limits (SPEC section 12), in the asset's base units except
+    ``fee_cap``, which is in base units of the network's native coin."""
+
+    per_request: int  # the most one withdrawal may move
+    per_user_day: int  # the most one user may withdraw in a rolling 24 hours
+    per_batch: int  # the most one batch may move in total
+    fee_cap: int  # the most one transaction may pay in network fees (covered by the approval)
+    min_amount: int = 1  # the least one withdrawal may move
+    max_batch_outputs: int = 100  # the most withdrawals one batch gathers
+
+
+@dataclass(frozen=True, slots=True)
 class Asset:
     symbol: str
     decimals: int
@@ -49,6 +62,7 @@ class Asset:
     large_confirmations: int | None = None  # ... this many confirmations are required
     deposits_enabled: bool = True
     withdrawals_enabled: bool = True
+    withdrawal_limits: WithdrawalLimits | None = None  # None: withdrawals are not configured
 
     def required_confirmations(self, amount: int, network_default: int) -> int:
         required = self.confirmations if self.confirmations is not None else network_default
