@@ -232,7 +232,7 @@ def test_signer_modules_load_no_provider_api_or_web_code() -> None:
     """The boundary at run time (import-linter checks it statically in ``make lint``):
     package ``__init__`` files run too, so a re-export there would pull aiohttp in."""
     probe = (
-        "import sys, chaingate.signer.keystore, chaingate.signer.evm, chaingate.store.queue;"
+        "import sys, chaingate.signer.service, chaingate.signer.config, chaingate.store.queue;"
         "print(sorted(m for m in sys.modules"
         " if m.startswith(('aiohttp', 'chaingate.providers', 'chaingate.api'))))"
     )
