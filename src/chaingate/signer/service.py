@@ -189,6 +189,11 @@ class Signer:
         except (FencedOut, _LeaseLost) as exc:
             log.warning("signer_fenced_out", job_id=claim.id, error=type(exc).__name__)
             return Outcome(claim.id, "deferred")
+        except asyncpg.UniqueViolationError as exc:
+            # The database's last line (one live transaction per nonce and address): another
+            # allocator recorded this nonce, which the lease should have made impossible.
+            log.error("signer_nonce_taken", job_id=claim.id, constraint=exc.constraint_name)
+            return Outcome(claim.id, "deferred")
         finally:
             await leases.release(self._db, lease)
         log.info(
