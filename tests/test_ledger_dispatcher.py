@@ -14,7 +14,6 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,12 +27,10 @@ from chaingate.ledger.dispatcher import OutboxDispatcher
 from chaingate.ledger.reference import serve_reference_ledger
 from chaingate.ledger.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from chaingate.store import connect_pool
+from chaingate.store.migrate import apply_migrations
 from conftest import scratch_database
 from harness import until
 
-CORE_SQL = (
-    Path(__file__).resolve().parents[1] / "src/chaingate/store/migrations/001_core.sql"
-).read_text()
 SECRET = b"dispatcher-test-secret-9a7e"
 
 
@@ -57,7 +54,8 @@ async def core_dsn(pg_admin_dsn: str) -> AsyncIterator[str]:
 @pytest.fixture(scope="module")
 async def core_pool(core_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await connect_pool(core_dsn, min_size=1, max_size=10)
-    await pool.execute(CORE_SQL)
+    async with pool.acquire() as conn:
+        await apply_migrations(conn)
     try:
         yield pool
     finally:
@@ -436,7 +434,7 @@ async def test_refused_credit_is_parked_and_alerted_never_dropped(
         assert await dispatcher.dispatch_once() == 1  # the good one still goes out
         assert await dispatcher.dispatch_once() == 0  # the parked one is not resent
     parked = await core_pool.fetchrow(
-        "SELECT delivered_at, last_error, next_attempt_at = 'infinity' AS parked"
+        "SELECT delivered_at, last_error, parked_at IS NOT NULL AS parked"
         " FROM ledger_outbox WHERE id = $1",
         bad_id,
     )
@@ -538,9 +536,7 @@ async def test_wrong_secret_stalls_delivery_with_an_alert_but_parks_nothing(
         dispatcher = fast(core_pool, client)
         assert await dispatcher.dispatch_once() == 0
     assert (
-        await core_pool.fetchval(
-            "SELECT count(*) FROM ledger_outbox WHERE next_attempt_at = 'infinity'"
-        )
+        await core_pool.fetchval("SELECT count(*) FROM ledger_outbox WHERE parked_at IS NOT NULL")
         == 0
     )
     assert await core_pool.fetchval("SELECT kind FROM alerts") == "ledger_auth_failed"

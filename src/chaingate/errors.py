@@ -81,6 +81,10 @@ class StoreError(ChaingateError):
     code = "store"
 
 
+class FencedOut(StoreError):
+    """Raised when a write carries a lease epoch that no longer holds."""
+
+
 class MigrationError(StoreError):
     """Raised when a migration cannot be applied or a recorded one has changed."""
 
@@ -124,6 +128,19 @@ class SignerError(ChaingateError):
     """Raised when the signer refuses a job or cannot sign it."""
 
     code = "signer"
+
+
+class KeystoreError(SignerError):
+    """Raised when a key cannot be loaded: no keystore, a wrong passphrase, env keys off devnet."""
+
+    code = "keystore"
+
+
+class SignerRefusedError(SignerError):
+    """Raised when a job fails a check the signer makes itself (seal, quorum, content hash,
+    limit); the job is parked with a critical alert and nothing is signed."""
+
+    code = "signer_refused"
 
 
 # --- withdrawals: refusals by rule or by state -----------------------------------------------

@@ -8,6 +8,7 @@ endpoint's URL carries its key), with an optional non-secret default for devnets
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +32,9 @@ _NETWORK_KEYS = {
     "chain_id",
     "hrp",
     "testnet",
+    "devnet",
+    "hot_address",
+    "replace_after",
     "block_time",
     "poll_interval",
     "confirmations",
@@ -333,6 +337,9 @@ def load_network(path: Path, env: Mapping[str, str]) -> Network:
         chain_id=chain_id,
         hrp=hrp,
         testnet=t.get("testnet", bool, False),
+        devnet=t.get("devnet", bool, False),
+        hot_address=_hot_address(t, kind),
+        replace_after=t.positive("replace_after", float, 300.0),
         confirmations=t.positive("confirmations", int, required=True),
         block_time=t.positive("block_time", float, required=True),
         poll_interval=t.positive("poll_interval", float, required=True),
@@ -352,6 +359,18 @@ def load_network(path: Path, env: Mapping[str, str]) -> Network:
         reconcile_interval=t.positive("reconcile_interval", float, 60.0),
         reconcile_batch=t.positive("reconcile_batch", int, 500),
     )
+
+
+def _hot_address(t: _Table, kind: NetworkKind) -> str | None:
+    """The address withdrawals leave from (public; its key is only in the signer)."""
+    raw = t.get("hot_address", str)
+    if raw is None:
+        return None
+    if kind is not NetworkKind.EVM:
+        raise t.fail("hot_address", "is only read for evm networks so far")
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", raw):
+        raise t.fail("hot_address", "expected 0x followed by 40 hex digits")
+    return raw.lower()
 
 
 def _check_assets(t: _Table, kind: NetworkKind, assets: tuple[Asset, ...]) -> None:

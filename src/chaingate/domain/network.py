@@ -87,6 +87,13 @@ class Network:
     chain_id: int | None = None  # EVM
     hrp: str | None = None  # Bitcoin bech32 human-readable part
     testnet: bool = False
+    # A local chain started by the project (anvil, regtest, the TRON devnet): the only place
+    # where the signer accepts raw keys from the environment.
+    devnet: bool = False
+    # EVM: the hot address withdrawals are sent from (lowercase; its key is in the signer only),
+    # and how long a withdrawal transaction may sit unmined before it is replaced.
+    hot_address: str | None = None
+    replace_after: float = 300.0
     watch_only: bool = False  # credits nothing; catches funds sent over the wrong network
     # For a watch-only network: whose deposit addresses to watch (same 0x address on every EVM
     # chain, so BEP-20 sent to an ERC-20 deposit address lands here).
