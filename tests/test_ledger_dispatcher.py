@@ -390,10 +390,14 @@ async def test_withdrawal_events_go_out_in_order(
             "idempotency_key": f"{wid}:{status}",
             "withdrawal_id": wid,
             "status": status,
-            "txid": "0xfeed",
-            "fee": "21000",
+            "user_id": "u-order",
+            "network": "ethereum-devnet",
+            "asset": "ETH",
+            "amount": "1000",
+            "txid": None,
+            "fee": None,
         }
-        for status in ("broadcast", "confirmed")
+        for status in ("batched", "approved")
     ]
     first_id = await enqueue(core_pool, "withdrawal_event", events[0], due=False)
     await enqueue(core_pool, "withdrawal_event", events[1])
@@ -413,7 +417,7 @@ async def test_withdrawal_events_go_out_in_order(
         )
     finally:
         await conn.close()
-    assert [r["status"] for r in statuses] == ["broadcast", "confirmed"]
+    assert [r["status"] for r in statuses] == ["batched", "approved"]
 
 
 # --- refusals ----------------------------------------------------------------------------------

@@ -31,16 +31,12 @@ from chaingate.delivery import quick_retries, run_passes
 from chaingate.errors import LedgerRejectedError, LedgerUnavailableError
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.errors import LedgerRequestRejectedError
+from chaingate.ledger.messages import KIND_PATHS
 from chaingate.store.alerts import NewAlert, raise_alert
 from chaingate.store.queue import Claim, LeasedQueue, QueueTable, backoff, worker_name
 
 log = structlog.get_logger(__name__)
 
-KIND_PATHS = {
-    "credit": "/credits",
-    "reversal": "/reversals",
-    "withdrawal_event": "/withdrawal-events",
-}
 # A ledger refusing our signature is misconfigured (secret, clock), not refusing the message:
 # retry later instead of parking every row.
 _AUTH_STATUSES = frozenset({401, 403})
