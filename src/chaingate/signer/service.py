@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 import structlog
@@ -146,6 +147,10 @@ class Signer:
         return content, network
 
     def _plan(self, claim: Claim, network: Network) -> EvmPlan:
+        planned_at = claim.record["planned_at"]
+        age = (datetime.now(UTC) - planned_at).total_seconds() if planned_at else None
+        if age is None or age > self._settings.plan_max_age:
+            raise ValidationError("the plan is stale (fees move): the planner makes a new one")
         plan = EvmPlan.from_json(plan_of(claim.record))
         if network.hot_address is None or plan.from_address != network.hot_address:
             raise ValidationError("the plan names another address than the registry's hot address")
