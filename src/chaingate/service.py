@@ -154,7 +154,9 @@ async def _start_broadcasters(
         if pool is None:
             pool = await stack.enter_async_context(open_pool(network, metrics))
             pools[network.name] = pool
-        broadcaster = Broadcaster(db, network, EvmRpc(pool, network.name))
+        broadcaster = Broadcaster(
+            db, network, EvmRpc(pool, network.name), lease_seconds=settings.outbox_lease_seconds
+        )
         tasks.create_task(broadcaster.run(stop), name=f"broadcaster:{network.name}")
 
 

@@ -34,6 +34,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_migrate)
     p = sub.add_parser("run", help="run the gateway (api, watchers, dispatcher)")
     p.add_argument(
-        "--roles", help="comma-separated roles to run (default: all): api,watchers,dispatcher,broadcaster"
+        "--roles",
+        help="comma-separated roles to run (default: all): api,watchers,dispatcher,broadcaster",
     )
     p.set_defaults(func=_run)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncpg
 import structlog
 
+from chaingate.chains.evm.codec import decode_transfer_log
 from chaingate.chains.evm.rpc import EvmRpc, RawReceipt, hex_int
 from chaingate.domain import Network
 from chaingate.domain.withdrawals import WithdrawalStatus
@@ -124,9 +125,7 @@ class Tracker:
         fee = hex_int(receipt.get("gasUsed", "0x0"), "gasUsed") * hex_int(
             receipt.get("effectiveGasPrice", "0x0"), "effectiveGasPrice"
         )
-        if receipt["status"] == "0x1":
-            await self._finish(claim, "confirmed", txid, fee=fee, confirmations=confirmations)
-        else:
+        if receipt["status"] != "0x1":
             await self._finish(
                 claim,
                 "failed",
@@ -134,6 +133,43 @@ class Tracker:
                 fee=fee,
                 reason="the transaction reverted on chain (receipt status 0): nothing was sent",
             )
+        elif not await self._token_moved(row, receipt):
+            await self._finish(
+                claim,
+                "failed",
+                txid,
+                fee=fee,
+                reason="the token emitted no Transfer of the amount to the destination "
+                "(transfer returned false): nothing was sent",
+            )
+        else:
+            await self._finish(claim, "confirmed", txid, fee=fee, confirmations=confirmations)
+
+    async def _token_moved(self, row: asyncpg.Record, receipt: RawReceipt) -> bool:
+        """A token withdrawal counts only with the token's own Transfer event of exactly the
+        amount from the hot address to the destination (a token may return false instead of
+        reverting, and status 1 then means nothing)."""
+        async with self._db.acquire() as conn:
+            output = await conn.fetchrow(
+                """SELECT b.contract, bo.destination, bo.amount::text AS amount
+                     FROM batch_outputs bo JOIN batches b ON b.id = bo.batch_id
+                    WHERE bo.batch_id = $1 AND bo.withdrawal_id = $2""",
+                row["batch_id"],
+                row["withdrawal_id"],
+            )
+        if output is None or output["contract"] is None:
+            return True  # native coin: status 1 moved the value
+        for entry in receipt.get("logs") or []:
+            moved = decode_transfer_log(entry)
+            if (
+                moved is not None
+                and moved.contract == output["contract"]
+                and moved.sender == row["from_address"].lower()
+                and moved.to == output["destination"].lower()
+                and moved.amount == int(output["amount"])
+            ):
+                return True
+        return False
 
     async def _finish(
         self,
