@@ -98,10 +98,15 @@ async def _fund_user(ledger_url: str, token: str) -> None:
             )
 
 
+MINING = asyncio.Event()  # cleared by a test that wants transactions to sit unmined
+
+
 async def _keep_mining(url: str) -> None:
     """anvil mines a block per transaction; confirmations need blocks after it."""
+    MINING.set()
     while True:
         await asyncio.sleep(0.4)
+        await MINING.wait()
         with contextlib.suppress(Exception):
             await dev.mine(url, 1)
 
@@ -278,5 +283,47 @@ async def test_reverted_token_transfer_fails_the_withdrawal_and_returns_the_fund
     assert await _token_balance(stack, devnet.eth_token, to) == 0
     history = [h["status"] for h in view["history"]]
     assert history[-2:] == ["broadcast", "failed"]
+    await stack.kill("signer")
+    await stack.kill("broadcaster")
+
+
+async def test_stuck_transaction_is_replaced_at_the_same_nonce_and_confirmed_once(
+    stack: Stack,
+) -> None:
+    first_block = int(await rpc(stack.eth_url, "eth_blockNumber"), 16)
+    MINING.clear()
+    await rpc(stack.eth_url, "evm_setAutomine", False)  # what was sent sits in the mempool
+    try:
+        await stack.start_signer()
+        await stack.start_broadcaster()
+        to = _fresh_address()
+        wid = await stack.withdraw(USER, "ETH", to, 1 * ETH)
+        await stack.approved_batch("ETH")
+        pool = await connect_pool(stack.database_url, max_size=1)
+        try:
+
+            async def replacement_sent() -> bool:
+                rows = await pool.fetch(
+                    "SELECT status FROM withdrawal_txs WHERE withdrawal_id = $1 ORDER BY id", wid
+                )
+                return [r["status"] for r in rows] == ["replaced", "broadcast"]
+
+            await until(replacement_sent, 60)
+            old, new = await pool.fetch(
+                "SELECT * FROM withdrawal_txs WHERE withdrawal_id = $1 ORDER BY id", wid
+            )
+        finally:
+            await pool.close()
+        assert old["nonce"] == new["nonce"] and old["replaced_by"] == new["id"]
+        assert int(new["max_fee_per_gas"]) >= int(old["max_fee_per_gas"]) * 110 // 100
+        assert int(new["max_fee_per_gas"]) * new["gas_limit"] <= int(new["fee_cap"])
+    finally:
+        await rpc(stack.eth_url, "evm_setAutomine", True)
+        MINING.set()
+    [view] = (await _final(stack, [wid])).values()
+    assert view["status"] == "confirmed" and view["txid"] == new["txid"]
+    assert await eth_balance(stack.eth_url, to) == 1 * ETH
+    sent = await hot_transactions(stack.eth_url, first_block)
+    assert [t["hash"] for t in sent] == [new["txid"]]  # one transaction at that nonce, mined once
     await stack.kill("signer")
     await stack.kill("broadcaster")

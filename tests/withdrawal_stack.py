@@ -50,6 +50,7 @@ def chains_dir(folder: Path, token: str, start_height: int) -> Path:
     text = text.replace("0x5FbDB2315678afecb367f032d93F642f64180aa3", token)
     text = text.replace("start_height = 0", f"start_height = {start_height}")
     text = text.replace("confirmations = 3", "confirmations = 2")
+    text = text.replace("replace_after = 20.0", "replace_after = 3.0")
     out = folder / "chains"
     out.mkdir(exist_ok=True)
     (out / "ethereum-devnet.toml").write_text(text)

@@ -23,7 +23,8 @@ from chaingate.chains.evm.rpc import EvmRpc, SendOutcome
 from chaingate.delivery import run_passes
 from chaingate.domain import Network
 from chaingate.domain.withdrawals import BatchStatus, WithdrawalStatus
-from chaingate.errors import ChainDataError, ProviderError
+from chaingate.errors import ChaingateError
+from chaingate.store import withdrawals as withdrawal_rows
 from chaingate.store.alerts import NewAlert, raise_alert
 from chaingate.store.queue import Claim, LeasedQueue, QueueTable, backoff, worker_name
 from chaingate.withdrawals.planner import Planner
@@ -43,7 +44,9 @@ def outgoing_table(network: str) -> QueueTable:
         name="withdrawal_txs",
         returning="""q.id, q.attempts, q.batch_id, q.withdrawal_id, q.network, q.from_address,
                      q.nonce, q.raw_tx, q.txid, q.status, q.block_number, q.block_hash,
-                     q.broadcast_at, q.created_at""",
+                     q.broadcast_at, q.created_at, q.gas_limit, q.fee_cap::text AS fee_cap,
+                     q.max_fee_per_gas::text AS max_fee_per_gas,
+                     q.max_priority_fee_per_gas::text AS max_priority_fee_per_gas""",
         eligible=f"q.network = '{network}' AND q.status IN ('signed', 'broadcast')",
     )
 
@@ -95,8 +98,9 @@ class Broadcaster:
                         await self.send(claim)
                     else:
                         await self.tracker.track(claim)
-                except (ProviderError, ChainDataError) as exc:
-                    # The node failed or lied: nothing was decided; the same bytes later.
+                except ChaingateError as exc:
+                    # The node failed or lied (or a row could not be worked): nothing was
+                    # decided; the same bytes later.
                     retry_in = backoff(claim.attempts, 1.0, 60.0)
                     await self._queue.fail(claim, f"{type(exc).__name__}: {exc}", retry_in)
                     log.warning(
@@ -135,6 +139,8 @@ class Broadcaster:
             if done is None:
                 return  # another broadcaster holds the row now; it does the bookkeeping
             await self._advance(conn, row, WithdrawalStatus.BROADCAST, BatchStatus.BROADCAST)
+            # A replacement's txid is the one to look for from now on.
+            await withdrawal_rows.set_progress(conn, row["withdrawal_id"], txid=row["txid"])
         log.info(
             "withdrawal_broadcast",
             network=self.network.name,

@@ -11,18 +11,23 @@ For a ``broadcast`` row (and any transaction it replaced: same withdrawal, same 
 - its nonce consumed by another transaction beyond reorg depth (the account's nonce at
   head - confirmations is past it, and no transaction of ours at that nonce has a receipt):
   ``failed``, funds back. Never on a timeout alone;
-- unmined longer than the registry's ``replace_after``: a stuck-withdrawal alert (the
-  replacement at the same nonce with higher fees is signed by the signer; see the runbook).
+- unmined longer than the registry's ``replace_after``: a replacement is requested from the
+  signer (``signer_replacements``): the same transfer at the same nonce with higher fees, when
+  the approved fee cap allows; otherwise a critical alert. Whichever one is mined counts.
 """
 
 from __future__ import annotations
+
+import json
 
 import asyncpg
 import structlog
 
 from chaingate.chains.evm.codec import decode_transfer_log
 from chaingate.chains.evm.rpc import EvmRpc, RawReceipt, hex_int
+from chaingate.chains.evm.txbuilder import FeeCapError, Fees, bump_fees, quote_from_fee_history
 from chaingate.domain import Network
+from chaingate.domain.signing_plan import EvmPlan
 from chaingate.domain.withdrawals import WithdrawalStatus
 from chaingate.store import chainstate
 from chaingate.store import withdrawals as withdrawal_rows
@@ -73,7 +78,7 @@ class Tracker:
             # Dropped (mempool eviction, a node restart, a reorg): the same bytes again.
             outcome = await self._rpc.send_raw_transaction("0x" + row["raw_tx"], row["txid"])
             log.info("withdrawal_rebroadcast", txid=row["txid"], outcome=outcome.value)
-        await self._alert_if_stuck(row)
+        await self._replace_if_stuck(row)
         await self._queue.defer([claim], self._every)
 
     async def _same_nonce_txids(self, row: asyncpg.Record) -> list[str]:
@@ -226,7 +231,9 @@ class Tracker:
         count = await self._rpc.transaction_count(row["from_address"], depth_block)
         return count > int(row["nonce"])
 
-    async def _alert_if_stuck(self, row: asyncpg.Record) -> None:
+    async def _replace_if_stuck(self, row: asyncpg.Record) -> None:
+        """Unmined longer than ``replace_after``: ask the signer for the same transfer at the
+        same nonce with higher fees, or alert when the approved fee cap leaves no room."""
         since = row["broadcast_at"] or row["created_at"]
         async with self._db.acquire() as conn:
             stuck = await conn.fetchval(
@@ -234,18 +241,50 @@ class Tracker:
                 since,
                 self.network.replace_after,
             )
-            if not stuck:
-                return
+        if not stuck:
+            return
+        history = await self._rpc.fee_history()
+        quote = quote_from_fee_history(history)
+        gas = int(row["gas_limit"])
+        try:
+            bump_fees(
+                Fees(int(row["max_fee_per_gas"]), int(row["max_priority_fee_per_gas"])),
+                quote,
+                cap=int(row["fee_cap"]) // gas,
+            )
+        except FeeCapError as exc:
+            await self._stuck_alert(row, "critical", f"cannot be replaced: {exc}")
+            return
+        plan = EvmPlan(
+            from_address=row["from_address"],
+            chain_nonce=int(row["nonce"]),
+            next_base_fee=quote.next_base_fee,
+            recent_tips=quote.recent_tips,
+            gas={},
+        )
+        async with self._db.acquire() as conn:
+            asked = await conn.fetchval(
+                """INSERT INTO signer_replacements (tx_id, plan) VALUES ($1, $2::text::jsonb)
+                   ON CONFLICT (tx_id) DO NOTHING RETURNING 1""",
+                row["id"],
+                json.dumps(plan.to_json()),
+            )
+        if asked:
+            log.warning("withdrawal_tx_stuck", txid=row["txid"], nonce=row["nonce"])
+            await self._stuck_alert(row, "warning", "a replacement with higher fees is requested")
+
+    async def _stuck_alert(self, row: asyncpg.Record, severity: str, what: str) -> None:
+        async with self._db.acquire() as conn:
             await raise_alert(
                 conn,
                 NewAlert(
                     kind="withdrawal_stuck",
-                    severity="warning",
+                    severity=severity,
                     network=self.network.name,
                     txid=row["txid"],
                     message=f"{self.network.name}: withdrawal tx {row['txid']} (nonce "
-                    f"{row['nonce']}) unmined for over {self.network.replace_after:.0f} s",
+                    f"{row['nonce']}) unmined for over {self.network.replace_after:.0f} s; " + what,
                     details={"withdrawal_id": row["withdrawal_id"], "nonce": row["nonce"]},
-                    dedup_key=f"withdrawal_stuck:{row['txid']}",
+                    dedup_key=f"withdrawal_stuck:{row['txid']}:{severity}",
                 ),
             )
