@@ -5,8 +5,10 @@ decoded and their sender recovered. tests/test_withdrawals_anvil.py sends them f
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -16,6 +18,7 @@ from hexbytes import HexBytes
 
 from chaingate.chains.evm.txbuilder import erc20_transfer_data
 from chaingate.devnet import postgres
+from chaingate.settings import PROJECT_ROOT
 from chaingate.signer import service as signer_service
 from chaingate.signer.service import Signer, allocator_lease_name
 from chaingate.store import connect_pool, leases
@@ -294,3 +297,53 @@ async def test_chain_nonce_above_the_records_is_followed_and_alerted(
     assert [r["nonce"] for r in await txs(db)] == [5, 9]
     [alert] = await alerts(db, "hot_key_used_elsewhere")
     assert alert["severity"] == "critical"
+
+
+# --- the signer's own database role -----------------------------------------------------------
+
+
+@pytest.fixture
+async def signer_role_dsn(database: str, db: asyncpg.Pool) -> AsyncIterator[str]:
+    """deploy/postgres/signer_role.sql applied under a unique role name, with a login."""
+    role = f"cg_signer_{uuid.uuid4().hex[:8]}"
+    script = (PROJECT_ROOT / "deploy" / "postgres" / "signer_role.sql").read_text()
+    await db.execute(script.replace("chaingate_signer", role))
+    await db.execute(f"ALTER ROLE {role} LOGIN PASSWORD 'signer-test-pw'")
+    parts = urlsplit(database)
+    netloc = f"{role}:signer-test-pw@{parts.hostname}:{parts.port or 5432}"
+    try:
+        yield urlunsplit(parts._replace(netloc=netloc))
+    finally:
+        await db.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+async def test_signer_role_may_sign_and_nothing_else(
+    database: str, db: asyncpg.Pool, signer_role_dsn: str
+) -> None:
+    await approved_batch(db, EVM, "ETH", [(ALICE_ADDR, ETH)])
+    refused = await approved_batch(db, EVM, "ETH", [(BOB_ADDR, ETH)], approvers=["alice"])
+    own = await connect_pool(signer_role_dsn, max_size=2)
+    try:
+        s = Signer(own, signer_settings(signer_role_dsn, NETWORKS))
+        assert [o.result for o in await s.sign_once()] == ["signed"]
+        assert [o.result for o in await s.sign_once()] == ["refused"]  # alert + park allowed
+        assert (await job(db, refused))["parked_at"] is not None
+        forbidden = [
+            "UPDATE withdrawals SET amount = 1",
+            "UPDATE batches SET status = 'approved'",
+            "UPDATE batch_outputs SET amount = 1",
+            "INSERT INTO approvals (batch_id, content_hash, principal, approved_at, seal)"
+            " VALUES (1, 'x', 'x', now(), 'x')",
+            "SELECT * FROM ledger_outbox",
+            "SELECT * FROM audit_log",
+            "UPDATE withdrawal_txs SET raw_tx = 'ff'",
+            "DELETE FROM withdrawal_txs",
+            "SELECT * FROM alerts",
+        ]
+        async with own.acquire() as conn:
+            for statement in forbidden:
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await conn.execute(statement)
+    finally:
+        await own.close()
+    assert len(await txs(db)) == 1
