@@ -327,3 +327,50 @@ async def test_stuck_transaction_is_replaced_at_the_same_nonce_and_confirmed_onc
     assert [t["hash"] for t in sent] == [new["txid"]]  # one transaction at that nonce, mined once
     await stack.kill("signer")
     await stack.kill("broadcaster")
+
+
+async def test_reorg_dropping_a_mined_withdrawal_rebroadcasts_the_same_bytes(
+    stack: Stack,
+) -> None:
+    """Mined, then a reorg drops its block before it is confirmed: the tracker sends the very
+    same signed bytes again, and the withdrawal ends confirmed once, with the same txid."""
+    MINING.clear()  # one block per transaction only: it stays below its confirmations
+    snapshot = await rpc(stack.eth_url, "evm_snapshot")
+    first_block = int(await rpc(stack.eth_url, "eth_blockNumber"), 16) + 1
+    try:
+        await stack.start_signer()
+        await stack.start_broadcaster()
+        to = _fresh_address()
+        wid = await stack.withdraw(USER, "ETH", to, 1 * ETH)
+        await stack.approved_batch("ETH")
+        pool = await connect_pool(stack.database_url, max_size=1)
+        try:
+
+            async def mined() -> bool:
+                return bool(
+                    await pool.fetchval(
+                        "SELECT block_number IS NOT NULL FROM withdrawal_txs"
+                        " WHERE withdrawal_id = $1",
+                        wid,
+                    )
+                )
+
+            await until(mined, 60)
+            txid = await pool.fetchval(
+                "SELECT txid FROM withdrawal_txs WHERE withdrawal_id = $1", wid
+            )
+        finally:
+            await pool.close()
+        assert (await stack.withdrawal(wid))["status"] == "broadcast"
+        assert await rpc(stack.eth_url, "evm_revert", snapshot)
+        await dev.mine(stack.eth_url, 2)  # the other branch, longer than the dropped one
+        assert await rpc(stack.eth_url, "eth_getTransactionReceipt", txid) is None
+    finally:
+        MINING.set()
+    [view] = (await _final(stack, [wid])).values()
+    assert view["status"] == "confirmed" and view["txid"] == txid
+    assert await eth_balance(stack.eth_url, to) == 1 * ETH
+    sent = await hot_transactions(stack.eth_url, first_block)
+    assert [t["hash"] for t in sent] == [txid]
+    await stack.kill("signer")
+    await stack.kill("broadcaster")
