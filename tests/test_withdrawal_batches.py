@@ -262,7 +262,7 @@ async def test_a_hold_the_ledger_refuses_cancels_the_withdrawal_visibly(d: Desk)
     batch = await d.make_batch()
     await d.deliver()
     assert await d.statuses(covered["id"], uncovered["id"]) == ["requested", "cancelled"]
-    status, shown = await d.call("GET", f"/v1/withdrawals/{uncovered['id']}", "service")
+    _, shown = await d.call("GET", f"/v1/withdrawals/{uncovered['id']}", "service")
     assert "refused to hold" in shown["failure_reason"]
     _, b = await d.call("GET", f"/v1/batches/{batch['id']}", "viewer")
     assert (b["status"], b["rejected_by"]) == ("rejected", "ledger")
