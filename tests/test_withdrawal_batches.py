@@ -5,6 +5,7 @@ funds held, settled and released at the reference ledger."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import random
 from collections.abc import AsyncIterator
@@ -12,8 +13,12 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from chaingate.errors import InvalidTransitionError
+from chaingate.api.common import CTX_KEY
+from chaingate.api.withdrawals import rules_of
+from chaingate.errors import InvalidTransitionError, SealKeyMissingError
 from chaingate.withdrawals import record_batch_status, record_status
+from chaingate.withdrawals.approvals import approve
+from chaingate.withdrawals.batching import make_batch
 from conftest import scratch_database
 from withdrawal_desk import DEST, DEST2, ETH, ETHER, Desk, desk
 
@@ -125,6 +130,23 @@ async def test_maker_and_two_approvers_queue_exactly_one_signer_job(d: Desk) -> 
     for wid in ids:
         statuses = [e["s"] for e in events if e["w"] == str(wid)]
         assert statuses == ["requested", "batched", "approved"]
+
+
+async def test_without_a_seal_key_nothing_is_batched_or_approved(d: Desk) -> None:
+    await requested(d, "u-nokey", ETHER)
+    batch = await d.make_batch()
+    rules = rules_of(d.api.server.app[CTX_KEY])
+    keyless = dataclasses.replace(rules, seal_key=b"")
+    async with d.db.acquire() as conn:
+        with pytest.raises(SealKeyMissingError):
+            await approve(conn, keyless, "alice", batch["id"], batch["content_hash"])
+        with pytest.raises(SealKeyMissingError):
+            await make_batch(conn, keyless, "mia", ETH, "ETH")
+    assert await d.db.fetchval("SELECT count(*) FROM approvals") == 0
+    status, page = await d.call("GET", "/v1/batches", "alice", status="pending_approval")
+    assert status == 200 and [b["id"] for b in page["batches"]] == [batch["id"]]
+    assert "outputs" not in page["batches"][0]
+    assert (await d.call("GET", "/v1/batches", "alice", status="paid"))[0] == 422
 
 
 async def test_the_maker_cannot_approve_and_concurrent_approvals_queue_one_job(d: Desk) -> None:
