@@ -297,3 +297,14 @@ async def test_a_hold_the_ledger_refuses_cancels_the_withdrawal_visibly(d: Desk)
         "SELECT count(*) FROM ledger_outbox WHERE delivered_at IS NULL AND parked_at IS NULL"
     )
     assert stuck == 0
+
+
+async def test_a_batch_stops_at_the_assets_batch_limit(d: Desk) -> None:
+    # 1,000 ETH per batch on the devnet: eleven withdrawals of 100 ETH make two batches.
+    first = await requested(d, "u-big-1", *[100 * ETHER] * 10)
+    second = await requested(d, "u-big-2", 100 * ETHER)
+    batch = await d.make_batch()
+    assert (batch["output_count"], batch["total"]) == (10, str(1000 * ETHER))
+    assert [o["withdrawal_id"] for o in batch["outputs"]] == first
+    rest = await d.make_batch()
+    assert [o["withdrawal_id"] for o in rest["outputs"]] == second
