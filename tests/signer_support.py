@@ -20,6 +20,7 @@ from chaingate.domain.approvals import Act, seal, seal_approval
 from chaingate.domain.batch_content import CONTENT_HASH_VERSION, BatchContent, BatchOutput
 from chaingate.domain.batch_content import content_hash as hash_of
 from chaingate.domain.signing_plan import EvmPlan
+from chaingate.ledger.messages import withdrawal_event_key
 from chaingate.registry import load_registry
 from chaingate.settings import PROJECT_ROOT
 from chaingate.signer.checks import SignerLimit
@@ -84,6 +85,7 @@ async def approved_batch(
     maker: str = "mallory-maker",
     plan: bool = True,
     chain_nonce: int = 0,
+    held: bool = True,
 ) -> int:
     """An approved batch of ``amounts`` (destination, amount) with its signer job; its id."""
     asset = network.asset(asset_symbol)
@@ -124,6 +126,12 @@ async def approved_batch(
                 batch_id,
             )
             outputs.append(BatchOutput(wid, destination, amount))
+            if held:  # the ledger acknowledged holding the funds (its event was delivered)
+                await conn.execute(
+                    """INSERT INTO ledger_outbox (idempotency_key, kind, payload, delivered_at)
+                       VALUES ($1, 'withdrawal_event', '{}'::jsonb, now())""",
+                    withdrawal_event_key(wid, "requested"),
+                )
             await conn.execute(
                 "INSERT INTO batch_outputs (batch_id, withdrawal_id, destination, amount)"
                 " VALUES ($1, $2, $3, $4)",

@@ -62,7 +62,7 @@ async def db(signer_pool: asyncpg.Pool) -> asyncpg.Pool:
     """One database for the module, emptied before each test (a fresh one costs seconds)."""
     await signer_pool.execute(
         "TRUNCATE withdrawal_txs, signer_jobs, approvals, batch_outputs, withdrawal_history,"
-        " withdrawals, batches, alerts, leases RESTART IDENTITY CASCADE"
+        " withdrawals, batches, alerts, leases, ledger_outbox RESTART IDENTITY CASCADE"
     )
     return signer_pool
 
@@ -135,6 +135,23 @@ async def test_job_without_a_plan_waits_and_a_malformed_plan_goes_back(
     assert [o.result for o in await s.sign_once()] == ["replanned"]
     assert (await job(db, batch_id))["plan"] is None
     assert await txs(db) == []
+
+
+async def test_nothing_is_signed_before_the_ledger_holds_the_funds(
+    database: str, db: asyncpg.Pool
+) -> None:
+    batch_id = await approved_batch(db, EVM, "ETH", [(ALICE_ADDR, ETH)], held=False)
+    s = signer(database, db)
+    assert [o.result for o in await s.sign_once()] == ["deferred"]
+    assert await txs(db) == []
+    await db.execute(
+        """INSERT INTO ledger_outbox (idempotency_key, kind, payload, delivered_at)
+           SELECT 'withdrawal:' || id || ':requested', 'withdrawal_event', '{}'::jsonb, now()
+             FROM withdrawals WHERE batch_id = $1""",
+        batch_id,
+    )
+    await db.execute("UPDATE signer_jobs SET next_attempt_at = now()")
+    assert [o.result for o in await s.sign_once()] == ["signed"]
 
 
 # --- refusals: nothing signed, the job parked, a critical alert ---------------------------------
@@ -334,7 +351,7 @@ async def test_signer_role_may_sign_and_nothing_else(
             "UPDATE batch_outputs SET amount = 1",
             "INSERT INTO approvals (batch_id, content_hash, principal, approved_at, seal)"
             " VALUES (1, 'x', 'x', now(), 'x')",
-            "SELECT * FROM ledger_outbox",
+            "SELECT payload FROM ledger_outbox",
             "SELECT * FROM audit_log",
             "UPDATE withdrawal_txs SET raw_tx = 'ff'",
             "DELETE FROM withdrawal_txs",

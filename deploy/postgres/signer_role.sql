@@ -23,6 +23,10 @@ GRANT USAGE ON SCHEMA public TO chaingate_signer;
 -- Read what it verifies.
 GRANT SELECT ON batches, batch_outputs, withdrawals, approvals TO chaingate_signer;
 
+-- Whether the ledger acknowledged holding a withdrawal's funds (store.batches.unheld): the
+-- key and the delivery time of outbox rows, not their payloads.
+GRANT SELECT (idempotency_key, delivered_at) ON ledger_outbox TO chaingate_signer;
+
 -- Its queues (store/queue.py columns; the plan may be sent back to the planner).
 GRANT SELECT ON signer_jobs, signer_replacements TO chaingate_signer;
 GRANT UPDATE (attempts, next_attempt_at, leased_by, lease_token, done_at, parked_at, last_error,

@@ -45,6 +45,7 @@ from chaingate.signer.evm import sign_evm
 from chaingate.signer.keystore import HotKey
 from chaingate.store import leases
 from chaingate.store.alerts import NewAlert, raise_alert
+from chaingate.store.batches import unheld
 from chaingate.store.queue import Claim, LeasedQueue, backoff, worker_name
 from chaingate.store.signer import (
     SIGNER_JOBS,
@@ -125,6 +126,14 @@ class Signer:
             # Recorded by an earlier run whose completion was lost: never sign twice.
             await self._queue.complete(claim)
             return Outcome(claim.id, "done_already")
+        async with self._db.acquire() as conn:
+            waiting = await unheld(conn, [o.withdrawal_id for o in material.outputs])
+        if waiting:
+            # The ledger has not acknowledged holding these funds yet (or refused, and the
+            # withdrawal is being cancelled): nothing is signed before it has.
+            await self._queue.defer([claim], 2.0)
+            log.info("signer_waits_for_ledger_holds", batch_id=batch_id, withdrawals=waiting[:10])
+            return Outcome(claim.id, "deferred")
         try:
             content, network = self.verify(material, _SIGNABLE)
             plan = self.plan_of(claim, network)

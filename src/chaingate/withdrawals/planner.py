@@ -19,6 +19,7 @@ from chaingate.chains.evm.txbuilder import NATIVE_TRANSFER_GAS, erc20_transfer_d
 from chaingate.domain import Network
 from chaingate.domain.signing_plan import EvmPlan
 from chaingate.errors import ProviderError
+from chaingate.store.batches import unheld
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +50,8 @@ class Planner:
             jobs = await conn.fetch(_DUE, self._network.name, self._refresh_after, limit)
         planned = 0
         for job in jobs:
+            if await self._unheld(job["batch_id"]):
+                continue  # the signer would not sign before the ledger holds the funds
             try:
                 plan = await self._plan(job["batch_id"], job["contract"])
             except ProviderError as exc:
@@ -71,6 +74,16 @@ class Planner:
                 )
             planned += 1
         return planned
+
+    async def _unheld(self, batch_id: int) -> list[int]:
+        async with self._db.acquire() as conn:
+            ids = [
+                r["withdrawal_id"]
+                for r in await conn.fetch(
+                    "SELECT withdrawal_id FROM batch_outputs WHERE batch_id = $1", batch_id
+                )
+            ]
+            return await unheld(conn, ids)
 
     async def _plan(self, batch_id: int, contract: str | None) -> EvmPlan:
         async with self._db.acquire() as conn:
