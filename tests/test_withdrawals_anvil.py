@@ -374,3 +374,54 @@ async def test_reorg_dropping_a_mined_withdrawal_rebroadcasts_the_same_bytes(
     assert [t["hash"] for t in sent] == [txid]
     await stack.kill("signer")
     await stack.kill("broadcaster")
+
+
+async def test_broadcaster_killed_after_sending_before_bookkeeping_sends_nothing_twice(
+    stack: Stack,
+) -> None:
+    """The signed bytes reached the chain and were mined, but the broadcaster died before it
+    recorded that: the next broadcaster sends the same bytes again ("nonce too low" or "already
+    known" from the node), counts that as sent, and the withdrawal is confirmed once."""
+    first_block = int(await rpc(stack.eth_url, "eth_blockNumber"), 16) + 1
+    await stack.start_broadcaster("planner-only")  # plans the job, then dies before sending
+    to = _fresh_address()
+    wid = await stack.withdraw(USER, "ETH", to, 1 * ETH)
+    batch = await stack.approved_batch("ETH")
+    pool = await connect_pool(stack.database_url, max_size=1)
+    try:
+
+        async def planned() -> bool:
+            return bool(
+                await pool.fetchval(
+                    "SELECT plan IS NOT NULL FROM signer_jobs WHERE batch_id = $1", batch["id"]
+                )
+            )
+
+        await until(planned, 60)
+        await stack.kill("planner-only")
+        await stack.start_signer()
+
+        async def signed() -> bool:
+            return bool(
+                await pool.fetchval(
+                    "SELECT count(*) FROM withdrawal_txs WHERE withdrawal_id = $1", wid
+                )
+            )
+
+        await until(signed, 60)
+        raw, txid = await pool.fetchrow(
+            "SELECT raw_tx, txid FROM withdrawal_txs WHERE withdrawal_id = $1", wid
+        )
+    finally:
+        await pool.close()
+    # What the killed broadcaster had done: the bytes are on chain, nothing recorded.
+    assert await rpc(stack.eth_url, "eth_sendRawTransaction", "0x" + raw) == txid
+    await dev.mine(stack.eth_url, 3)
+    assert (await stack.withdrawal(wid))["status"] == "approved"
+    await stack.start_broadcaster()
+    [view] = (await _final(stack, [wid])).values()
+    assert view["status"] == "confirmed" and view["txid"] == txid
+    assert await eth_balance(stack.eth_url, to) == 1 * ETH
+    assert [t["hash"] for t in await hot_transactions(stack.eth_url, first_block)] == [txid]
+    await stack.kill("signer")
+    await stack.kill("broadcaster")
