@@ -129,6 +129,23 @@ async def _final(stack: Stack, ids: list[int], seconds: float = 90) -> dict[int,
     return views
 
 
+async def _wait_planned(stack: Stack, batch_id: int) -> None:
+    """Until the planner (broadcaster role) gave the batch's signer job its plan."""
+    pool = await connect_pool(stack.database_url, max_size=1)
+    try:
+
+        async def planned() -> bool:
+            return bool(
+                await pool.fetchval(
+                    "SELECT plan IS NOT NULL FROM signer_jobs WHERE batch_id = $1", batch_id
+                )
+            )
+
+        await until(planned, 60)
+    finally:
+        await pool.close()
+
+
 def _fresh_address() -> str:
     return str(Account.create().address)
 
@@ -261,18 +278,7 @@ async def test_reverted_token_transfer_fails_the_withdrawal_and_returns_the_fund
     to = _fresh_address()
     wid = await stack.withdraw(USER, "NEXO", to, 3 * ETH)
     batch = await stack.approved_batch("NEXO")
-    pool = await connect_pool(stack.database_url, max_size=1)
-    try:
-
-        async def planned() -> bool:
-            plan = await pool.fetchval(
-                "SELECT plan IS NOT NULL FROM signer_jobs WHERE batch_id = $1", batch["id"]
-            )
-            return bool(plan)
-
-        await until(planned, 60)
-    finally:
-        await pool.close()
+    await _wait_planned(stack, batch["id"])
     await dev.set_fail_mode(stack.eth_url, devnet.eth_token, 2)  # transfer() reverts from now on
     try:
         await stack.start_signer()
@@ -387,18 +393,10 @@ async def test_broadcaster_killed_after_sending_before_bookkeeping_sends_nothing
     to = _fresh_address()
     wid = await stack.withdraw(USER, "ETH", to, 1 * ETH)
     batch = await stack.approved_batch("ETH")
+    await _wait_planned(stack, batch["id"])
+    await stack.kill("planner-only")
     pool = await connect_pool(stack.database_url, max_size=1)
     try:
-
-        async def planned() -> bool:
-            return bool(
-                await pool.fetchval(
-                    "SELECT plan IS NOT NULL FROM signer_jobs WHERE batch_id = $1", batch["id"]
-                )
-            )
-
-        await until(planned, 60)
-        await stack.kill("planner-only")
         await stack.start_signer()
 
         async def signed() -> bool:
