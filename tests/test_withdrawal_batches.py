@@ -275,23 +275,27 @@ async def test_signed_to_confirmed_settles_at_the_ledger_and_completes_the_batch
 
 
 async def test_a_hold_the_ledger_refuses_cancels_the_withdrawal_visibly(d: Desk) -> None:
-    user = "u-poor"
+    user, amount = "u-poor", 6 * ETHER // 10
     await d.fund(user, ETHER)
-    ok_status, covered = await d.withdraw(user, ETHER // 2)
-    bad_status, uncovered = await d.withdraw(user, ETHER)  # only half is left to hold
-    assert (ok_status, bad_status) == (201, 201)
+    # Two holds of 0.6 ETH against 1 ETH: the ledger takes whichever comes first (the
+    # dispatcher sends independent withdrawals in parallel) and refuses the other.
+    answers = [await d.withdraw(user, amount) for _ in range(2)]
+    assert [s for s, _ in answers] == [201, 201]
+    ids = [w["id"] for _, w in answers]
     # Batched before the ledger answered: the refusal voids that batch, the rest is released.
     batch = await d.make_batch()
     await d.deliver()
-    assert await d.statuses(covered["id"], uncovered["id"]) == ["requested", "cancelled"]
-    _, shown = await d.call("GET", f"/v1/withdrawals/{uncovered['id']}", "service")
+    statuses = dict(zip(ids, await d.statuses(*ids), strict=True))
+    assert sorted(statuses.values()) == ["cancelled", "requested"]
+    (cancelled,) = [i for i, s in statuses.items() if s == "cancelled"]
+    _, shown = await d.call("GET", f"/v1/withdrawals/{cancelled}", "service")
     assert "refused to hold" in shown["failure_reason"]
     _, b = await d.call("GET", f"/v1/batches/{batch['id']}", "viewer")
     assert (b["status"], b["rejected_by"]) == ("rejected", "ledger")
     alert = await d.db.fetchrow("SELECT * FROM alerts WHERE kind = 'ledger_rejected'")
     assert alert["severity"] == "critical" and alert["user_id"] == user
     await d.deliver()
-    assert await d.books(user) == (ETHER, ETHER // 2)
+    assert await d.books(user) == (ETHER, amount)
     # Nothing about the cancelled one waits in the outbox for ever as "pending".
     stuck = await d.db.fetchval(
         "SELECT count(*) FROM ledger_outbox WHERE delivered_at IS NULL AND parked_at IS NULL"

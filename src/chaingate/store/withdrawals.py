@@ -77,6 +77,24 @@ async def of_batch(
     return rows
 
 
+async def lock_user_asset(conn: asyncpg.Connection, user_id: str, network: str, asset: str) -> None:
+    """Hold the user's intake lock for ``asset`` until the caller's transaction ends."""
+    await conn.execute(
+        """INSERT INTO withdrawal_intake_locks (user_id, network, asset) VALUES ($1, $2, $3)
+           ON CONFLICT DO NOTHING""",
+        user_id,
+        network,
+        asset,
+    )
+    await conn.execute(
+        """SELECT 1 FROM withdrawal_intake_locks
+           WHERE user_id = $1 AND network = $2 AND asset = $3 FOR UPDATE""",
+        user_id,
+        network,
+        asset,
+    )
+
+
 async def withdrawn_since(
     conn: asyncpg.Connection,
     user_id: str,
