@@ -203,8 +203,9 @@ async def test_refused_deposits_are_recorded_with_their_reason(
         ("unlisted_token", "rejected"),
     ]
     assert await eth.balances("frank") == {}
-    mismatch = [a for a in await eth.alerts() if a["kind"] == "network_mismatch"]
-    assert len(mismatch) == 1 and mismatch[0]["details"]["contract"] == lookalike.lower()
+    unlisted = [a for a in await eth.alerts() if a["kind"] == "unlisted_token"]
+    assert len(unlisted) == 1 and unlisted[0]["details"]["contract"] == lookalike.lower()
+    assert unlisted[0]["severity"] == "warning"
 
 
 async def test_eth_sent_by_a_contract_is_credited(eth: Gateway, devnet: DevnetState) -> None:

@@ -28,6 +28,13 @@ class WatcherMetrics:
             "chaingate_reversals", "Credited deposits reversed", ["network"], registry=r
         )
         self.alerts = Counter("chaingate_alerts", "Alerts raised", ["kind", "network"], registry=r)
+        # Spam and address-poisoning tokens alert once per contract and day; this counts them all.
+        self.unlisted_tokens = Counter(
+            "chaingate_unlisted_token_transfers",
+            "Transfers of unlisted token contracts to deposit addresses (rejected)",
+            ["network"],
+            registry=r,
+        )
         self.step_errors = Counter(
             "chaingate_watcher_step_errors",
             "Watcher steps that failed",

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from chaingate.store.addresses import AddressRow, addresses_after
+from chaingate.domain import AddressRow
+from chaingate.store.addresses import addresses_after
 
 
 @dataclass(frozen=True, slots=True)

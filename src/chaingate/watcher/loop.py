@@ -17,12 +17,22 @@ import asyncio
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 import structlog
 
 from chaingate.chains.base import ChainAdapter
-from chaingate.domain import ChainHead, DepositStatus, ScanResult, Transfer
+from chaingate.domain import (
+    AlertKind,
+    AlertSeverity,
+    ChainHead,
+    DepositStatus,
+    NewAlert,
+    RejectReason,
+    ScanResult,
+    Transfer,
+)
 from chaingate.errors import (
     BlockNotFoundError,
     ChainDataError,
@@ -32,10 +42,11 @@ from chaingate.errors import (
 )
 from chaingate.metrics import WatcherMetrics
 from chaingate.store import addresses, chainstate, deposits, leases, outbox
-from chaingate.store.alerts import NewAlert, raise_alert
+from chaingate.store.alerts import raise_alert
 from chaingate.store.leases import Lease
 from chaingate.watcher.addressbook import AddressBook
 from chaingate.watcher.leadership import LeaseKeeper
+from chaingate.watcher.reversals import reverse_credits
 from chaingate.watcher.rules import credit_key, decide
 
 log = structlog.get_logger(__name__)
@@ -241,8 +252,8 @@ class Watcher:
             await raise_alert(
                 conn,
                 NewAlert(
-                    kind="reorg_too_deep",
-                    severity="critical",
+                    kind=AlertKind.REORG_TOO_DEEP,
+                    severity=AlertSeverity.CRITICAL,
                     network=self.name,
                     dedup_key=f"reorg_too_deep:{self.name}:{cursor}",
                     message=f"{self.name}: no stored block hash at or above {oldest} is canonical "
@@ -270,31 +281,8 @@ class Watcher:
         async with self.db.acquire() as conn, conn.transaction():
             await chainstate.rewind(conn, lease, self.name, cursor, fork)
             orphaned, reversed_rows = await deposits.rollback_above(conn, self.name, fork)
-            for row in reversed_rows:
-                await outbox.enqueue(
-                    conn,
-                    "reversal",
-                    f"reversal:{row['credit_key']}",
-                    {
-                        "credit_key": row["credit_key"],
-                        "reason": f"reorg: block {row['block_number']} left the chain",
-                    },
-                )
-                await raise_alert(
-                    conn,
-                    NewAlert(
-                        kind="reorg_reversal",
-                        severity="critical",
-                        network=self.name,
-                        asset=row["asset"],
-                        amount=int(row["amount"]),
-                        txid=row["txid"],
-                        user_id=row["user_id"],
-                        dedup_key=f"reversal:{row['credit_key']}",
-                        message=f"credited deposit {row['txid']} left the chain in a reorg; "
-                        "a reversal was sent to the ledger",
-                    ),
-                )
+            for kind in await reverse_credits(conn, self.name, reversed_rows, reorg=True):
+                self.metrics.alerts.labels(kind, self.name).inc()
         self.metrics.reorgs.labels(self.name).inc()
         self.metrics.reversals.labels(self.name).inc(len(reversed_rows))
         log.warning(
@@ -337,10 +325,29 @@ class Watcher:
         if not transfers:
             return
         owners = await addresses.owners(conn, self.book.networks, [t.to for t in transfers])
-        decisions = [decide(self.network, t, owners.get(t.to)) for t in transfers]
-        await deposits.upsert(conn, [d.deposit for d in decisions])
+        day = datetime.now(UTC).date()
+        decisions = [decide(self.network, t, owners.get(t.to), day) for t in transfers]
+        rows = [d.deposit for d in decisions]
+        # A credited deposit that this block contradicts is reversed first; upsert then takes
+        # the block's word for it (a new credit generation, so a new credit key).
+        changed = await deposits.reverse_changed(conn, rows)
+        for kind in await reverse_credits(conn, self.name, changed, reorg=False):
+            self.metrics.alerts.labels(kind, self.name).inc()
+        self.metrics.reversals.labels(self.name).inc(len(changed))
+        for row in changed:
+            log.error(
+                "credited_deposit_changed",
+                network=self.name,
+                txid=row["txid"],
+                position=row["position"],
+                old_amount=str(int(row["amount"])),
+                new_amount=str(int(row["new_amount"])),
+            )
+        await deposits.upsert(conn, rows)
         for d in decisions:
             self.metrics.deposits.labels(self.name, d.deposit.status.value).inc()
+            if d.deposit.reason == RejectReason.UNLISTED_TOKEN and d.deposit.block_number:
+                self.metrics.unlisted_tokens.labels(self.name).inc()
             if d.alert is not None and await raise_alert(conn, d.alert):
                 self.metrics.alerts.labels(d.alert.kind, self.name).inc()
                 log.warning(

@@ -29,18 +29,18 @@ import asyncpg
 import structlog
 
 from chaingate.chains.base import BalanceReader, ChainAdapter
+from chaingate.domain import AddressRow, AlertKind, AlertSeverity, NewAlert
 from chaingate.errors import ChaingateError, ConfigError
 from chaingate.metrics import ReconcileMetrics
 from chaingate.store import chainstate, leases
 from chaingate.store import reconcile as store
-from chaingate.store.addresses import AddressRow
-from chaingate.store.alerts import NewAlert, raise_alert
+from chaingate.store.alerts import raise_alert
 from chaingate.store.leases import Lease
 
 log = structlog.get_logger(__name__)
 
-UNEXPLAINED = "unexplained_balance"
-SHORTFALL = "balance_shortfall"
+UNEXPLAINED = AlertKind.UNEXPLAINED_BALANCE
+SHORTFALL = AlertKind.BALANCE_SHORTFALL
 # Failures of the outside world (endpoints, the database) rather than of this code.
 _EXPECTED_ERRORS = (ChaingateError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
@@ -49,7 +49,7 @@ _EXPECTED_ERRORS = (ChaingateError, asyncpg.PostgresError, asyncpg.InterfaceErro
 class Verdict:
     alerted_excess: int  # to store: the part of the current excess ops has been told about
     alerted_shortfall: int
-    kind: str | None = None  # an alert to raise now, for ``amount`` (the newly found part)
+    kind: AlertKind | None = None  # an alert to raise now, for ``amount`` (the newly found part)
     amount: int = 0
 
 
@@ -242,13 +242,21 @@ class Reconciler:
     ) -> NewAlert:
         symbol = self.asset.symbol
         if verdict.kind == UNEXPLAINED:
-            total_key, total, severity = "unexplained", verdict.alerted_excess, "warning"
+            total_key, total, severity = (
+                "unexplained",
+                verdict.alerted_excess,
+                AlertSeverity.WARNING,
+            )
             message = (
                 f"{self.name}: {row.address} received {verdict.amount} base units of {symbol} "
                 f"that no recorded deposit explains (by block {height}); not credited"
             )
         else:
-            total_key, total, severity = "shortfall", verdict.alerted_shortfall, "critical"
+            total_key, total, severity = (
+                "shortfall",
+                verdict.alerted_shortfall,
+                AlertSeverity.CRITICAL,
+            )
             message = (
                 f"{self.name}: {row.address} holds {verdict.amount} base units of {symbol} less "
                 f"than its recorded deposits (at block {height}); funds left a deposit address"
