@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Collection
 from contextlib import AsyncExitStack, suppress
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -21,9 +22,11 @@ from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.dispatcher import OutboxDispatcher
 from chaingate.metrics import ReconcileMetrics, WatcherMetrics
 from chaingate.providers import EndpointPool
+from chaingate.providers.identity import WrongChain, WrongChainSink
 from chaingate.providers.metrics import ProviderMetrics
 from chaingate.settings import Settings
 from chaingate.store import connect_pool
+from chaingate.store.alerts import NewAlert, raise_alert
 from chaingate.store.migrate import pending_migrations
 from chaingate.watcher import Watcher
 from chaingate.watcher.reconcile import reconciler_for
@@ -81,7 +84,9 @@ async def _run_roles(
         adapters: dict[str, ChainAdapter] = {}
         if "watchers" in roles:
             for network in settings.networks.values():
-                pool = await stack.enter_async_context(open_pool(network, provider_metrics))
+                pool = await stack.enter_async_context(
+                    open_pool(network, provider_metrics, _wrong_chain_alerts(db))
+                )
                 pools[network.name] = pool
                 adapters[network.name] = build_adapter(network, pool)
         halted: dict[str, str] = {}
@@ -166,12 +171,47 @@ def _endpoint_probe(pool: EndpointPool) -> Callable[[], tuple[bool, Any]]:
     """Ready while at least one endpoint of the network is healthy."""
 
     def probe() -> tuple[bool, Any]:
-        health = pool.health()
+        health = pool.health_snapshot()
         return any(h.healthy for h in health), [
-            {"endpoint": h.name, "healthy": h.healthy, "head": h.head} for h in health
+            {
+                "endpoint": h.name,
+                "healthy": h.healthy,
+                "head": h.head,
+                "benched_reason": h.benched_reason,
+                "chain_check": h.chain_check.value,
+            }
+            for h in health
         ]
 
     return probe
+
+
+def _wrong_chain_alerts(db: asyncpg.Pool) -> WrongChainSink:
+    """Store a critical alert when an endpoint turns out to serve another chain (once a day per
+    endpoint and chain it serves, so a misconfigured URL does not flood the desk)."""
+
+    async def sink(event: WrongChain) -> None:
+        day = datetime.now(UTC).date().isoformat()
+        alert = NewAlert(
+            kind="endpoint_wrong_chain",
+            severity="critical",
+            message=(
+                f"endpoint {event.endpoint} of {event.network} serves another chain: "
+                f"{event.what} {event.observed}, expected {event.expected}; it is taken out"
+            ),
+            dedup_key=f"endpoint_wrong_chain:{event.network}:{event.endpoint}:{event.observed}:{day}",
+            network=event.network,
+            details={
+                "endpoint": event.endpoint,
+                "what": event.what,
+                "expected": event.expected,
+                "observed": event.observed,
+            },
+        )
+        async with db.acquire() as conn:
+            await raise_alert(conn, alert)
+
+    return sink
 
 
 async def _watch(watcher: Watcher, stop: asyncio.Event, halted: dict[str, str]) -> None:

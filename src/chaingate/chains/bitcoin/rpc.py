@@ -144,3 +144,11 @@ async def head_probe(pool: EndpointPool, endpoint: Endpoint) -> int:
     if not isinstance(result, int) or isinstance(result, bool) or result < 0:
         raise ChainDataError(f"{endpoint.name}: getblockcount answered {result!r}")
     return result
+
+
+async def genesis_probe(pool: EndpointPool, endpoint: Endpoint) -> str:
+    """The hash of the block one endpoint serves at height 0, for the pool's identity check."""
+    result = await pool.request_on(endpoint, "getblockhash", [0])
+    if not _is_hash(result):
+        raise ChainDataError(f"{endpoint.name}: getblockhash 0 answered no block hash")
+    return cast(str, result)

@@ -185,3 +185,12 @@ async def head_probe(pool: EndpointPool, endpoint: Endpoint) -> int:
         return int(block["block_header"]["raw_data"]["number"])
     except (KeyError, TypeError, ValueError):
         raise ChainDataError(f"{endpoint.name}: getnowblock answered no block number") from None
+
+
+async def genesis_probe(pool: EndpointPool, endpoint: Endpoint) -> str:
+    """The id of the block one endpoint serves at height 0, for the pool's identity check."""
+    block = await pool.post_on(endpoint, "/wallet/getblockbynum", {"num": 0})
+    block_id = block.get("blockID") if isinstance(block, dict) else None
+    if not isinstance(block_id, str) or not _HASH.match(block_id):
+        raise ChainDataError(f"{endpoint.name}: getblockbynum 0 answered no block id")
+    return block_id
