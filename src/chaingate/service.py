@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Collection
 from contextlib import AsyncExitStack, suppress
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -14,6 +13,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from chaingate.alerting import AlertPusher, WebhookSink
+from chaingate.alerting.endpoints import wrong_chain_alerts
 from chaingate.api import ApiContext, build_app
 from chaingate.chains.base import ChainAdapter
 from chaingate.chains.registry import address_codec, build_adapter, open_pool
@@ -22,11 +22,9 @@ from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.dispatcher import OutboxDispatcher
 from chaingate.metrics import ReconcileMetrics, WatcherMetrics
 from chaingate.providers import EndpointPool
-from chaingate.providers.identity import WrongChain, WrongChainSink
 from chaingate.providers.metrics import ProviderMetrics
 from chaingate.settings import Settings
 from chaingate.store import connect_pool
-from chaingate.store.alerts import NewAlert, raise_alert
 from chaingate.store.migrate import pending_migrations
 from chaingate.watcher import Watcher
 from chaingate.watcher.reconcile import reconciler_for
@@ -85,7 +83,7 @@ async def _run_roles(
         if "watchers" in roles:
             for network in settings.networks.values():
                 pool = await stack.enter_async_context(
-                    open_pool(network, provider_metrics, _wrong_chain_alerts(db))
+                    open_pool(network, provider_metrics, wrong_chain_alerts(db))
                 )
                 pools[network.name] = pool
                 adapters[network.name] = build_adapter(network, pool)
@@ -184,34 +182,6 @@ def _endpoint_probe(pool: EndpointPool) -> Callable[[], tuple[bool, Any]]:
         ]
 
     return probe
-
-
-def _wrong_chain_alerts(db: asyncpg.Pool) -> WrongChainSink:
-    """Store a critical alert when an endpoint turns out to serve another chain (once a day per
-    endpoint and chain it serves, so a misconfigured URL does not flood the desk)."""
-
-    async def sink(event: WrongChain) -> None:
-        day = datetime.now(UTC).date().isoformat()
-        alert = NewAlert(
-            kind="endpoint_wrong_chain",
-            severity="critical",
-            message=(
-                f"endpoint {event.endpoint} of {event.network} serves another chain: "
-                f"{event.what} {event.observed}, expected {event.expected}; it is taken out"
-            ),
-            dedup_key=f"endpoint_wrong_chain:{event.network}:{event.endpoint}:{event.observed}:{day}",
-            network=event.network,
-            details={
-                "endpoint": event.endpoint,
-                "what": event.what,
-                "expected": event.expected,
-                "observed": event.observed,
-            },
-        )
-        async with db.acquire() as conn:
-            await raise_alert(conn, alert)
-
-    return sink
 
 
 async def _watch(watcher: Watcher, stop: asyncio.Event, halted: dict[str, str]) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 import structlog
 
 from chaingate.chains.base import Check, RpcClient
+from chaingate.chains.evm.header import header_hash
 from chaingate.domain import Endpoint
 
 if TYPE_CHECKING:
@@ -260,6 +261,9 @@ class EvmRpc:
         bloom = raw.get("logsBloom")
         if not isinstance(bloom, str) or len(bloom) != BLOOM_HEX_LEN:
             raise ChainDataError(f"{self.network}: block {number} has no usable logsBloom")
+        if header_hash(raw) != raw["hash"].lower():
+            # The hash the watcher links and stores must be the one these fields hash to.
+            raise ChainDataError(f"{self.network}: block {number} does not hash to its hash")
         txs = raw.get("transactions")
         if not isinstance(txs, list):
             raise ChainDataError(f"{self.network}: block {number} has no transaction list")
