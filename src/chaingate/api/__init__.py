@@ -1,5 +1,6 @@
 """aiohttp service: the service API, the ops API, /metrics and health."""
 
-from chaingate.api.app import ApiContext, build_app
+from chaingate.api.app import build_app
+from chaingate.api.common import ApiContext
 
 __all__ = ["ApiContext", "build_app"]

@@ -69,16 +69,8 @@ async def acknowledge(conn: asyncpg.Connection, alert_id: int, actor: str) -> bo
     return done is not None
 
 
-async def audit(
-    conn: asyncpg.Connection, actor: str, action: str, subject: str | None, details: dict[str, Any]
-) -> None:
-    await conn.execute(
-        "INSERT INTO audit_log (actor, action, subject, details) VALUES ($1, $2, $3, $4::text::jsonb)",
-        actor,
-        action,
-        subject,
-        json.dumps(details),
-    )
+async def exists(conn: asyncpg.Connection, alert_id: int) -> bool:
+    return await conn.fetchval("SELECT 1 FROM alerts WHERE id = $1", alert_id) is not None
 
 
 async def undelivered_alerts(conn: asyncpg.Connection, *, limit: int = 100) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from chaingate.store.alerts import audit
+from chaingate.store.audit import record as audit
 
 
 async def enqueue(

@@ -1,0 +1,132 @@
+"""What every API area shares: the context, JSON responses, the error middleware, edge parsing."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from chaingate.api.auth import ApiError, Handler
+from chaingate.chains.base import AddressCodec
+from chaingate.domain import Network
+from chaingate.errors import ChaingateError, NotFoundError, ValidationError
+from chaingate.settings import Principal
+
+log = structlog.get_logger(__name__)
+_USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+
+
+@dataclass
+class ApiContext:
+    db: asyncpg.Pool
+    networks: Mapping[str, Network]
+    codecs: Mapping[str, AddressCodec]
+    tokens: Mapping[str, Principal]
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # Extra readiness probes (watchers, endpoint health): name -> () -> (ok, details)
+    readiness: dict[str, Callable[[], tuple[bool, Any]]] = field(default_factory=dict)
+
+
+CTX_KEY = web.AppKey("ctx", ApiContext)
+
+
+def ctx_of(request: web.Request) -> ApiContext:
+    return request.app[CTX_KEY]
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, default=_encode), status=status, content_type="application/json"
+    )
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(int(value)) if value == value.to_integral_value() else str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return json_response({"error": {"code": code, "message": message}}, status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except ValidationError as exc:
+        return error_response(422, exc.code, str(exc))
+    except NotFoundError as exc:
+        return error_response(404, exc.code, str(exc))
+    except web.HTTPException as exc:
+        return error_response(exc.status, "http_error", exc.reason)
+    except ChaingateError as exc:
+        log.error(
+            "request_failed", path=request.path, error_type=type(exc).__name__, error=str(exc)
+        )
+        return error_response(503 if exc.code in ("store", "provider") else 500, exc.code, str(exc))
+
+
+async def read_body(request: web.Request, *required: str) -> dict[str, Any]:
+    """The JSON object body; each of ``required`` must be a non-empty string."""
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "bad_json", "request body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_json", "request body must be a JSON object")
+    for name in required:
+        if not isinstance(body.get(name), str) or not body[name].strip():
+            raise ValidationError(f"'{name}' is required and must be a non-empty string")
+    return body
+
+
+def network_of(ctx: ApiContext, name: str) -> Network:
+    network = ctx.networks.get(name)
+    if network is None:
+        raise ValidationError(
+            f"unknown network {name!r} (known: {', '.join(sorted(ctx.networks))})"
+        )
+    return network
+
+
+def user_id_of(value: str) -> str:
+    if not _USER_ID.match(value):
+        raise ValidationError("'user_id' must be 1-128 characters of letters, digits and _.:@-")
+    return value
+
+
+def parse_limit(raw: str | None) -> int:
+    if raw is None:
+        return 100
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise ValidationError("'limit' must be an integer from 1 to 1000")
+    return int(raw)
+
+
+__all__ = [
+    "CTX_KEY",
+    "ApiContext",
+    "ApiError",
+    "ctx_of",
+    "error_response",
+    "errors_middleware",
+    "json_response",
+    "network_of",
+    "parse_limit",
+    "read_body",
+    "user_id_of",
+]

@@ -1,0 +1,44 @@
+"""Liveness, readiness and Prometheus metrics (no authentication)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from chaingate.api.common import ctx_of, json_response
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    checks: dict[str, Any] = {}
+    ready = True
+    try:
+        async with ctx.db.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+        checks["database"] = "ok"
+    except (OSError, asyncpg.PostgresError) as exc:
+        ready = False
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    for name, probe in ctx.readiness.items():
+        ok, details = probe()
+        ready = ready and ok
+        checks[name] = details
+    return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(ctx_of(request).registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
