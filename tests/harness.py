@@ -19,6 +19,8 @@ from chaingate.chains.registry import address_codec, build_adapter, open_pool
 from chaingate.domain import Network
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.dispatcher import OutboxDispatcher
+from chaingate.providers import EndpointPool
+from chaingate.providers.identity import WrongChainSink
 from chaingate.registry import load_network
 from chaingate.settings import PROJECT_ROOT, Principal
 from chaingate.watcher import StepResult, Watcher
@@ -47,6 +49,7 @@ class Gateway:
     api: TestClient[Any, Any]
     ledger: LedgerClient
     dispatcher: OutboxDispatcher
+    pool: EndpointPool | None = None  # the network's endpoint pool (health, metrics)
 
     async def address(self, user_id: str, network: str | None = None) -> str:
         resp = await self.api.post(
@@ -105,6 +108,7 @@ async def gateway(
     db: asyncpg.Pool,
     ledger_url: str,
     extra: Mapping[str, Network] | None = None,
+    on_wrong_chain: WrongChainSink | None = None,
     *,
     holder: str = INSTANCE,
 ) -> AsyncIterator[Gateway]:
@@ -116,13 +120,13 @@ async def gateway(
         tokens=TOKENS,
     )
     async with (
-        open_pool(network) as pool,
+        open_pool(network, on_wrong_chain=on_wrong_chain) as pool,
         TestClient(TestServer(build_app(ctx))) as api,
         LedgerClient(ledger_url, LEDGER_SECRET) as ledger,
     ):
         watcher = Watcher(build_adapter(network, pool), db, holder=holder)
         dispatcher = OutboxDispatcher(db, ledger, base_backoff=0.05, retry_wait=0.01)
-        yield Gateway(network, db, watcher, api, ledger, dispatcher)
+        yield Gateway(network, db, watcher, api, ledger, dispatcher, pool)
 
 
 async def eventually(

@@ -13,6 +13,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from chaingate.alerting import AlertPusher, WebhookSink
+from chaingate.alerting.endpoints import wrong_chain_alerts
 from chaingate.api import ApiContext, build_app
 from chaingate.chains.base import ChainAdapter
 from chaingate.chains.registry import address_codec, build_adapter, open_pool
@@ -81,7 +82,9 @@ async def _run_roles(
         adapters: dict[str, ChainAdapter] = {}
         if "watchers" in roles:
             for network in settings.networks.values():
-                pool = await stack.enter_async_context(open_pool(network, provider_metrics))
+                pool = await stack.enter_async_context(
+                    open_pool(network, provider_metrics, wrong_chain_alerts(db))
+                )
                 pools[network.name] = pool
                 adapters[network.name] = build_adapter(network, pool)
         halted: dict[str, str] = {}
@@ -173,9 +176,16 @@ def _endpoint_probe(pool: EndpointPool) -> Callable[[], tuple[bool, Any]]:
     """Ready while at least one endpoint of the network is healthy."""
 
     def probe() -> tuple[bool, Any]:
-        health = pool.health()
+        health = pool.health_snapshot()
         return any(h.healthy for h in health), [
-            {"endpoint": h.name, "healthy": h.healthy, "head": h.head} for h in health
+            {
+                "endpoint": h.name,
+                "healthy": h.healthy,
+                "head": h.head,
+                "benched_reason": h.benched_reason,
+                "chain_check": h.chain_check.value,
+            }
+            for h in health
         ]
 
     return probe
