@@ -29,6 +29,9 @@ SERVICE_TOKEN = "test-service-token-000001"
 TOKENS = {SERVICE_TOKEN: Principal("ledger-service", frozenset({"service", "viewer"}))}
 LEDGER_SECRET = b"test-ledger-secret-0123456789"
 DEVNET_CHAINS = PROJECT_ROOT / "chains" / "devnet"
+# Gateways a test opens one after another stand for one instance restarting (same instance id,
+# so a "killed" one's watcher lease is its own); two-instance tests name their holders.
+INSTANCE = "test-instance"
 
 
 def devnet_network(name: str, url: str, **overrides: Any) -> Network:
@@ -106,6 +109,8 @@ async def gateway(
     ledger_url: str,
     extra: Mapping[str, Network] | None = None,
     on_wrong_chain: WrongChainSink | None = None,
+    *,
+    holder: str = INSTANCE,
 ) -> AsyncIterator[Gateway]:
     networks = {network.name: network, **(extra or {})}
     ctx = ApiContext(
@@ -119,7 +124,7 @@ async def gateway(
         TestClient(TestServer(build_app(ctx))) as api,
         LedgerClient(ledger_url, LEDGER_SECRET) as ledger,
     ):
-        watcher = Watcher(build_adapter(network, pool), db)
+        watcher = Watcher(build_adapter(network, pool), db, holder=holder)
         dispatcher = OutboxDispatcher(db, ledger, base_backoff=0.05, retry_wait=0.01)
         yield Gateway(network, db, watcher, api, ledger, dispatcher, pool)
 

@@ -263,7 +263,7 @@ async def test_reverted_token_transfer_is_failed_tx(devnet: Devnet, adapter: Evm
     (transfer,) = await scan_txs(adapter, devnet.url, [tx], {alice})
     assert transfer.reject_reason is RejectReason.FAILED_TX
     assert (transfer.asset, transfer.amount, transfer.to) == ("BAD", 777, alice)
-    assert transfer.position == "call:0" and transfer.contract == devnet.bad.lower()
+    assert transfer.position == "call" and transfer.contract == devnet.bad.lower()
 
 
 async def test_token_returning_false_is_no_transfer_event(
@@ -279,7 +279,7 @@ async def test_token_returning_false_is_no_transfer_event(
     assert await dev.token_balance(devnet.url, devnet.bad, alice) == 0
     (transfer,) = await scan_txs(adapter, devnet.url, [tx], {alice})
     assert transfer.reject_reason is RejectReason.NO_TRANSFER_EVENT
-    assert (transfer.asset, transfer.amount, transfer.position) == ("BAD", 888, "call:0")
+    assert (transfer.asset, transfer.amount, transfer.position) == ("BAD", 888, "call")
 
 
 async def test_successful_listed_token_call_yields_only_its_log(

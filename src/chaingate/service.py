@@ -24,7 +24,7 @@ from chaingate.metrics import ReconcileMetrics, WatcherMetrics
 from chaingate.providers import EndpointPool
 from chaingate.providers.metrics import ProviderMetrics
 from chaingate.settings import Settings
-from chaingate.store import connect_pool
+from chaingate.store import connect_pool, leases
 from chaingate.store.migrate import pending_migrations
 from chaingate.watcher import Watcher
 from chaingate.watcher.reconcile import reconciler_for
@@ -88,9 +88,16 @@ async def _run_roles(
                 pools[network.name] = pool
                 adapters[network.name] = build_adapter(network, pool)
         halted: dict[str, str] = {}
+        instance = leases.new_holder_id()  # one id per process: the holder of its leases
         async with asyncio.TaskGroup() as tasks:
             for name, adapter in adapters.items():
-                watcher = Watcher(adapter, db, metrics=watcher_metrics)
+                watcher = Watcher(
+                    adapter,
+                    db,
+                    metrics=watcher_metrics,
+                    holder=instance,
+                    lease_ttl=settings.watcher_lease_seconds,
+                )
                 tasks.create_task(_watch(watcher, stop, halted), name=f"watcher:{name}")
                 # Health tracking needs every endpoint's head, not just the one answering.
                 tasks.create_task(_probe_heads(pools[name], stop), name=f"heads:{name}")
