@@ -7,6 +7,7 @@ Every bad value becomes a one-line ConfigError naming the variable and what is w
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -57,9 +58,7 @@ class Settings:
             raise ConfigError("CHAINGATE_DATABASE_URL: not set (postgresql://user@host:port/db)")
         if database_url and not database_url.startswith(("postgresql://", "postgres://")):
             raise ConfigError("CHAINGATE_DATABASE_URL: must start with postgresql://")
-        ledger_url = env.get("CHAINGATE_LEDGER_URL", "").strip() or None
-        if ledger_url and not ledger_url.startswith(("http://", "https://")):
-            raise ConfigError("CHAINGATE_LEDGER_URL: must start with http:// or https://")
+        ledger_url = _ledger_url(env.get("CHAINGATE_LEDGER_URL", "").strip())
         secret = env.get("CHAINGATE_LEDGER_SECRET", "")
         if ledger_url and len(secret) < 16:
             raise ConfigError("CHAINGATE_LEDGER_SECRET: required with a ledger URL, 16+ characters")
@@ -132,6 +131,38 @@ def _webhook_url(raw: str) -> str | None:
             "CHAINGATE_ALERT_WEBHOOK_URL: expected an http:// or https:// URL with a host"
         )
     return raw
+
+
+def _ledger_url(raw: str) -> str | None:
+    """``CHAINGATE_LEDGER_URL``: https, or http only to this host (127.0.0.0/8, ::1, localhost).
+
+    Credits travel with an HMAC but in the clear over http: anyone on the path reads who was
+    credited what. A non-loopback http URL is a configuration mistake, refused at startup."""
+    if not raw:
+        return None
+    try:
+        parts = urlsplit(raw)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        host = ""
+    if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in raw):
+        raise ConfigError("CHAINGATE_LEDGER_URL: expected an https:// URL with a host")
+    if parts.scheme == "http" and not _loopback(host):
+        raise ConfigError(
+            f"CHAINGATE_LEDGER_URL: http:// is allowed only to this host (127.0.0.1, ::1, "
+            f"localhost); {host} must be reached over https://"
+        )
+    return raw
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _port(raw: str, name: str) -> int:
