@@ -15,7 +15,16 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from chaingate.api.auth import ApiError, Handler
-from chaingate.api.edge import check_request_text, parse_int64, parse_limit, read_body, user_id_of
+from chaingate.api.edge import (
+    check_request_text,
+    cursor_id,
+    cursor_of,
+    parse_int64,
+    parse_limit,
+    read_body,
+    txid_of,
+    user_id_of,
+)
 from chaingate.chains.base import AddressCodec
 from chaingate.domain import Network
 from chaingate.errors import ChaingateError, NotFoundError, ValidationError
@@ -102,6 +111,8 @@ __all__ = [
     "ApiContext",
     "ApiError",
     "ctx_of",
+    "cursor_id",
+    "cursor_of",
     "error_response",
     "errors_middleware",
     "json_response",
@@ -109,5 +120,6 @@ __all__ = [
     "parse_int64",
     "parse_limit",
     "read_body",
+    "txid_of",
     "user_id_of",
 ]

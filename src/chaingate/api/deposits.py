@@ -8,10 +8,13 @@ from aiohttp import web
 from chaingate.api.auth import ApiError, require
 from chaingate.api.common import (
     ctx_of,
+    cursor_id,
+    cursor_of,
     json_response,
     network_of,
     parse_limit,
     read_body,
+    txid_of,
     user_id_of,
 )
 from chaingate.domain import DepositStatus
@@ -50,20 +53,28 @@ async def post_deposit_address(request: web.Request) -> web.Response:
 
 
 async def get_deposits(request: web.Request) -> web.Response:
+    """Newest first; ``next`` is the cursor of the following page (``after=``), null at the end."""
     require(request, "service", "viewer")
     ctx = ctx_of(request)
     q = request.query
-    network = network_of(ctx, q["network"]).name if q.get("network") else None
     status = q.get("status") or None
     if status is not None and status not in {s.value for s in DepositStatus}:
         raise ValidationError(f"unknown status {status!r}")
-    user_id = user_id_of(q["user_id"]) if q.get("user_id") else None
+    where = deposits.DepositFilter(
+        user_id=user_id_of(q["user_id"]) if q.get("user_id") else None,
+        network=network_of(ctx, q["network"]).name if q.get("network") else None,
+        status=status,
+        txid=txid_of(q["txid"]) if q.get("txid") else None,
+        before_id=cursor_id(q["after"]) if q.get("after") else None,
+    )
     limit = parse_limit(q.get("limit"))
     async with ctx.db.acquire() as conn:
-        rows = await deposits.list_deposits(
-            conn, user_id=user_id, network=network, status=status, limit=limit
-        )
-    return json_response({"deposits": rows})
+        rows = await deposits.list_deposits(conn, where, limit + 1)
+    page = rows[:limit]
+    more = len(rows) > limit
+    return json_response(
+        {"deposits": page, "next": cursor_of(int(page[-1]["id"])) if more else None}
+    )
 
 
 def routes(app: web.Application) -> None:

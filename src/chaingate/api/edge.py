@@ -8,6 +8,7 @@ strings PostgreSQL refuses (NUL, lone surrogates).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterable
@@ -22,6 +23,10 @@ from chaingate.errors import ValidationError
 # fullmatch everywhere: ``$`` also matches before a trailing newline ("alice\n" is not "alice").
 _USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
 _ASCII_INT = re.compile(r"[0-9]{1,19}")
+# Every family's txid: EVM 0x + 64 hex, Bitcoin and TRON 64 hex; a little room, nothing else.
+_TXID = re.compile(r"(0x)?[0-9A-Fa-f]{16,128}")
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CURSOR_PREFIX = "d1:"
 _INT64_MAX = 2**63 - 1
 MAX_JSON_DEPTH = 32
 # A JSON integer longer than this is no amount or id we take; refused before int() sees it.
@@ -159,3 +164,27 @@ def parse_limit(raw: str | None, default: int = 100, maximum: int = 1000) -> int
     if not _ASCII_INT.fullmatch(raw) or not 1 <= int(raw) <= maximum:
         raise ValidationError(f"'limit' must be an integer from 1 to {maximum}")
     return int(raw)
+
+
+def txid_of(raw: str) -> str:
+    if not _TXID.fullmatch(raw):
+        raise ValidationError("'txid' must be a transaction id in hex")
+    return raw.lower()  # every family stores txids in lower case
+
+
+def cursor_of(last_id: int) -> str:
+    """An opaque page cursor: clients pass it back as ``after``, never build one."""
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{last_id}".encode()).decode().rstrip("=")
+
+
+def cursor_id(raw: str) -> int:
+    """The id a cursor from ``cursor_of`` stands for; a 422 for anything else."""
+    try:
+        if not _CURSOR.fullmatch(raw):
+            raise ValueError
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("ascii")
+        if not text.startswith(_CURSOR_PREFIX):
+            raise ValueError
+        return parse_int64(text.removeprefix(_CURSOR_PREFIX), "cursor", minimum=1)
+    except (ValueError, ValidationError):
+        raise ValidationError("'after' is not a cursor this API handed out (use 'next')") from None
