@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from chaingate.alerting import AlertPusher, WebhookSink
 from chaingate.api import ApiContext, build_app
 from chaingate.api.accesslog import StructuredAccessLogger
+from chaingate.api.issuance import open_address_history
 from chaingate.chains.base import ChainAdapter
 from chaingate.chains.registry import address_codec, build_adapter, open_pool
 from chaingate.errors import ChaingateError, ConfigError, ReorgTooDeepError
@@ -149,6 +150,8 @@ async def _serve_api(
         codecs={name: address_codec(n) for name, n in settings.networks.items()},
         tokens=settings.api_tokens,
         registry=registry,
+        address_start=settings.address_start,
+        address_history=open_address_history,
     )
     for name, pool in pools.items():
         ctx.readiness[f"endpoints:{name}"] = _endpoint_probe(pool)

@@ -45,6 +45,9 @@ class Settings:
     # How long a dispatcher owns the outbox rows it claimed; a crashed dispatcher's rows are
     # delivered by another (or the restarted one) after this, with the same idempotency keys.
     outbox_lease_seconds: float = 30.0
+    # Where each network's deposit addresses start on a database that has issued none
+    # (CHAINGATE_<NETWORK>_ADDRESS_START_INDEX; the address-index guard, api/issuance.py).
+    address_start: dict[str, int] = field(default_factory=dict)
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
 
@@ -77,6 +80,7 @@ class Settings:
             outbox_lease_seconds=_seconds(env, "CHAINGATE_OUTBOX_LEASE_SECONDS", 30.0),
             alert_webhook_url=_webhook_url(env.get("CHAINGATE_ALERT_WEBHOOK_URL", "").strip()),
             alert_webhook_secret=webhook_secret.encode(),
+            address_start=_address_starts(env, networks),
             log_format=_choice(env, "CHAINGATE_LOG_FORMAT", "auto", {"auto", "json", "console"}),
             log_level=_choice(
                 env, "CHAINGATE_LOG_LEVEL", "info", {"debug", "info", "warning", "error"}
@@ -131,6 +135,25 @@ def _webhook_url(raw: str) -> str | None:
             "CHAINGATE_ALERT_WEBHOOK_URL: expected an http:// or https:// URL with a host"
         )
     return raw
+
+
+def address_start_variable(network: str) -> str:
+    """The environment variable that sets where ``network``'s deposit addresses start."""
+    return f"CHAINGATE_{network.upper().replace('-', '_')}_ADDRESS_START_INDEX"
+
+
+def _address_starts(env: Mapping[str, str], networks: Mapping[str, Network]) -> dict[str, int]:
+    starts: dict[str, int] = {}
+    for name in networks:
+        variable = address_start_variable(name)
+        raw = env.get(variable, "").strip()
+        if not raw:
+            continue
+        # BIP32 non-hardened child indexes end at 2^31 - 1.
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) < 2**31):
+            raise ConfigError(f"{variable}: expected an address index from 0 to 2147483647")
+        starts[name] = int(raw)
+    return starts
 
 
 def _ledger_url(raw: str) -> str | None:

@@ -25,6 +25,7 @@ from chaingate.api.edge import (
     txid_of,
     user_id_of,
 )
+from chaingate.api.issuance import HistoryOpener
 from chaingate.chains.base import AddressCodec
 from chaingate.domain import Network
 from chaingate.errors import ChaingateError, NotFoundError, ValidationError
@@ -42,6 +43,10 @@ class ApiContext:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     # Extra readiness probes (watchers, endpoint health): name -> () -> (ok, details)
     readiness: dict[str, Callable[[], tuple[bool, Any]]] = field(default_factory=dict)
+    # The address-index guard (api/issuance.py): where each network's addresses start on a
+    # fresh database, and how on-chain history is read (None: not checked; tests only).
+    address_start: Mapping[str, int] = field(default_factory=dict)
+    address_history: HistoryOpener | None = None
 
 
 CTX_KEY = web.AppKey("ctx", ApiContext)

@@ -17,8 +17,15 @@ from chaingate.api.common import (
     txid_of,
     user_id_of,
 )
+from chaingate.api.issuance import ensure_issuable
 from chaingate.domain import DepositStatus
-from chaingate.errors import ConfigError, ValidationError
+from chaingate.errors import (
+    AddressIssuanceError,
+    ChainDataError,
+    ConfigError,
+    ProviderError,
+    ValidationError,
+)
 from chaingate.store import addresses, deposits
 
 log = structlog.get_logger(__name__)
@@ -36,9 +43,26 @@ async def post_deposit_address(request: web.Request) -> web.Response:
         )
     codec = ctx.codecs[network.name]
     try:
+        await ensure_issuable(
+            ctx.db,
+            network,
+            codec,
+            start_index=ctx.address_start.get(network.name, 0),
+            history=ctx.address_history,
+        )
         row, created = await addresses.issue_address(ctx.db, network.name, user_id, codec.derive)
     except ConfigError as exc:
         raise ApiError(503, "not_configured", f"{network.name}: {exc}") from None
+    except AddressIssuanceError as exc:
+        log.error("deposit_address_refused", network=network.name, code=exc.code)
+        raise ApiError(409, exc.code, str(exc)) from None
+    except (ProviderError, ChainDataError) as exc:
+        raise ApiError(
+            503,
+            "address_history_unavailable",
+            f"{network.name}: could not check the xpub's first addresses on chain before the "
+            f"first issue ({type(exc).__name__}); try again when the endpoints answer",
+        ) from None
     if created:
         log.info(
             "deposit_address_issued",
