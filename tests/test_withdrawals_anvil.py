@@ -270,22 +270,28 @@ async def test_kill_9_of_signers_and_broadcasters_never_sends_twice_or_skips(
         await stack.kill(name)
 
 
-async def test_reverted_token_transfer_fails_the_withdrawal_and_returns_the_funds(
-    stack: Stack, devnet: DevnetState
+@pytest.mark.parametrize(
+    ("fail_mode", "reason"),
+    [(2, "reverted"), (1, "no Transfer")],  # 2: transfer() reverts; 1: it returns false
+)
+async def test_token_transfer_that_moves_nothing_fails_the_withdrawal_and_returns_the_funds(
+    stack: Stack, devnet: DevnetState, fail_mode: int, reason: str
 ) -> None:
+    """A token that reverts is a failed withdrawal; so is one that "succeeds" (receipt status 1)
+    by returning false without a Transfer event: nothing reached the recipient either way."""
     assert devnet.eth_token
     await stack.start_broadcaster()  # plans the job; nothing to sign yet without a signer
     to = _fresh_address()
     wid = await stack.withdraw(USER, "NEXO", to, 3 * ETH)
     batch = await stack.approved_batch("NEXO")
     await _wait_planned(stack, batch["id"])
-    await dev.set_fail_mode(stack.eth_url, devnet.eth_token, 2)  # transfer() reverts from now on
+    await dev.set_fail_mode(stack.eth_url, devnet.eth_token, fail_mode)
     try:
         await stack.start_signer()
         [view] = (await _final(stack, [wid])).values()
     finally:
         await dev.set_fail_mode(stack.eth_url, devnet.eth_token, 0)
-    assert view["status"] == "failed" and "reverted" in view["failure_reason"]
+    assert view["status"] == "failed" and reason in view["failure_reason"]
     assert await _token_balance(stack, devnet.eth_token, to) == 0
     history = [h["status"] for h in view["history"]]
     assert history[-2:] == ["broadcast", "failed"]
