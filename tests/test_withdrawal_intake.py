@@ -133,20 +133,20 @@ async def test_roles_reads_filters_and_cursor_pagination(d: Desk) -> None:
     assert status == 200 and one["id"] == ids[0]
     assert {"status", "batch_id", "txid", "fee", "confirmations", "history"} <= set(one)
     assert (await d.call("GET", "/v1/withdrawals/999999", "viewer"))[0] == 404
-    assert (await d.call("GET", "/v1/withdrawals/abc", "viewer"))[0] == 404
+    assert (await d.call("GET", "/v1/withdrawals/abc", "viewer"))[0] == 422
     status, page = await d.call("GET", "/v1/withdrawals", "service", user_id="reader")
     assert [w["id"] for w in page["withdrawals"]] == [ids[3], ids[1]]
     seen: list[int] = []
-    cursor: str | None = ""
-    while cursor is not None:
+    after: str | None = ""
+    while after is not None:
         status, page = await d.call(
             "GET", "/v1/withdrawals", "viewer", network=ETH, status="requested", limit="2",
-            **({"cursor": cursor} if cursor else {}),
+            **({"after": after} if after else {}),
         )  # fmt: skip
         assert status == 200
         seen += [w["id"] for w in page["withdrawals"]]
-        cursor = page["next_cursor"]
+        after = page["next"]
     assert seen == sorted(ids, reverse=True)
     bad = await d.call("GET", "/v1/withdrawals", "viewer", status="paid")
     assert bad[0] == 422
-    assert (await d.call("GET", "/v1/withdrawals", "viewer", cursor="x"))[0] == 422
+    assert (await d.call("GET", "/v1/withdrawals", "viewer", after="17"))[0] == 422
