@@ -51,6 +51,13 @@ async def test_new_then_same_then_reused_request_id(d: Desk) -> None:
     keys = [r["idempotency_key"] for r in await d.db.fetch("SELECT * FROM ledger_outbox")]
     assert keys == [f"withdrawal:{first['id']}:requested"]
     assert await d.db.fetchval("SELECT count(*) FROM audit_log") == 1
+    # The same new request five times at once: one withdrawal, created once.
+    twin = {**body, "request_id": "ledger-req-2"}
+    answers = await asyncio.gather(
+        *(d.call("POST", "/v1/withdrawals", "service", twin) for _ in range(5))
+    )
+    assert sorted(s for s, _ in answers) == [200, 200, 200, 200, 201]
+    assert len({a["id"] for _, a in answers}) == 1
 
 
 TRON = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
