@@ -14,6 +14,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from chaingate.alerting import AlertPusher, WebhookSink
+from chaingate.alerting.endpoints import wrong_chain_alerts
 from chaingate.api import ApiContext, build_app
 from chaingate.api.accesslog import StructuredAccessLogger
 from chaingate.api.issuance import open_address_history
@@ -85,21 +86,29 @@ async def _run_roles(
         adapters: dict[str, ChainAdapter] = {}
         if "watchers" in roles:
             for network in settings.networks.values():
-                pool = await stack.enter_async_context(open_pool(network, provider_metrics))
+                pool = await stack.enter_async_context(
+                    open_pool(network, provider_metrics, wrong_chain_alerts(db))
+                )
                 pools[network.name] = pool
                 adapters[network.name] = build_adapter(network, pool)
         halted: dict[str, str] = {}
-        status_id = leases.new_holder_id()
+        instance = leases.new_holder_id()  # one id per process: the holder of its leases
         async with asyncio.TaskGroup() as tasks:
             for name, adapter in adapters.items():
-                watcher = Watcher(adapter, db, metrics=watcher_metrics)
+                watcher = Watcher(
+                    adapter,
+                    db,
+                    metrics=watcher_metrics,
+                    holder=instance,
+                    lease_ttl=settings.watcher_lease_seconds,
+                )
                 tasks.create_task(_watch(watcher, stop, halted), name=f"watcher:{name}")
                 # Health tracking needs every endpoint's head, not just the one answering.
                 tasks.create_task(_probe_heads(pools[name], stop), name=f"heads:{name}")
                 # Head and endpoint health for GET /v1/networks, whichever process serves it.
                 tasks.create_task(
                     publish_status(
-                        db, name, pools[name], status_id, stop, _status_interval(adapter)
+                        db, name, pools[name], instance, stop, _status_interval(adapter)
                     ),
                     name=f"status:{name}",
                 )
@@ -184,9 +193,16 @@ def _endpoint_probe(pool: EndpointPool) -> Callable[[], tuple[bool, Any]]:
     """Ready while at least one endpoint of the network is healthy."""
 
     def probe() -> tuple[bool, Any]:
-        health = pool.health()
+        health = pool.health_snapshot()
         return any(h.healthy for h in health), [
-            {"endpoint": h.name, "healthy": h.healthy, "head": h.head} for h in health
+            {
+                "endpoint": h.name,
+                "healthy": h.healthy,
+                "head": h.head,
+                "benched_reason": h.benched_reason,
+                "chain_check": h.chain_check.value,
+            }
+            for h in health
         ]
 
     return probe

@@ -24,7 +24,7 @@ log = structlog.get_logger(__name__)
 class HealthSource(Protocol):
     """What the endpoint pool offers: one frozen health record per endpoint."""
 
-    def health(self) -> Sequence[Any]: ...
+    def health_snapshot(self) -> Sequence[Any]: ...
 
 
 def best_head(endpoints: Sequence[dict[str, Any]]) -> int | None:
@@ -34,7 +34,7 @@ def best_head(endpoints: Sequence[dict[str, Any]]) -> int | None:
 
 def health_records(pool: HealthSource) -> list[dict[str, Any]]:
     """Each endpoint's health record as JSON-ready fields (names, never URLs)."""
-    return [dataclasses.asdict(h) for h in pool.health()]
+    return [dataclasses.asdict(h) for h in pool.health_snapshot()]
 
 
 async def publish_status(

@@ -1,0 +1,42 @@
+"""Alerts as the rules raise them: what happened (kind), how loud (severity), and its facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class AlertKind(StrEnum):
+    NETWORK_MISMATCH = "network_mismatch"  # a listed asset over a path we do not credit
+    UNLISTED_TOKEN = "unlisted_token"  # a contract we do not list paid us (daily, per contract)
+    REORG_REVERSAL = "reorg_reversal"  # a credited deposit left the chain: reversal sent
+    CONTENT_CHANGED = "deposit_content_changed"  # a credited deposit re-mined saying otherwise
+    REORG_TOO_DEEP = "reorg_too_deep"  # fork point below the stored window: watcher stopped
+    LEDGER_REJECTED = "ledger_rejected"  # the ledger refused a message: parked
+    LEDGER_AUTH_FAILED = "ledger_auth_failed"  # the ledger refuses our signatures
+    UNEXPLAINED_BALANCE = "unexplained_balance"  # more on an address than its deposits explain
+    BALANCE_SHORTFALL = "balance_shortfall"  # less on an address than its deposits explain
+    ENDPOINT_WRONG_CHAIN = "endpoint_wrong_chain"  # an endpoint serves another chain: taken out
+
+
+class AlertSeverity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    """An alert to store once per ``dedup_key`` (a repeat of the same event stays silent)."""
+
+    kind: AlertKind
+    severity: AlertSeverity
+    message: str
+    dedup_key: str
+    network: str | None = None
+    asset: str | None = None
+    amount: int | None = None
+    txid: str | None = None
+    user_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
