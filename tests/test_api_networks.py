@@ -109,12 +109,11 @@ async def test_networks_report_head_cursor_lag_endpoints_leader_and_catch_up(
             assert endpoint["name"] == "anvil" and endpoint["healthy"] is True
             assert "url" not in endpoint and url not in str(body)
             assert view["status_age_seconds"] < STALE_AFTER_SECONDS
+            assert endpoint["chain_check"] == "ok"  # it proved it serves chain id 31337
             lease = await leases.current(db, "watcher:ethereum-devnet")
-            if lease is None:
-                assert view["leader"] is None
-            else:
-                assert view["leader"]["instance"] == lease.holder
-                assert view["leader"]["epoch"] == lease.epoch >= 1
+            assert lease is not None
+            assert view["leader"]["instance"] == lease.holder == view["status_instance"]
+            assert view["leader"]["epoch"] == lease.epoch >= 1
 
         # Watchers gone, the chain moves on: a publisher that sees the new head (a process
         # whose watcher is stuck) makes the API report the lag, not "caught up".
