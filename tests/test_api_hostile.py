@@ -365,6 +365,9 @@ async def test_server_errors_and_access_log_are_json_lines_without_tracebacks(
         assert bad.status == 400
         bad = await raw_http(port, b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n")
         assert bad.status == 400
+        # The parser quotes the offending header line, bearer token and all, in its error.
+        bad = await raw_http(port, cases("GET", "/v1/deposits")["auth_control_chars"])
+        assert bad.status == 400
         hostile = cases("GET", "/v1/deposits")
         for name in ("auth_bytes_ff", "limit_superscript", "after_garbage"):
             assert_json_4xx_or_ok(name, await raw_http(port, hostile[name]))
