@@ -6,11 +6,13 @@ attacked too without anyone remembering to list them."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import re
 import signal
 import sys
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -113,6 +115,13 @@ _CONTENT_TYPES: dict[str, bytes] = {
     "form": b"application/x-www-form-urlencoded",
     "garbage_content_type": b"\xff/\xfe; charset=\xff",
 }
+# Compressed bodies: aiohttp inflates them, so the size limit must hold after inflation.
+_ENCODED: dict[str, tuple[bytes, bytes]] = {
+    "gzip_bomb": (b"Content-Encoding: gzip", gzip.compress(b'{"a": "' + b"x" * 20_000_000)),
+    "gzip_garbage": (b"Content-Encoding: gzip", b"\x1f\x8b not gzip at all"),
+    "deflate_small": (b"Content-Encoding: deflate", zlib.compress(b'{"user_id": "z"}')),
+    "unknown_encoding": (b"Content-Encoding: klingon", b"{}"),
+}
 _AUTH: dict[str, bytes] = {
     "auth_bytes_ff": b"Authorization: Bearer \xff\xfe\xfd" + ALL_ROLES.encode(),
     "auth_utf8_non_ascii": "Authorization: Bearer tökën-ünïcode-0001".encode(),
@@ -160,6 +169,8 @@ def cases(method: str, path: str) -> dict[str, bytes]:
     for name, ctype in _CONTENT_TYPES.items():
         out[name] = build(method, target, body=b'{"a": "b"}', content_type=ctype)
     out["no_content_type"] = build(method, target, body=b"{}", content_type=None)
+    for name, (encoding, body) in _ENCODED.items():
+        out[name] = build(method, target, headers=(GOOD_AUTH, encoding), body=body)
     for name, header in _AUTH.items():
         out[name] = build(method, target, headers=(header,), body=b"{}")
     for name, query in _QUERIES.items():
@@ -265,6 +276,8 @@ CLASSES = (
     ("lone_surrogate", 422, "invalid_request"),
     ("newline_user", 422, "invalid_request"),
     ("huge_body", 413, "http_error"),
+    ("gzip_bomb", 413, "http_error"),  # 20 MB once inflated
+    ("gzip_garbage", 400, "bad_body"),
     ("unknown_charset", 415, "unsupported_media_type"),
     ("other_charset", 415, "unsupported_media_type"),
     ("text_plain", 415, "unsupported_media_type"),
