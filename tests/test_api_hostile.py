@@ -169,6 +169,19 @@ def cases(method: str, path: str) -> dict[str, bytes]:
     for name, ctype in _CONTENT_TYPES.items():
         out[name] = build(method, target, body=b'{"a": "b"}', content_type=ctype)
     out["no_content_type"] = build(method, target, body=b"{}", content_type=None)
+    chunk = b"x" * 35_000
+    out["chunked_huge"] = (
+        method.encode()
+        + b" "
+        + target
+        + b" HTTP/1.1\r\nHost: x\r\n"
+        + GOOD_AUTH
+        + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        + b"Connection: close\r\n\r\n"
+        + (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 3
+        + b"0\r\n\r\n"
+    )
+    out["other_method"] = build("PROPFIND", target, body=b"{}")
     for name, (encoding, body) in _ENCODED.items():
         out[name] = build(method, target, headers=(GOOD_AUTH, encoding), body=body)
     for name, header in _AUTH.items():
@@ -278,6 +291,8 @@ CLASSES = (
     ("huge_body", 413, "http_error"),
     ("gzip_bomb", 413, "http_error"),  # 20 MB once inflated
     ("gzip_garbage", 400, "bad_body"),
+    ("chunked_huge", 413, "http_error"),
+    ("other_method", 405, "http_error"),
     ("unknown_charset", 415, "unsupported_media_type"),
     ("other_charset", 415, "unsupported_media_type"),
     ("text_plain", 415, "unsupported_media_type"),
