@@ -49,7 +49,7 @@ async def publish_status(
         endpoints = health_records(pool)
         try:
             await netstatus.publish(db, network, instance, best_head(endpoints), endpoints)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("network_status_not_published", network=network, error=type(exc).__name__)
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
