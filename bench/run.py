@@ -30,6 +30,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, run as a script
 
 from addressbook_memory import run_addressbook
+from btc_batch import run_batch
 from btc_scan import BtcParams, run_bitcoin
 from chaingate.devnet.nodes import LITECOIND
 from chaingate.logs import configure_logging
@@ -41,7 +42,7 @@ from ledger_credits import run_credits
 from report import Report, render
 
 T = TypeVar("T")
-MEASUREMENTS = ("evm", "book", "credits", "btc", "sign")
+MEASUREMENTS = ("evm", "book", "credits", "btc", "sign", "btcbatch")
 QUICK = {
     "evm_blocks": 100,
     "evm_per_block": 20,
@@ -200,6 +201,12 @@ async def run(args: argparse.Namespace) -> Report:
             return await asyncio.to_thread(run_signing, args.sign_count)
 
         report.signing = await _attempt(report, "sign", sign)
+    if "btcbatch" in args.only:
+
+        async def btcbatch() -> Any:
+            return await asyncio.to_thread(run_batch, 1_000)
+
+        report.btc_batch = await _attempt(report, "btcbatch", btcbatch)
     report.seconds = time.perf_counter() - started
     report.machine["load average at end"] = load_average()
     return report
