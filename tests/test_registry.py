@@ -135,6 +135,10 @@ decimals = 18
             ("confirmations = 2", 'confirmations = 2\nreconcile = "yes"'),
             "x-net.toml: reconcile: expected true or false, got 'yes'",
         ),
+        (
+            ("confirmations = 2", "confirmations = 2\np2pkh_versions = [0]"),
+            "x-net.toml: p2pkh_versions: is only read for bitcoin networks",
+        ),
     ],
 )
 def test_registry_errors_are_one_clear_line(
@@ -338,3 +342,12 @@ def test_the_registry_holds_the_real_genesis_blocks() -> None:
     assert networks["tron-mainnet"].genesis == (
         "00000000000000001ebf88508a03865c71d452e25f4d51194196a1d22b6653dc"
     )
+
+
+@pytest.mark.parametrize("value", ["[256]", "[]", "[true]", '["0x6f"]'])
+def test_bitcoin_version_bytes_must_be_bytes(tmp_path: Path, value: str) -> None:
+    text = (PROJECT_ROOT / "chains" / "devnet" / "bitcoin-devnet.toml").read_text()
+    text = text.replace("p2sh_versions = [0x3a, 0xc4]", f"p2sh_versions = {value}")
+    folder = _write(tmp_path, "bitcoin-devnet", text)
+    with pytest.raises(ConfigError, match=r"bitcoin-devnet\.toml: p2sh_versions: expected"):
+        load_registry(folder, {})

@@ -31,6 +31,8 @@ _NETWORK_KEYS = {
     "kind",
     "chain_id",
     "hrp",
+    "p2pkh_versions",
+    "p2sh_versions",
     "genesis",
     "learn_genesis",
     "testnet",
@@ -339,6 +341,8 @@ def load_network(path: Path, env: Mapping[str, str]) -> Network:
         kind=kind,
         chain_id=chain_id,
         hrp=hrp,
+        p2pkh_versions=_versions(t, kind, "p2pkh_versions"),
+        p2sh_versions=_versions(t, kind, "p2sh_versions"),
         genesis=genesis,
         learn_genesis=learn_genesis,
         testnet=t.get("testnet", bool, False),
@@ -364,6 +368,20 @@ def load_network(path: Path, env: Mapping[str, str]) -> Network:
         reconcile_interval=t.positive("reconcile_interval", float, 60.0),
         reconcile_batch=t.positive("reconcile_batch", int, 500),
     )
+
+
+def _versions(t: _Table, kind: NetworkKind, key: str) -> tuple[int, ...]:
+    """Base58check version bytes (Bitcoin): a list of integers 0-255, e.g. [0x6f]."""
+    raw = t.get(key, list)
+    if raw is None:
+        return ()
+    if kind is not NetworkKind.BITCOIN:
+        raise t.fail(key, "is only read for bitcoin networks")
+    if not raw or any(
+        isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 255 for v in raw
+    ):
+        raise t.fail(key, f"expected a non-empty list of version bytes 0-255, got {raw!r}")
+    return tuple(raw)
 
 
 def _hot_address(t: _Table, kind: NetworkKind) -> str | None:

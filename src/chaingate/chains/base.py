@@ -38,6 +38,11 @@ class AddressCodec(Protocol):
         """The key ``Transfer.to`` carries for a valid address of this network."""
         ...
 
+    def min_output(self, address: str) -> int:
+        """The least amount one payment to ``address`` may carry (Bitcoin: the dust limit of
+        its script type; 1 where the chain has no such rule)."""
+        ...
+
 
 # A check of one answer, run inside the pool on the endpoint that gave it: it raises
 # ChainDataError when the answer is malformed or is not what was asked for, and the pool then

@@ -86,6 +86,10 @@ class Network:
     assets: tuple[Asset, ...]
     chain_id: int | None = None  # EVM
     hrp: str | None = None  # Bitcoin bech32 human-readable part
+    # Bitcoin base58check version bytes accepted for P2PKH and P2SH destinations (the first
+    # of each is the network's own); empty: Bitcoin's (0x00/0x05 for hrp bc, else 0x6f/0xc4).
+    p2pkh_versions: tuple[int, ...] = ()
+    p2sh_versions: tuple[int, ...] = ()
     # Bitcoin and TRON: the genesis block hash / block id every endpoint must serve at height 0.
     genesis: str | None = None
     # A devnet only: pin whatever genesis the first endpoint serves (its nodes make a new one).

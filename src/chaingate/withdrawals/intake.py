@@ -84,8 +84,9 @@ async def submit(
     another network is stored even though the request itself is refused."""
     req = parse_request(body)
     network, asset = rules.withdrawable(req.network, req.asset)
+    codec = rules.codecs[network.name]
     try:
-        destination = rules.codecs[network.name].normalize(req.to_address)
+        destination = codec.normalize(req.to_address)
     except InvalidAddressError as exc:
         if exc.other_network is not None:
             await _alert_mismatch(conn, req, exc)
@@ -95,6 +96,12 @@ async def submit(
         raise LimitExceededError(
             f"amount {req.amount} is below the minimum withdrawal of {asset.symbol} "
             f"({limits.min_amount} base units)"
+        )
+    dust = codec.min_output(destination)
+    if req.amount < dust:
+        raise LimitExceededError(
+            f"amount {req.amount} is below the dust limit of the destination's script type "
+            f"({dust} base units): the network would not relay the output"
         )
     if req.amount > limits.per_request:
         raise LimitExceededError(

@@ -11,6 +11,7 @@ import re
 
 from chaingate.chains.base import DerivedAddress
 from chaingate.chains.bitcoin.bech32 import Bech32Error, decode_segwit, encode_segwit
+from chaingate.chains.bitcoin.txbuilder import dust_threshold
 from chaingate.chains.hdkeys import deposit_public_key
 from chaingate.domain import Network
 from chaingate.errors import ConfigError, InvalidAddressError
@@ -78,7 +79,9 @@ class BitcoinAddresses:
             raise ConfigError(f"network {network.name} has no bech32 hrp")
         self.network = network
         self.hrp = network.hrp.lower()
-        self.versions = MAINNET_VERSIONS if self.hrp == "bc" else TESTNET_VERSIONS
+        p2pkh, p2sh = MAINNET_VERSIONS if self.hrp == "bc" else TESTNET_VERSIONS
+        self.p2pkh_versions = network.p2pkh_versions or (p2pkh,)
+        self.p2sh_versions = network.p2sh_versions or (p2sh,)
 
     # --- derivation ---------------------------------------------------------------------
     def derive(self, index: int) -> DerivedAddress:
@@ -99,6 +102,11 @@ class BitcoinAddresses:
     def match_key(self, address: str) -> str:
         _, script = self._parse(address)
         return script.hex()
+
+    def min_output(self, address: str) -> int:
+        """The dust limit of the address's script type: a smaller output is not relayed."""
+        _, script = self._parse(address)
+        return dust_threshold(script)
 
     def _parse(self, text: str) -> tuple[str, bytes]:
         """(canonical address, scriptPubKey) or InvalidAddressError."""
@@ -136,10 +144,9 @@ class BitcoinAddresses:
             return None
         version, body = payload[0], payload[1:]
         if len(body) == 20:
-            p2pkh, p2sh = self.versions
-            if version == p2pkh:
+            if version in self.p2pkh_versions:
                 return text, b"\x76\xa9\x14" + body + b"\x88\xac"
-            if version == p2sh:
+            if version in self.p2sh_versions:
                 return text, b"\xa9\x14" + body + b"\x87"
             other = _base58_owner(version)
             raise InvalidAddressError(

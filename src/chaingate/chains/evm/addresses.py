@@ -84,6 +84,9 @@ class EvmAddresses:
     def match_key(self, address: str) -> str:
         return self.normalize(address).lower()
 
+    def min_output(self, address: str) -> int:
+        return 1
+
     @staticmethod
     def _checksummed(candidate: str) -> str:
         body = candidate[2:]

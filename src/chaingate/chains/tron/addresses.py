@@ -107,3 +107,6 @@ class TronAddresses:
 
     def match_key(self, address: str) -> str:
         return self.normalize(address)
+
+    def min_output(self, address: str) -> int:
+        return 1
