@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+
 import structlog
 
 from chaingate.chains.base import HttpClient, WatchedAddresses
@@ -19,6 +21,7 @@ class TronAdapter:
         self.network = network
         self.addresses = TronAddresses(network)
         self.rpc = TronRpc(http)
+        self._client = http
 
     async def head(self) -> ChainHead:
         head = block_number(await self.rpc.now_block())
@@ -31,6 +34,9 @@ class TronAdapter:
         block = await self.rpc.block_by_num(number)
         raw = block["block_header"]["raw_data"]
         return BlockRef(number=number, hash=block["blockID"], parent_hash=raw["parentHash"])
+
+    def pinned(self, avoid: str | None = None) -> AbstractAsyncContextManager[str]:
+        return self._client.pinned(avoid)
 
     async def scan(self, start: int, end: int, watched: WatchedAddresses) -> ScanResult:
         if end < start:
