@@ -3,31 +3,25 @@
 Every assertion is about what a user (the API) or the ledger sees. The session's litecoind is
 shared by every test and some of these tests reorganise it, so each test mines the leftovers of
 the mempool away first, starts its watcher at the current height on a fresh database, and
-leaves no invalidated block behind.
+leaves no invalidated block behind. The rules every chain shares (reorgs, dust, restarts, ...)
+are in test_deposits.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
 
+from chaindrivers.bitcoin import ltc_rpc, mine_conflict
 from chaingate.devnet.bitcoin import LitecoinRpc, sats_to_coins, script_to_node_address, to_script
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
-from harness import CUT_AFTER, Gateway, devnet_network, gateway, interrupted_step
+from harness import Gateway, devnet_network, gateway
 
 USER = "alice"
-
-
-def ltc_rpc(state: DevnetState) -> LitecoinRpc:
-    assert state.ltc_rpc_url is not None, "the devnet runs without litecoind"
-    creds, host = state.ltc_rpc_url.removeprefix("http://").rsplit("@", 1)
-    user, password = creds.split(":", 1)
-    return LitecoinRpc(f"http://{host}", user, password, wallet=state.ltc_wallet)
 
 
 @pytest.fixture
@@ -91,28 +85,6 @@ async def pay_twice_in_one_tx(ltc: LitecoinRpc, address: str, first: int, second
     doubled = funded["hex"].replace(placeholder_script, script.hex())
     signed = await ltc.call("signrawtransactionwithwallet", doubled)
     return str(await ltc.call("sendrawtransaction", signed["hex"], wallet=False))
-
-
-async def mine_conflict(ltc: LitecoinRpc, txid: str) -> str:
-    """Mine, straight into a block, a transaction spending ``txid``'s inputs back to the wallet.
-
-    ``txid`` does not signal replaceability, so the node would refuse this conflict in its
-    mempool; ``generateblock`` puts it in a block without the mempool, and the node then evicts
-    ``txid`` from its mempool for good (its inputs are spent). Returns the conflict's txid.
-    """
-    tx = await ltc.call("getrawtransaction", txid, True, wallet=False)
-    inputs = [{"txid": vin["txid"], "vout": vin["vout"]} for vin in tx["vin"]]
-    spent = Decimal(0)
-    for vin in tx["vin"]:
-        prev = await ltc.call("getrawtransaction", vin["txid"], True, wallet=False)
-        spent += prev["vout"][vin["vout"]]["value"]
-    refund = await ltc.call("getnewaddress", "", "bech32")
-    raw = await ltc.call("createrawtransaction", inputs, {refund: str(spent - Decimal("0.001"))})
-    signed = await ltc.call("signrawtransactionwithwallet", raw)
-    assert signed["complete"]
-    await ltc.call("generateblock", await ltc.mining_address(), [signed["hex"]], wallet=False)
-    decoded = await ltc.call("decoderawtransaction", signed["hex"], wallet=False)
-    return str(decoded["txid"])
 
 
 # --- confirmations -----------------------------------------------------------------------------
@@ -289,42 +261,3 @@ async def test_payment_evicted_from_the_mempool_by_a_mined_conflict_is_never_cre
     assert conflict != txid
     assert await gw.credits(USER) == []
     assert await gw.balances(USER) == {}
-
-
-# --- restarts ----------------------------------------------------------------------------------
-
-
-async def test_restart_at_any_point_credits_each_deposit_exactly_once(
-    network: Network, db: asyncpg.Pool, ledger_url: str, ltc: LitecoinRpc
-) -> None:
-    users = [f"user{i}" for i in range(3)]
-    expected: dict[str, int] = {}
-    async with gateway(network, db, ledger_url) as gw:
-        addresses = {user: await gw.address(user) for user in users}
-    finished = 0
-    for round_no in range(6):
-        # Payments keep arriving while the gateway is killed again and again at every stage of
-        # a step (reading the head, scanning, storing, crediting, delivering).
-        user = users[round_no % len(users)]
-        amount = 1_000_000 + round_no
-        await ltc.send_to_script(addresses[user], amount)
-        expected[user] = expected.get(user, 0) + amount
-        await ltc.mine(1)
-        for delay in CUT_AFTER:
-            async with gateway(network, db, ledger_url) as gw:  # a new process: a new Watcher
-                finished += await interrupted_step(gw, delay)
-    assert 0 < finished < 6 * len(CUT_AFTER)  # some steps were cut short, some got through
-
-    await ltc.mine(2)
-    # A killed dispatcher's claimed rows come back when its lease (30 s) runs out; skip the wait.
-    await db.execute("UPDATE ledger_outbox SET next_attempt_at = now() WHERE delivered_at IS NULL")
-    async with gateway(network, db, ledger_url) as gw:
-        await settle(gw)
-        for user in users:
-            credits = await gw.credits(user)
-            assert len(credits) == 2 and not any(c["reversed"] for c in credits)
-            assert await gw.balances(user) == {"BTC": expected[user]}
-            assert {d["status"] for d in await gw.deposits(user)} == {"credited"}
-        undelivered = "SELECT count(*) FROM ledger_outbox WHERE delivered_at IS NULL"
-        assert await db.fetchval(undelivered) == 0
-        assert await gw.alerts() == []
