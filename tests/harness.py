@@ -90,6 +90,12 @@ class Gateway:
     async def deliver(self) -> int:
         return await self.dispatcher.dispatch_once()
 
+    async def settle(self) -> None:
+        """Catch up with the chain and deliver every outbox message the ledger is due."""
+        await self.sync()
+        while await self.deliver():
+            pass
+
     async def balances(self, user_id: str) -> dict[str, int]:
         answer = await self.ledger.get("/balances", {"user_id": user_id})
         return {

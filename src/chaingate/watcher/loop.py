@@ -194,10 +194,10 @@ class Watcher:
                 end, result = await self._scan_next(cursor, head.number)
                 if await self._store_range(lease, cursor, end, result):
                     scanned, found, cursor = end - cursor, len(result.transfers), end
-            if cursor >= head.number:
-                await self._track_pending(lease, cursor)
             if not depth:  # a step that found a reorg credits nothing: the next one re-checks
                 credited = await self._credit(lease, head, cursor)
+            if cursor >= head.number:  # after crediting, and best effort: see _track_pending
+                await self._track_pending(lease, cursor)
         except BaseException:
             self._drop_prefetch()  # a failed or cancelled step leaves nothing running
             raise
@@ -411,13 +411,32 @@ class Watcher:
                 )
 
     async def _track_pending(self, lease: Lease, cursor: int) -> None:
-        pending = [t for t in await self.adapter.pending(self.book) if t.block_number is None]
-        async with self.db.acquire() as conn, conn.transaction():
-            await chainstate.move_cursor(conn, lease, self.name, cursor, cursor)
-            await self._record_transfers(conn, pending)
-            dropped = await deposits.orphan_unseen_pending(
-                conn, self.name, {(t.txid, t.position) for t in pending}
+        """The mempool view: informational (nothing is credited from it), so it runs after
+        crediting and its failure (getrawmempool refused, a huge first fetch timing out) is
+        logged and counted, never the step's failure. Only a complete view orphans sightings
+        that left it (an adapter that decodes a big mempool over several steps says so)."""
+        try:
+            pending = [t for t in await self.adapter.pending(self.book) if t.block_number is None]
+            complete = self.adapter.mempool_complete
+            async with self.db.acquire() as conn, conn.transaction():
+                await chainstate.move_cursor(conn, lease, self.name, cursor, cursor)
+                await self._record_transfers(conn, pending)
+                dropped = []
+                if complete:
+                    dropped = await deposits.orphan_unseen_pending(
+                        conn, self.name, {(t.txid, t.position) for t in pending}
+                    )
+        except FencedOut:
+            raise
+        except (ChaingateError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            self.metrics.step_errors.labels(self.name, f"mempool:{type(exc).__name__}").inc()
+            log.warning(
+                "mempool_pass_failed",
+                network=self.name,
+                error=str(exc),
+                error_type=type(exc).__name__,
             )
+            return
         for row in dropped:
             log.info(
                 "pending_dropped", network=self.name, txid=row["txid"], position=row["position"]
@@ -431,7 +450,10 @@ class Watcher:
         async with self.db.acquire() as conn, conn.transaction():
             # Fenced, and the cursor held where we scanned to while crediting below it.
             await chainstate.move_cursor(conn, lease, self.name, scanned_to, scanned_to)
-            await deposits.refresh_confirmations(conn, self.name, head.number)
+            # Counted on the chain we verified and linked (the cursor), never past it on the
+            # word of whatever head an endpoint reported.
+            verified_tip = min(head.number, scanned_to)
+            await deposits.refresh_confirmations(conn, self.name, verified_tip)
             due = await deposits.due_for_credit(conn, self.name, scanned_to, finalized)
             # Set-based: at catch-up every deposit comes due at once, and a round trip per
             # deposit would cost as much as the scan itself (see docs/benchmarks.md).
