@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Collection
 from contextlib import AsyncExitStack, suppress
 from functools import partial
@@ -16,6 +17,8 @@ from prometheus_client import CollectorRegistry
 from chaingate.alerting import AlertPusher, WebhookSink
 from chaingate.alerting.endpoints import wrong_chain_alerts
 from chaingate.api import ApiContext, build_app
+from chaingate.api.accesslog import StructuredAccessLogger
+from chaingate.api.issuance import open_address_history
 from chaingate.chains.base import ChainAdapter
 from chaingate.chains.registry import address_codec, build_adapter, open_pool
 from chaingate.errors import ChaingateError, ConfigError
@@ -167,6 +170,8 @@ async def _serve_api(
         codecs={name: address_codec(n) for name, n in settings.networks.items()},
         tokens=settings.api_tokens,
         registry=registry,
+        address_start=settings.address_start,
+        address_history=open_address_history,
     )
     for name, pool in pools.items():
         ctx.readiness[f"endpoints:{name}"] = _endpoint_probe(pool)
@@ -174,7 +179,11 @@ async def _serve_api(
         # Per network: a halted watcher (reorg below the window) needs an operator and makes
         # the instance unready; a crashing one is restarted and shown, the rest keeps serving.
         ctx.readiness[key] = partial(_status_probe, status)
-    runner = web.AppRunner(build_app(ctx), access_log=None)
+    runner = web.AppRunner(
+        build_app(ctx),
+        access_log=logging.getLogger("aiohttp.access"),
+        access_log_class=StructuredAccessLogger,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.api_host, settings.api_port)
