@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Collection
 from contextlib import AsyncExitStack, suppress
 from typing import Any
@@ -15,6 +16,8 @@ from prometheus_client import CollectorRegistry
 from chaingate.alerting import AlertPusher, WebhookSink
 from chaingate.alerting.endpoints import wrong_chain_alerts
 from chaingate.api import ApiContext, build_app
+from chaingate.api.accesslog import StructuredAccessLogger
+from chaingate.api.issuance import open_address_history
 from chaingate.chains.base import ChainAdapter
 from chaingate.chains.registry import address_codec, build_adapter, open_pool
 from chaingate.errors import ChaingateError, ConfigError, ReorgTooDeepError
@@ -157,11 +160,17 @@ async def _serve_api(
         codecs={name: address_codec(n) for name, n in settings.networks.items()},
         tokens=settings.api_tokens,
         registry=registry,
+        address_start=settings.address_start,
+        address_history=open_address_history,
     )
     for name, pool in pools.items():
         ctx.readiness[f"endpoints:{name}"] = _endpoint_probe(pool)
     ctx.readiness["watchers"] = lambda: (not halted, halted or "ok")
-    runner = web.AppRunner(build_app(ctx), access_log=None)
+    runner = web.AppRunner(
+        build_app(ctx),
+        access_log=logging.getLogger("aiohttp.access"),
+        access_log_class=StructuredAccessLogger,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.api_host, settings.api_port)

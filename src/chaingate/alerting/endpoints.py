@@ -10,17 +10,18 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from chaingate.domain import AlertKind, AlertSeverity, NewAlert
 from chaingate.providers.identity import WrongChain, WrongChainSink
-from chaingate.store.alerts import NewAlert, raise_alert
+from chaingate.store.alerts import raise_alert
 
-WRONG_CHAIN_KIND = "endpoint_wrong_chain"
+WRONG_CHAIN_KIND = AlertKind.ENDPOINT_WRONG_CHAIN
 
 
 def wrong_chain_alert(event: WrongChain, day: str) -> NewAlert:
     """Critical, once a day per endpoint and chain it serves (a bad URL must not flood ops)."""
     return NewAlert(
         kind=WRONG_CHAIN_KIND,
-        severity="critical",
+        severity=AlertSeverity.CRITICAL,
         message=(
             f"endpoint {event.endpoint} of {event.network} serves another chain "
             f"({event.what} {event.observed}, expected {event.expected}); it is taken out"
