@@ -161,6 +161,7 @@ async def test_killing_the_gateway_process_mid_run_credits_once(
         "CHAINGATE_LEDGER_SECRET": LEDGER_SECRET.decode(),
         "CHAINGATE_LOG_FORMAT": "json",
         "CHAINGATE_OUTBOX_LEASE_SECONDS": "2",  # rows leased by a killed process come back soon
+        "CHAINGATE_WATCHER_LEASE_SECONDS": "2",  # and so does the network it was leading
     }
     cmd = [sys.executable, "-m", "chaingate.cli", "run", "--roles", "watchers,dispatcher"]
     for lifetime in (0.8, 1.2, 1.6):

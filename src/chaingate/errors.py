@@ -39,6 +39,10 @@ class EndpointLaggingError(ProviderError):
     """Raised when an endpoint's head is too far behind the best known head."""
 
 
+class EndpointWrongChainError(ProviderError):
+    """Raised when an endpoint serves another chain than the registry names (chain id, genesis)."""
+
+
 class RpcError(ProviderError):
     """Raised when an endpoint answered with a JSON-RPC error object."""
 
@@ -62,6 +66,10 @@ class ChainDataError(ChaingateError):
     code = "chain_data"
 
 
+class IncompleteLogsError(ChainDataError):
+    """Raised when an eth_getLogs answer lacks logs its block's logsBloom says are there."""
+
+
 class BlockNotFoundError(ChainDataError):
     """Raised when a block the gateway expects to exist is not (yet) served."""
 
@@ -79,6 +87,10 @@ class StoreError(ChaingateError):
     """Raised when the database refuses or loses an operation."""
 
     code = "store"
+
+
+class FencedOut(StoreError):
+    """Raised when a write carries a lease epoch that no longer holds."""
 
 
 class MigrationError(StoreError):
@@ -147,3 +159,22 @@ class NotFoundError(ChaingateError):
     """Raised when a requested object does not exist."""
 
     code = "not_found"
+
+
+# --- address issuance ----------------------------------------------------------------------
+class AddressIssuanceError(ChaingateError):
+    """Raised when deposit addresses must not be issued from this database (yet)."""
+
+    code = "address_issuance"
+
+
+class AddressIndexInUseError(AddressIssuanceError):
+    """Raised when a fresh database would issue addresses that already have on-chain history."""
+
+    code = "address_index_in_use"
+
+
+class XpubChangedError(AddressIssuanceError):
+    """Raised when a network's xpub derives other addresses than the ones this database issued."""
+
+    code = "xpub_changed"

@@ -41,6 +41,18 @@ class WatcherMetrics:
             ["network", "error"],
             registry=r,
         )
+        self.leader_epoch = Gauge(
+            "chaingate_watcher_leader_epoch",
+            "Lease epoch this instance leads the network's watcher with (0: standby)",
+            ["network"],
+            registry=r,
+        )
+        self.deposed = Counter(
+            "chaingate_watcher_deposed",
+            "Times this instance's watcher lost its lease (a write was fenced out)",
+            ["network"],
+            registry=r,
+        )
 
 
 class ReconcileMetrics:

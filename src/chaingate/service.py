@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Collection
 from contextlib import AsyncExitStack, suppress
 from typing import Any
@@ -13,7 +14,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from chaingate.alerting import AlertPusher, WebhookSink
+from chaingate.alerting.endpoints import wrong_chain_alerts
 from chaingate.api import ApiContext, build_app
+from chaingate.api.accesslog import StructuredAccessLogger
+from chaingate.api.issuance import open_address_history
 from chaingate.chains.base import ChainAdapter
 from chaingate.chains.registry import address_codec, build_adapter, open_pool
 from chaingate.errors import ChaingateError, ConfigError, ReorgTooDeepError
@@ -23,7 +27,7 @@ from chaingate.metrics import ReconcileMetrics, WatcherMetrics
 from chaingate.providers import EndpointPool
 from chaingate.providers.metrics import ProviderMetrics
 from chaingate.settings import Settings
-from chaingate.store import connect_pool
+from chaingate.store import connect_pool, leases
 from chaingate.store.migrate import pending_migrations
 from chaingate.watcher import Watcher
 from chaingate.watcher.reconcile import reconciler_for
@@ -81,13 +85,22 @@ async def _run_roles(
         adapters: dict[str, ChainAdapter] = {}
         if "watchers" in roles:
             for network in settings.networks.values():
-                pool = await stack.enter_async_context(open_pool(network, provider_metrics))
+                pool = await stack.enter_async_context(
+                    open_pool(network, provider_metrics, wrong_chain_alerts(db))
+                )
                 pools[network.name] = pool
                 adapters[network.name] = build_adapter(network, pool)
         halted: dict[str, str] = {}
+        instance = leases.new_holder_id()  # one id per process: the holder of its leases
         async with asyncio.TaskGroup() as tasks:
             for name, adapter in adapters.items():
-                watcher = Watcher(adapter, db, metrics=watcher_metrics)
+                watcher = Watcher(
+                    adapter,
+                    db,
+                    metrics=watcher_metrics,
+                    holder=instance,
+                    lease_ttl=settings.watcher_lease_seconds,
+                )
                 tasks.create_task(_watch(watcher, stop, halted), name=f"watcher:{name}")
                 # Health tracking needs every endpoint's head, not just the one answering.
                 tasks.create_task(_probe_heads(pools[name], stop), name=f"heads:{name}")
@@ -147,11 +160,17 @@ async def _serve_api(
         codecs={name: address_codec(n) for name, n in settings.networks.items()},
         tokens=settings.api_tokens,
         registry=registry,
+        address_start=settings.address_start,
+        address_history=open_address_history,
     )
     for name, pool in pools.items():
         ctx.readiness[f"endpoints:{name}"] = _endpoint_probe(pool)
     ctx.readiness["watchers"] = lambda: (not halted, halted or "ok")
-    runner = web.AppRunner(build_app(ctx), access_log=None)
+    runner = web.AppRunner(
+        build_app(ctx),
+        access_log=logging.getLogger("aiohttp.access"),
+        access_log_class=StructuredAccessLogger,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.api_host, settings.api_port)
@@ -166,9 +185,16 @@ def _endpoint_probe(pool: EndpointPool) -> Callable[[], tuple[bool, Any]]:
     """Ready while at least one endpoint of the network is healthy."""
 
     def probe() -> tuple[bool, Any]:
-        health = pool.health()
+        health = pool.health_snapshot()
         return any(h.healthy for h in health), [
-            {"endpoint": h.name, "healthy": h.healthy, "head": h.head} for h in health
+            {
+                "endpoint": h.name,
+                "healthy": h.healthy,
+                "head": h.head,
+                "benched_reason": h.benched_reason,
+                "chain_check": h.chain_check.value,
+            }
+            for h in health
         ]
 
     return probe

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from chaingate.api.auth import require
-from chaingate.api.common import ctx_of, json_response, parse_limit
-from chaingate.errors import NotFoundError, ValidationError
+from chaingate.api.common import ctx_of, json_response, parse_int64, parse_limit
+from chaingate.errors import NotFoundError
 from chaingate.store import alerts, audit
 
 
@@ -22,16 +22,14 @@ async def get_alerts(request: web.Request) -> web.Response:
 
 async def ack_alert(request: web.Request) -> web.Response:
     principal = require(request, "ops_maker", "ops_approver")
-    raw = request.match_info["alert_id"]
-    if not raw.isdigit():
-        raise ValidationError("alert id must be an integer")
+    alert_id = parse_int64(request.match_info["alert_id"], "the alert id", minimum=1)
     async with ctx_of(request).db.acquire() as conn, conn.transaction():
-        if not await alerts.acknowledge(conn, int(raw), principal.name):
-            if not await alerts.exists(conn, int(raw)):
-                raise NotFoundError(f"no alert {raw}")
-            return json_response({"id": int(raw), "acknowledged": True, "already": True})
-        await audit.record(conn, principal.name, "alert.ack", f"alert:{raw}", {})
-    return json_response({"id": int(raw), "acknowledged": True})
+        if not await alerts.acknowledge(conn, alert_id, principal.name):
+            if not await alerts.exists(conn, alert_id):
+                raise NotFoundError(f"no alert {alert_id}")
+            return json_response({"id": alert_id, "acknowledged": True, "already": True})
+        await audit.record(conn, principal.name, "alert.ack", f"alert:{alert_id}", {})
+    return json_response({"id": alert_id, "acknowledged": True})
 
 
 def routes(app: web.Application) -> None:

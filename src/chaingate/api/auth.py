@@ -28,6 +28,10 @@ class TokenTable:
         self._by_digest = {hashlib.sha256(t.encode()).digest(): p for t, p in tokens.items()}
 
     def principal(self, token: str) -> Principal | None:
+        # A header may carry any bytes (aiohttp keeps non-UTF-8 ones as surrogates, which
+        # cannot be encoded): such a token is simply unknown. Configured tokens are printable.
+        if not token.isascii() or not token.isprintable():
+            return None
         digest = hashlib.sha256(token.encode()).digest()
         for known, principal in self._by_digest.items():
             if hmac.compare_digest(known, digest):

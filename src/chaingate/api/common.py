@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,13 +15,23 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from chaingate.api.auth import ApiError, Handler
+from chaingate.api.edge import (
+    check_request_text,
+    cursor_id,
+    cursor_of,
+    parse_int64,
+    parse_limit,
+    read_body,
+    txid_of,
+    user_id_of,
+)
+from chaingate.api.issuance import HistoryOpener
 from chaingate.chains.base import AddressCodec
 from chaingate.domain import Network
 from chaingate.errors import ChaingateError, NotFoundError, ValidationError
 from chaingate.settings import Principal
 
 log = structlog.get_logger(__name__)
-_USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 
 
 @dataclass
@@ -34,6 +43,10 @@ class ApiContext:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     # Extra readiness probes (watchers, endpoint health): name -> () -> (ok, details)
     readiness: dict[str, Callable[[], tuple[bool, Any]]] = field(default_factory=dict)
+    # The address-index guard (api/issuance.py): where each network's addresses start on a
+    # fresh database, and how on-chain history is read (None: not checked; tests only).
+    address_start: Mapping[str, int] = field(default_factory=dict)
+    address_history: HistoryOpener | None = None
 
 
 CTX_KEY = web.AppKey("ctx", ApiContext)
@@ -64,6 +77,7 @@ def error_response(status: int, code: str, message: str) -> web.Response:
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        check_request_text(request)
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message)
@@ -78,20 +92,14 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             "request_failed", path=request.path, error_type=type(exc).__name__, error=str(exc)
         )
         return error_response(503 if exc.code in ("store", "provider") else 500, exc.code, str(exc))
-
-
-async def read_body(request: web.Request, *required: str) -> dict[str, Any]:
-    """The JSON object body; each of ``required`` must be a non-empty string."""
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(400, "bad_json", "request body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_json", "request body must be a JSON object")
-    for name in required:
-        if not isinstance(body.get(name), str) or not body[name].strip():
-            raise ValidationError(f"'{name}' is required and must be a non-empty string")
-    return body
+    except (asyncpg.PostgresConnectionError, OSError):
+        log.warning("request_failed", path=request.path, error_type="database_unavailable")
+        return error_response(503, "unavailable", "the database is unavailable; try again")
+    except Exception:
+        # The safety net: a bug must not show a traceback to the caller. The event (with its
+        # traceback, as JSON) goes to the log; the caller gets an id-less generic 500.
+        log.exception("request_crashed", path=request.path, method=request.method)
+        return error_response(500, "internal", "internal error")
 
 
 def network_of(ctx: ApiContext, name: str) -> Network:
@@ -103,30 +111,20 @@ def network_of(ctx: ApiContext, name: str) -> Network:
     return network
 
 
-def user_id_of(value: str) -> str:
-    if not _USER_ID.match(value):
-        raise ValidationError("'user_id' must be 1-128 characters of letters, digits and _.:@-")
-    return value
-
-
-def parse_limit(raw: str | None) -> int:
-    if raw is None:
-        return 100
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        raise ValidationError("'limit' must be an integer from 1 to 1000")
-    return int(raw)
-
-
 __all__ = [
     "CTX_KEY",
     "ApiContext",
     "ApiError",
     "ctx_of",
+    "cursor_id",
+    "cursor_of",
     "error_response",
     "errors_middleware",
     "json_response",
     "network_of",
+    "parse_int64",
     "parse_limit",
     "read_body",
+    "txid_of",
     "user_id_of",
 ]

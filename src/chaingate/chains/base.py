@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -39,15 +39,32 @@ class AddressCodec(Protocol):
         ...
 
 
+# A check of one answer, run inside the pool on the endpoint that gave it: it raises
+# ChainDataError when the answer is malformed or is not what was asked for, and the pool then
+# books the failure against that endpoint and asks another one (Electrum's RequestCorrupted).
+Check = Callable[[Any], None]
+
+
 class RpcClient(Protocol):
     """JSON-RPC through the provider pool (EVM, Bitcoin)."""
 
     async def request(
-        self, method: str, params: Sequence[Any] = (), *, idempotent: bool = True
+        self,
+        method: str,
+        params: Sequence[Any] = (),
+        *,
+        idempotent: bool = True,
+        check: Check | None = None,
     ) -> Any: ...
 
-    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
-        """Idempotent calls sent as JSON-RPC batches, split when refused; results in order."""
+    async def batch(
+        self,
+        calls: Sequence[tuple[str, Sequence[Any]]],
+        *,
+        checks: Sequence[Check | None] | None = None,
+    ) -> list[Any]:
+        """Idempotent calls sent as JSON-RPC batches, split when refused; results in order.
+        ``checks`` (one per call) run on each answer inside the pool."""
         ...
 
 
@@ -55,7 +72,12 @@ class HttpClient(Protocol):
     """Plain HTTP JSON through the provider pool (TRON /wallet, /walletsolidity)."""
 
     async def post(
-        self, path: str, payload: dict[str, Any] | None = None, *, idempotent: bool = True
+        self,
+        path: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        idempotent: bool = True,
+        check: Check | None = None,
     ) -> Any: ...
 
 
@@ -100,4 +122,18 @@ class BalanceReader(Protocol):
         address as given (``Transfer.to`` match keys). With ``block_hash`` the balances are those
         of exactly that block (the one the watcher scanned at ``height``), not of whatever block
         holds that height now."""
+        ...
+
+
+@runtime_checkable
+class AddressHistory(Protocol):
+    """Adapter capability: has anything ever touched these addresses on chain? Read-only.
+
+    Asked once per network, before a fresh database issues its first deposit address: if the
+    xpub's first addresses were used (another deployment, an earlier database), issuing them
+    again would give one address to two users (see ``chaingate.issuance``)."""
+
+    async def addresses_with_history(self, addresses: Sequence[DerivedAddress]) -> list[int]:
+        """The derivation indexes among ``addresses`` that show on-chain use (a balance of a
+        listed asset, a sent transaction, an activated account; what the family can see)."""
         ...

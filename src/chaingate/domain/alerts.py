@@ -17,6 +17,7 @@ class AlertKind(StrEnum):
     LEDGER_AUTH_FAILED = "ledger_auth_failed"  # the ledger refuses our signatures
     UNEXPLAINED_BALANCE = "unexplained_balance"  # more on an address than its deposits explain
     BALANCE_SHORTFALL = "balance_shortfall"  # less on an address than its deposits explain
+    ENDPOINT_WRONG_CHAIN = "endpoint_wrong_chain"  # an endpoint serves another chain: taken out
 
 
 class AlertSeverity(StrEnum):

@@ -72,6 +72,10 @@ class Network:
     assets: tuple[Asset, ...]
     chain_id: int | None = None  # EVM
     hrp: str | None = None  # Bitcoin bech32 human-readable part
+    # Bitcoin and TRON: the genesis block hash / block id every endpoint must serve at height 0.
+    genesis: str | None = None
+    # A devnet only: pin whatever genesis the first endpoint serves (its nodes make a new one).
+    learn_genesis: bool = False
     testnet: bool = False
     watch_only: bool = False  # credits nothing; catches funds sent over the wrong network
     # For a watch-only network: whose deposit addresses to watch (same 0x address on every EVM

@@ -7,9 +7,12 @@ canonical hashes it is served and the watcher compares them with the ones it sto
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import structlog
 
-from chaingate.chains.base import RpcClient, WatchedAddresses
+from chaingate.chains.base import DerivedAddress, RpcClient, WatchedAddresses
+from chaingate.chains.bitcoin import history
 from chaingate.chains.bitcoin.addresses import BitcoinAddresses
 from chaingate.chains.bitcoin.codec import parent_hash, spendable_outputs, transfers_in_block
 from chaingate.chains.bitcoin.rpc import BitcoinRpc
@@ -51,11 +54,13 @@ class BitcoinAdapter:
         for offset in range(0, len(hashes), BLOCKS_PER_BATCH):
             chunk = hashes[offset : offset + BLOCKS_PER_BATCH]
             blocks = await self.rpc.getblocks(chunk, start + offset)
-            if refs and parent_hash(blocks[0]) != refs[-1].hash:
-                raise ChainDataError(f"block {blocks[0]['hash']} does not link to its parent")
-            for block in blocks:
+            if refs and parent_hash(blocks[0][0]) != refs[-1].hash:
+                raise ChainDataError(f"block {blocks[0][0]['hash']} does not link to its parent")
+            for block, txs in blocks:
                 refs.append(BlockRef(block["height"], block["hash"], parent_hash(block)))
-                transfers.extend(transfers_in_block(self.network.name, self.asset, block, watched))
+                transfers.extend(
+                    transfers_in_block(self.network.name, self.asset, block, txs, watched)
+                )
         log.debug(
             "bitcoin_scan", network=self.network.name, start=start, end=end, found=len(transfers)
         )
@@ -86,6 +91,10 @@ class BitcoinAdapter:
             for script, index, sats in outputs
             if script in watched
         ]
+
+    async def addresses_with_history(self, addresses: Sequence[DerivedAddress]) -> list[int]:
+        """AddressHistory: unspent outputs to the address (chains/bitcoin/history.py)."""
+        return await history.addresses_with_history(self.network, self.rpc.client, addresses)
 
     async def aclose(self) -> None:
         self._mempool.clear()

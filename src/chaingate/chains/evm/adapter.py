@@ -18,9 +18,10 @@ from typing import TypeVar
 import structlog
 
 from chaingate.aio import task_group
-from chaingate.chains.base import RpcClient, WatchedAddresses
-from chaingate.chains.evm import codec
+from chaingate.chains.base import DerivedAddress, RpcClient, WatchedAddresses
+from chaingate.chains.evm import codec, history
 from chaingate.chains.evm.addresses import EvmAddresses
+from chaingate.chains.evm.logcheck import complete_logs, transfer_masks
 from chaingate.chains.evm.rpc import (
     EvmRpc,
     RawBlock,
@@ -89,6 +90,7 @@ class EvmAdapter:
             for asset in network.assets
             if asset.contract is not None and asset.standard is AssetStandard.ERC20
         }
+        self._transfer_masks = transfer_masks(list(self._tokens), codec.TRANSFER_TOPIC)
         self._max_log_range = min((e.max_log_range for e in network.endpoints), default=10_000)
         self._block_tracing = True  # cleared when an endpoint refuses debug_traceBlockByNumber
 
@@ -113,6 +115,10 @@ class EvmAdapter:
         values = await self.rpc.get_balances(wanted, height, block_hash)
         return dict(zip(wanted, values, strict=True))
 
+    async def addresses_with_history(self, addresses: Sequence[DerivedAddress]) -> list[int]:
+        """AddressHistory: nonce, ETH or listed token balance (chains/evm/history.py)."""
+        return await history.addresses_with_history(self.network, self.rpc.client, addresses)
+
     async def aclose(self) -> None:
         return None  # the pool belongs to whoever built it
 
@@ -125,6 +131,9 @@ class EvmAdapter:
             self.rpc.get_logs(start, end, [codec.TRANSFER_TOPIC], max_range=self._max_log_range),
         )
         refs = _linked_refs(blocks, self.network.name)
+        logs = await complete_logs(
+            self.rpc, blocks, logs, self._transfer_masks, codec.TRANSFER_TOPIC
+        )
         by_number = {ref.number: ref for ref in refs}
         hits = self._token_logs(logs, watched, by_number)
         candidates = [
