@@ -31,6 +31,10 @@ class Faults:
     max_batch: int | None = None  # refuse JSON-RPC batches larger than this
     batch_refusal: Literal["413", "error"] = "413"
     max_log_range: int | None = None  # refuse eth_getLogs spanning more blocks than this
+    # A backend this many blocks behind: its head is lower and blocks above it are not served.
+    lag: int = 0
+    # A load balancer mixing backends: the real head, but the top blocks are not served.
+    unserved_top: int = 0
     drop_logs: bool = False  # answer every eth_getLogs with [] (a backend missing its log index)
     malformed_block: bool = False  # eth_getBlockByNumber answers lose their transaction list
 
@@ -95,9 +99,10 @@ class FaultProxy:
             return web.Response()
         if faults.status is not None:
             return web.Response(status=faults.status, text="fault injected")
+        node_head = await self._node_head()
         if isinstance(body, list):
-            return await self._batch(body)
-        refusal = self._log_range_refusal(body)
+            return await self._batch(body, node_head)
+        refusal = self._log_range_refusal(body) or self._unserved(body, node_head)
         if refusal is not None:
             return web.json_response(refusal)
         reply = await self._forward(body)
@@ -112,7 +117,7 @@ class FaultProxy:
         for item in items:
             self.seen.methods[item.get("method", "?")] += 1
 
-    async def _batch(self, body: list[Any]) -> web.StreamResponse:
+    async def _batch(self, body: list[Any], node_head: int | None) -> web.StreamResponse:
         faults = self.faults
         if faults.max_batch is not None and len(body) > faults.max_batch:
             if faults.batch_refusal == "413":
@@ -124,7 +129,10 @@ class FaultProxy:
                     "error": {"code": -32600, "message": "batch too large"},
                 }
             )
-        refusals = {i: self._log_range_refusal(item) for i, item in enumerate(body)}
+        refusals = {
+            i: self._log_range_refusal(item) or self._unserved(item, node_head)
+            for i, item in enumerate(body)
+        }
         forward = [item for i, item in enumerate(body) if refusals[i] is None]
         replies = await self._forward(forward) if forward else []
         by_id = {r["id"]: r for r in replies}
@@ -138,6 +146,24 @@ class FaultProxy:
         assert self._client is not None
         async with self._client.post(self.upstream, json=body) as resp:
             return await resp.json(content_type=None)
+
+    async def _node_head(self) -> int | None:
+        if not (self.faults.lag or self.faults.unserved_top):
+            return None
+        reply = await self._forward({"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber"})
+        return int(reply["result"], 16)
+
+    def _unserved(self, call: dict[str, Any], node_head: int | None) -> dict[str, Any] | None:
+        """``null`` for a block the lagging backend (or the unlucky one) does not have."""
+        if node_head is None or call.get("method") != "eth_getBlockByNumber":
+            return None
+        number = call["params"][0]
+        if not (isinstance(number, str) and number.startswith("0x")):
+            return None
+        served = node_head - max(self.faults.lag, self.faults.unserved_top)
+        if int(number, 16) <= served:
+            return None
+        return {"jsonrpc": "2.0", "id": call["id"], "result": None}
 
     def _log_range_refusal(self, call: dict[str, Any]) -> dict[str, Any] | None:
         limit = self.faults.max_log_range
@@ -161,7 +187,8 @@ class FaultProxy:
             return {**reply, "result": {**result, "transactions": "garbage"}}
         if self.faults.drop_logs and method == "eth_getLogs":
             return {**reply, "result": []}
-        if self.faults.head_offset and method == "eth_blockNumber":
-            lowered = max(0, int(result, 16) - self.faults.head_offset)
+        offset = self.faults.head_offset + self.faults.lag
+        if offset and method == "eth_blockNumber":
+            lowered = max(0, int(result, 16) - offset)
             return {**reply, "result": hex(lowered)}
         return reply

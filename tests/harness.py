@@ -77,9 +77,10 @@ class Gateway:
         return result
 
     async def sync(self) -> StepResult:
-        """Step until caught up with the head (a no-op step when already there)."""
+        """Step until caught up with the head (a no-op step when already there) in a step that
+        found no reorg (a step that rolls back credits nothing: the next one does)."""
         result = await self.watcher.step()
-        while not result.caught_up:
+        while not result.caught_up or result.reorg_depth:
             result = await self.watcher.step()
         return result
 
@@ -149,7 +150,8 @@ async def until(check: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> 
 
 
 # Delays after which a test kills a watcher step and a delivery mid-flight ("restart anywhere").
-CUT_AFTER = (0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
+# The last ones let a whole step through (lease, fork check, fenced writes) on a busy machine.
+CUT_AFTER = (0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.15, 0.4)
 
 
 async def interrupted_step(gw: Gateway, delay: float) -> bool:

@@ -61,6 +61,14 @@ async def settle(gw: Gateway) -> None:
         pass
 
 
+async def mine_empty(ltc: LitecoinRpc) -> str:
+    """A block without the mempool's transactions: after invalidateblock, the competing block
+    that makes the reorg visible. A chain that only got shorter is no evidence of a reorg (a
+    lagging backend looks the same); another hash at or below the head is (SPEC section 4)."""
+    reply = await ltc.call("generateblock", await ltc.mining_address(), [], wallet=False)
+    return str(reply["hash"])
+
+
 async def standing_credits(gw: Gateway, user: str = USER) -> list[dict[str, Any]]:
     return [c for c in await gw.credits(user) if not c["reversed"]]
 
@@ -143,6 +151,7 @@ async def test_invalidated_block_orphans_uncredited_deposit_and_reconsider_resto
     # invalidateblock puts the payment back in the mempool; the payer double-spends it there,
     # so the deposit's only copy is in the block that left the chain.
     await ltc.replace_dropping_payment(txid)
+    [rival] = await ltc.mine(1)  # a competing block at that height, with the replacement
     await settle(gw)
     deposit = await only_deposit(gw)
     assert (deposit["status"], deposit["reason"]) == ("orphaned", "reorg")
@@ -150,6 +159,7 @@ async def test_invalidated_block_orphans_uncredited_deposit_and_reconsider_resto
 
     # The old block comes back as the best chain: the replacement is the one that vanishes.
     await ltc.reconsider(block)
+    await ltc.invalidate(rival)
     assert await ltc.call("getbestblockhash", wallet=False) == block
     await settle(gw)
     assert (await only_deposit(gw))["status"] == "confirming"
@@ -172,6 +182,7 @@ async def test_credited_deposit_whose_block_is_invalidated_is_reversed_in_the_le
     assert await gw.balances(USER) == {"BTC": 3_000_000}
 
     await ltc.invalidate(first)
+    await mine_empty(ltc)
     await settle(gw)
     # The payment is back in the mempool: seen again, not credited, and the ledger took it back.
     deposit = await only_deposit(gw)
@@ -198,7 +209,9 @@ async def test_reorg_and_remine_before_the_ledger_heard_of_the_credit(
     first, _ = await ltc.mine(2)
     await gw.sync()
     await ltc.invalidate(first)
+    await mine_empty(ltc)
     await gw.sync()
+    assert (await only_deposit(gw))["status"] == "seen"
     await ltc.reconsider(first)
     await gw.sync()
     assert (await only_deposit(gw))["status"] == "credited"

@@ -37,6 +37,7 @@ from chaingate.errors import (
     BlockNotFoundError,
     ChainDataError,
     ChaingateError,
+    EndpointInconsistentError,
     FencedOut,
     ReorgTooDeepError,
 )
@@ -118,6 +119,7 @@ class Watcher:
                 log.info("watcher_leading", network=self.name, epoch=lease.epoch)
                 await self._lead(stop)
             except FencedOut as exc:
+                self.leadership.forget()
                 self._drop_prefetch()
                 self.metrics.deposed.labels(self.name).inc()
                 self.metrics.leader_epoch.labels(self.name).set(0)
@@ -168,15 +170,20 @@ class Watcher:
 
     async def step(self) -> StepResult:
         lease = await self._hold()
-        head = await self.adapter.head()
-        self.metrics.head.labels(self.name).set(head.number)
-        async with self.db.acquire() as conn:
-            await self.book.refresh(conn)
-            cursor = await chainstate.get_cursor(conn, self.name)
-        if cursor is None:
-            cursor = await self._init_cursor(lease, head)
+        # The head and the fork check come from one endpoint: its blocks are judged against
+        # the head it reports itself (see _fork_on_pinned).
+        async with self.adapter.pinned() as endpoint:
+            head = await self.adapter.head()
+            self.metrics.head.labels(self.name).set(head.number)
+            async with self.db.acquire() as conn:
+                await self.book.refresh(conn)
+                cursor = await chainstate.get_cursor(conn, self.name)
+            if cursor is None:
+                cursor = await self._init_cursor(lease, head)
+            history, fork = await self._find_fork(lease, cursor, head.number)
+        if fork is not None:
+            await self._confirm_fork(history, fork, endpoint)
         depth = 0
-        fork = await self._find_fork(lease, cursor)
         if fork is not None:
             depth = cursor - fork
             await self._rollback(lease, cursor, fork)
@@ -231,23 +238,50 @@ class Watcher:
             self._prefetch = None
 
     # --- reorgs -------------------------------------------------------------------------------
-    async def _find_fork(self, lease: Lease, cursor: int) -> int | None:
-        """None while our tip is still canonical; else the highest height whose hash still is."""
+    async def _find_fork(
+        self, lease: Lease, cursor: int, head: int
+    ) -> tuple[list[tuple[int, str]], int | None]:
+        """The stored hashes, and None while our tip is still canonical, else the highest
+        height whose hash still is; read on the pinned endpoint whose head is ``head``.
+
+        A stored height above that head is no evidence either way (a lagging backend has not
+        got there); a height at or below it that the endpoint does not serve is its fault
+        (EndpointInconsistentError: booked against it, benched, the step fails over); only a
+        hash that differs from ours at or below its head is a reorg.
+        """
         async with self.db.acquire() as conn:
             history = await chainstate.stored_hashes_desc(conn, self.name, cursor)
         if not history:
             await self._anchor(lease, cursor)  # fresh start
-            return None
+            return history, None
         if history[0][0] != cursor:
-            return None
-        for number, stored in history:
-            try:
-                current = await self.adapter.block_ref(number)
-            except BlockNotFoundError:
-                continue  # the chain got shorter than this height (e.g. invalidateblock)
-            if current.hash == stored:
-                return None if number == cursor else number
+            return history, None
+        return history, await self._fork_on_pinned(history, head)
+
+    async def _confirm_fork(self, history: list[tuple[int, str]], fork: int, seen_on: str) -> None:
+        """A fork that would reverse credits, or halt the watcher, is read a second time
+        (another endpoint where there is one, its fresh head in any case) and acted on only
+        when both reads agree; a fork below the stored window then halts the watcher."""
         oldest = history[-1][0]
+        async with self.db.acquire() as conn:
+            reverses = await deposits.credited_above(conn, self.name, fork)
+        if reverses or fork < oldest:
+            async with self.adapter.pinned(avoid=seen_on) as other:
+                again = await self._fork_on_pinned(history, (await self.adapter.head()).number)
+            if again != fork:
+                log.warning(
+                    "reorg_unconfirmed",
+                    network=self.name,
+                    fork_height=fork,
+                    endpoint=seen_on,
+                    second_read=again,
+                    second_endpoint=other,
+                )
+                raise ChainDataError(
+                    f"{self.name}: fork at {fork} seen on {seen_on}, not on {other} ({again})"
+                )
+        if fork >= oldest:
+            return
         async with self.db.acquire() as conn:
             await raise_alert(
                 conn,
@@ -255,12 +289,30 @@ class Watcher:
                     kind=AlertKind.REORG_TOO_DEEP,
                     severity=AlertSeverity.CRITICAL,
                     network=self.name,
-                    dedup_key=f"reorg_too_deep:{self.name}:{cursor}",
+                    dedup_key=f"reorg_too_deep:{self.name}:{history[0][0]}",
                     message=f"{self.name}: no stored block hash at or above {oldest} is canonical "
                     "any more; the watcher stopped and needs an operator",
                 ),
             )
         raise ReorgTooDeepError(f"{self.name}: fork point below the stored window ({oldest})")
+
+    async def _fork_on_pinned(self, history: Sequence[tuple[int, str]], head: int) -> int | None:
+        """Walk the stored hashes down on the pinned endpoint; below the window: oldest - 1."""
+        mismatched = False
+        for number, stored in history:
+            if number > head:
+                continue  # no evidence either way: the endpoint has not got there (yet)
+            try:
+                current = await self.adapter.block_ref(number)
+            except BlockNotFoundError as exc:
+                raise EndpointInconsistentError(
+                    f"{self.name}: block {number} not served at or below the endpoint's own "
+                    f"head {head}"
+                ) from exc
+            if current.hash == stored:
+                return number if mismatched else None
+            mismatched = True
+        return history[-1][0] - 1 if mismatched else None
 
     async def _anchor(self, lease: Lease, cursor: int) -> None:
         """Store the hash of the block below the first one we scan: without it, a reorg that

@@ -8,6 +8,7 @@ canonical hashes it is served and the watcher compares them with the ones it sto
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 
 import structlog
 
@@ -30,6 +31,7 @@ class BitcoinAdapter:
         self.network = network
         self.addresses = BitcoinAddresses(network)
         self.rpc = BitcoinRpc(rpc)
+        self._client = rpc
         self.asset = network.native_asset.symbol
         # Mempool transactions already decoded, each as its spendable outputs in compact form
         # (script, index, satoshis): every transaction is fetched once while it stays in the
@@ -44,6 +46,9 @@ class BitcoinAdapter:
         block_hash = await self.rpc.getblockhash(number)
         header = await self.rpc.getblockheader(block_hash, number)
         return BlockRef(number=number, hash=block_hash, parent_hash=parent_hash(header))
+
+    def pinned(self, avoid: str | None = None) -> AbstractAsyncContextManager[str]:
+        return self._client.pinned(avoid)
 
     async def scan(self, start: int, end: int, watched: WatchedAddresses) -> ScanResult:
         if start < 0 or end < start:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Awaitable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -81,6 +82,7 @@ class EvmAdapter:
         self.network = network
         self.addresses = EvmAddresses(network)
         self.rpc = EvmRpc(rpc, network.name)
+        self._client = rpc
         try:
             self._native = network.native_asset.symbol
         except LookupError as exc:
@@ -100,6 +102,9 @@ class EvmAdapter:
     async def block_ref(self, number: int) -> BlockRef:
         (block,) = await self.rpc.get_blocks([number], full_txs=False)
         return _ref(block)
+
+    def pinned(self, avoid: str | None = None) -> AbstractAsyncContextManager[str]:
+        return self._client.pinned(avoid)
 
     async def pending(self, watched: WatchedAddresses) -> list[Transfer]:
         return []  # EVM deposits are taken from blocks only
