@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
+from chaindrivers.evm import E18 as ETH
+from chaindrivers.evm import SENDER, head, rpc
 from chaingate.devnet import evm_contracts as evm
 from chaingate.devnet.manager import DevnetState
 from chaingate.errors import EndpointInconsistentError
 from faultproxy import FaultProxy
 from harness import Gateway, devnet_network, gateway
-from test_deposits_evm import ETH, SENDER, head, rpc
 
 
 @pytest.fixture
