@@ -139,6 +139,18 @@ async def gateway(
         yield Gateway(network, db, watcher, api, ledger, dispatcher, pool)
 
 
+async def settle(gw: Gateway) -> None:
+    """Catch up with the chain and deliver every outbox message the ledger is due."""
+    await gw.sync()
+    while await gw.deliver():
+        pass
+
+
+async def by_txid(gw: Gateway, user: str) -> dict[str, dict[str, Any]]:
+    """The user's deposits on the gateway's network, by txid."""
+    return {d["txid"]: d for d in await gw.deposits(user)}
+
+
 async def eventually(
     check: Callable[[], Awaitable[bool]], step: Callable[[], Awaitable[Any]], tries: int = 40
 ) -> None:
