@@ -135,7 +135,10 @@ async def test_a_step_that_found_a_reorg_credits_nothing(eth: Gateway, devnet: D
     [row] = await eth.deposits("abel")
     assert (row["status"], row["confirmations"]) == ("confirming", 2)
     assert await rpc(url, "evm_revert", snapshot)
-    await evm.mine(url, 2)
+    # Another block at that height (an empty one mined in the same second would be the same
+    # block again, and no reorg at all): a payment elsewhere, then one more block.
+    await evm.send_eth(url, SENDER, "0x" + "77" * 20, 1)
+    await evm.mine(url, 1)
     result = await eth.watcher.step()
     assert result.reorg_depth == 1 and result.credited == 0
     [row] = await eth.deposits("abel")

@@ -34,6 +34,7 @@ from chaingate.errors import (
     ChainDataError,
     ChaingateError,
     FencedOut,
+    ProviderError,
     ReorgTooDeepError,
 )
 from chaingate.metrics import WatcherMetrics
@@ -167,17 +168,7 @@ class Watcher:
 
     async def step(self) -> StepResult:
         lease = await self._hold()
-        # The head and the fork check come from one endpoint: its blocks are judged against
-        # the head it reports itself (watcher/forks.py).
-        async with self.adapter.pinned() as endpoint:
-            head = await self.adapter.head()
-            self.metrics.head.labels(self.name).set(head.number)
-            async with self.db.acquire() as conn:
-                await self.book.refresh(conn)
-                cursor = await chainstate.get_cursor(conn, self.name)
-            if cursor is None:
-                cursor = await self._init_cursor(lease, head)
-            history, fork = await self.forks.find(lease, cursor, head.number)
+        head, cursor, history, fork, endpoint = await self._view(lease)
         if fork is not None:
             await self.forks.confirm(history, fork, endpoint)
         depth = 0
@@ -200,6 +191,37 @@ class Watcher:
             raise
         self.metrics.cursor.labels(self.name).set(cursor)
         return StepResult(head.number, cursor, scanned, found, credited, depth)
+
+    async def _view(
+        self, lease: Lease
+    ) -> tuple[ChainHead, int, list[tuple[int, str]], int | None, str]:
+        """Head, cursor, stored hashes and fork point, with the head and the fork check from
+        one endpoint (its blocks are judged against the head it reports itself, see
+        watcher/forks.py). An endpoint whose answers fail there is booked (benched) by the
+        pool, and the next one is asked, as the pool itself fails over an unpinned call."""
+        attempts = max(1, len(self.network.endpoints))
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.adapter.pinned() as endpoint:
+                    head = await self.adapter.head()
+                    self.metrics.head.labels(self.name).set(head.number)
+                    async with self.db.acquire() as conn:
+                        await self.book.refresh(conn)
+                        cursor = await chainstate.get_cursor(conn, self.name)
+                    if cursor is None:
+                        cursor = await self._init_cursor(lease, head)
+                    history, fork = await self.forks.find(lease, cursor, head.number)
+                    return head, cursor, history, fork, endpoint
+            except (ProviderError, ChainDataError) as exc:
+                if attempt == attempts:
+                    raise
+                log.warning(
+                    "endpoint_failed_over",
+                    network=self.name,
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                )
+        raise AssertionError("unreachable")
 
     async def _init_cursor(self, lease: Lease, head: ChainHead) -> int:
         """First run on this database: start at ``start_height`` (default: the head)."""
