@@ -19,7 +19,7 @@ from chaindrivers.bitcoin import ltc_rpc, mine_conflict
 from chaingate.devnet.bitcoin import LitecoinRpc, sats_to_coins, script_to_node_address, to_script
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
-from harness import Gateway, devnet_network, gateway
+from harness import Gateway, devnet_network, gateway, settle
 
 USER = "alice"
 
@@ -52,13 +52,6 @@ async def gw(network: Network, db: asyncpg.Pool, ledger_url: str) -> AsyncIterat
 async def only_deposit(gw: Gateway, user: str = USER) -> dict[str, Any]:
     [deposit] = await gw.deposits(user)
     return deposit
-
-
-async def settle(gw: Gateway) -> None:
-    """Catch up with the chain and deliver every outbox message the ledger is due."""
-    await gw.sync()
-    while await gw.deliver():
-        pass
 
 
 async def mine_empty(ltc: LitecoinRpc) -> str:

@@ -41,10 +41,6 @@ async def eth(devnet: DevnetState, db: Any, ledger_url: str) -> AsyncIterator[Ga
         yield gw
 
 
-def by_position(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {r["asset"] or r["contract"]: r for r in rows}
-
-
 async def test_refused_deposits_are_recorded_with_their_reason(
     eth: Gateway, devnet: DevnetState
 ) -> None:
@@ -229,3 +225,61 @@ async def test_catching_up_in_small_ranges_with_prefetch_survives_a_reorg(
         ]
         assert all(r["status"] in ("credited", "orphaned") for r in rows)
         assert await gw.balances("nina") == {"ETH": 4 * ETH + 6}
+
+
+# --- a transaction mined again at another place ------------------------------------------------
+@pytest.mark.parametrize(
+    ("layout", "credited_first"),
+    [("shifted", False), ("shifted", True), ("reordered", True)],
+)
+async def test_a_payout_mined_again_with_another_log_layout_credits_each_recipient_once(
+    eth: Gateway, devnet: DevnetState, layout: str, credited_first: bool
+) -> None:
+    """One payout transaction pays A 100 and B 5 NEXO. A reorg drops it and the very same signed
+    bytes are mined again in a block where another transaction's log comes first ("shifted":
+    block-global log indexes move by one) or that also makes the contract pay in the opposite
+    order ("reordered": what sits at each place inside the transaction changes)."""
+    url, token = devnet.eth_url or "", devnet.eth_token or ""
+    a, b = await eth.address("pam"), await eth.address("quinn")
+    payout = await evm.deploy_payout(url)
+    await evm.token_transfer(url, token, SENDER, payout, 105 * NEXO)
+    snapshot, fork_height = await rpc(url, "evm_snapshot"), await head(url)
+    txid = await evm.pay_out(url, payout, token, SENDER, [(a, 100 * NEXO), (b, 5 * NEXO)])
+    if credited_first:
+        await evm.mine(url, 3)
+    await eth.sync()
+    await eth.deliver()
+    before = "credited" if credited_first else "confirming"
+    assert sorted((d["position"], d["status"]) for d in await eth.deposits()) == [
+        ("log:0", before), ("log:1", before),
+    ]  # fmt: skip
+
+    raw = await rpc(url, "eth_getRawTransactionByHash", txid)
+    old_tip = await head(url)
+    assert await rpc(url, "evm_revert", snapshot)
+    await rpc(url, "evm_setAutomine", False)
+    try:
+        other = evm.ANVIL_ACCOUNTS[1]
+        await evm.set_payout_reversed(url, payout, other, layout == "reordered", wait=False)
+        assert await rpc(url, "eth_sendRawTransaction", raw) == txid
+        await rpc(url, "evm_mine")
+    finally:
+        await rpc(url, "evm_setAutomine", True)
+    receipt = await rpc(url, "eth_getTransactionReceipt", txid)
+    assert int(receipt["transactionIndex"], 16) == 1  # the other transaction's log comes first
+    assert [int(log["logIndex"], 16) for log in receipt["logs"]] == [1, 2]
+    await evm.mine(url, old_tip - fork_height + 3)
+
+    await eth.sync()
+    while await eth.deliver():
+        pass
+    assert await eth.balances("pam") == {"NEXO": 100 * NEXO}
+    assert await eth.balances("quinn") == {"NEXO": 5 * NEXO}
+    for user, amount in (("pam", 100 * NEXO), ("quinn", 5 * NEXO)):
+        standing = [c for c in await eth.credits(user) if not c["reversed"]]
+        assert [int(c["amount"]) for c in standing] == [amount]  # credited once
+    rows = {d["user_id"]: d for d in await eth.deposits() if d["status"] == "credited"}
+    # The positions are the places inside the transaction, as the new block has them.
+    first, second = ("quinn", "pam") if layout == "reordered" else ("pam", "quinn")
+    assert (rows[first]["position"], rows[second]["position"]) == ("log:0", "log:1")
+    assert len(await eth.deposits()) == 2  # no row left behind under an old position

@@ -19,7 +19,7 @@ import pytest
 from chaindrivers.tron import SENDER_ADDRESS, TronNode, tron_node
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
-from harness import Gateway, devnet_network, gateway
+from harness import Gateway, by_txid, devnet_network, gateway, settle
 
 USER = "alice"
 SOLIDIFY_LAG = 19  # the devnet's default; the watcher is told nothing about it
@@ -59,17 +59,6 @@ def usdt(network: Network) -> str:
     return contract
 
 
-async def settle(gw: Gateway) -> None:
-    """Catch up with the chain and deliver every outbox message the ledger is due."""
-    await gw.sync()
-    while await gw.deliver():
-        pass
-
-
-async def by_txid(gw: Gateway, user: str = USER) -> dict[str, dict[str, Any]]:
-    return {d["txid"]: d for d in await gw.deposits(user)}
-
-
 # --- crediting at solidity -----------------------------------------------------------------------
 async def test_trx_and_usdt_are_credited_once_when_their_block_solidifies(
     gw: Gateway, chain: Devnet
@@ -83,7 +72,7 @@ async def test_trx_and_usdt_are_credited_once_when_their_block_solidifies(
     # Many more than the 2 confirmations, but the block is still above the solidified head.
     await chain.mine(SOLIDIFY_LAG - 1)
     await settle(gw)
-    deposits = await by_txid(gw)
+    deposits = await by_txid(gw, USER)
     assert {d["status"] for d in deposits.values()} == {"confirming"}
     assert deposits[trx]["confirmations"] == SOLIDIFY_LAG >= deposits[trx]["required_confirmations"]
     assert deposits[trx]["block_number"] == block
@@ -91,7 +80,7 @@ async def test_trx_and_usdt_are_credited_once_when_their_block_solidifies(
 
     await chain.mine(1)  # now the block is the solidified head
     await settle(gw)
-    deposits = await by_txid(gw)
+    deposits = await by_txid(gw, USER)
     assert (deposits[trx]["asset"], deposits[trx]["amount"], deposits[trx]["status"]) == (
         "TRX",
         "5000000",
@@ -135,7 +124,7 @@ async def test_failed_lookalike_and_unlisted_transfers_are_rejected_with_their_r
     await chain.mine(SOLIDIFY_LAG + 2)
     await settle(gw)
 
-    deposits = await by_txid(gw)
+    deposits = await by_txid(gw, USER)
     assert {txid: (d["status"], d["reason"]) for txid, d in deposits.items()} == {
         reverted: ("rejected", "failed_tx"),
         out_of_energy: ("rejected", "failed_tx"),

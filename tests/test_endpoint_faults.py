@@ -21,6 +21,9 @@ from typing import Any
 import pytest
 import structlog
 
+from chaindrivers.evm import E18 as ETH
+from chaindrivers.evm import E18 as NEXO
+from chaindrivers.evm import SENDER, head
 from chaingate.alerting.endpoints import WRONG_CHAIN_KIND, wrong_chain_alerts
 from chaingate.devnet import evm_contracts as evm
 from chaingate.devnet.manager import DevnetState
@@ -32,7 +35,7 @@ from chaingate.store import chainstate
 from faultproxy import FaultProxy
 from harness import LEDGER_SECRET, Gateway, devnet_network, gateway, until
 from providers_support import two_proxies
-from test_deposits_evm import ETH, NEXO, SENDER, eth, head
+from test_deposits_evm import eth
 
 __all__ = ["eth"]  # the fixture (a gateway on the same database, for the ledger's view)
 

@@ -14,22 +14,19 @@ from typing import Any
 
 import pytest
 
+from chaindrivers.evm import E18 as ETH
+from chaindrivers.evm import SENDER, head, rpc
 from chaingate.devnet import evm_contracts as evm
 from chaingate.devnet.manager import DevnetState
 from chaingate.errors import EndpointInconsistentError
-from faultproxy import FaultProxy
+from faultproxy import FaultProxy, running_proxy
 from harness import Gateway, devnet_network, gateway
-from test_deposits_evm import ETH, SENDER, head, rpc
 
 
 @pytest.fixture
 async def proxy(devnet: DevnetState) -> AsyncIterator[FaultProxy]:
-    proxy = FaultProxy(devnet.eth_url or "")
-    await proxy.start()
-    try:
+    async with running_proxy(devnet.eth_url or "") as proxy:
         yield proxy
-    finally:
-        await proxy.stop()
 
 
 @pytest.fixture
