@@ -32,6 +32,7 @@ from chaingate.store import connect_pool, leases
 from chaingate.store.migrate import pending_migrations
 from chaingate.watcher import Watcher
 from chaingate.watcher.reconcile import reconciler_for
+from chaingate.watcher.status import publish_status
 from chaingate.watcher.supervisor import SupervisorMetrics, TaskStatus, supervise
 
 log = structlog.get_logger(__name__)
@@ -114,6 +115,20 @@ async def _run_roles(
                 supervised(name, "watcher", partial(watcher.run, stop))
                 # Health tracking needs every endpoint's head, not just the one answering.
                 supervised(name, "heads", partial(_probe_heads, pools[name], stop))
+                # Head and endpoint health for GET /v1/networks, whichever process serves it.
+                supervised(
+                    name,
+                    "status",
+                    partial(
+                        publish_status,
+                        db,
+                        name,
+                        pools[name],
+                        instance,
+                        stop,
+                        _status_interval(adapter),
+                    ),
+                )
                 # The safety net for deposits the watcher cannot see (internal transfers without
                 # tracing, validator withdrawals): None where the network is not reconciled.
                 reconciler = reconciler_for(adapter, db, reconcile_metrics)
@@ -226,6 +241,11 @@ async def _probe_heads(pool: EndpointPool, stop: asyncio.Event) -> None:
             log.warning("head_probe_failed", network=pool.network, error=type(exc).__name__)
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+def _status_interval(adapter: ChainAdapter) -> float:
+    """Publish about as often as the watcher polls, within 1-5 s."""
+    return min(5.0, max(1.0, 2 * adapter.network.poll_interval))
 
 
 def _first(group: BaseExceptionGroup[ChaingateError]) -> ChaingateError:
