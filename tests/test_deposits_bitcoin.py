@@ -165,34 +165,6 @@ async def test_invalidated_block_orphans_uncredited_deposit_and_reconsider_resto
     assert await gw.balances(USER) == {"BTC": 2_000_000}
 
 
-async def test_credited_deposit_whose_block_is_invalidated_is_reversed_in_the_ledger(
-    gw: Gateway, ltc: LitecoinRpc
-) -> None:
-    address = await gw.address(USER)
-    txid = await ltc.send_to_script(address, 3_000_000)
-    first, _ = await ltc.mine(2)
-    await settle(gw)
-    assert await gw.balances(USER) == {"BTC": 3_000_000}
-
-    await ltc.invalidate(first)
-    await mine_empty(ltc)
-    await settle(gw)
-    # The payment is back in the mempool: seen again, not credited, and the ledger took it back.
-    deposit = await only_deposit(gw)
-    assert deposit["status"] == "seen"
-    assert await gw.balances(USER) == {"BTC": 0}
-    [credit] = await gw.credits(USER)
-    assert credit["txid"] == txid and credit["reversed"]
-    [alert] = [a for a in await gw.alerts() if a["kind"] == "reorg_reversal"]
-    assert (alert["txid"], int(alert["amount"]), alert["user_id"]) == (txid, 3_000_000, USER)
-
-    await ltc.reconsider(first)
-    await settle(gw)
-    assert (await only_deposit(gw))["status"] == "credited"
-    assert [int(c["amount"]) for c in await standing_credits(gw)] == [3_000_000]
-    assert await gw.balances(USER) == {"BTC": 3_000_000}
-
-
 async def test_reorg_and_remine_before_the_ledger_heard_of_the_credit(
     gw: Gateway, ltc: LitecoinRpc
 ) -> None:

@@ -328,7 +328,8 @@ class Watcher:
         await deposits.upsert(conn, rows)
         for d in decisions:
             self.metrics.deposits.labels(self.name, d.deposit.status.value).inc()
-            if d.deposit.reason == RejectReason.UNLISTED_TOKEN and d.deposit.block_number:
+            mined = d.deposit.block_number is not None
+            if mined and d.deposit.reason == RejectReason.UNLISTED_TOKEN:
                 self.metrics.unlisted_tokens.labels(self.name).inc()
             if d.alert is not None and await raise_alert(conn, d.alert):
                 self.metrics.alerts.labels(d.alert.kind, self.name).inc()

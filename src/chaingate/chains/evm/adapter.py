@@ -3,7 +3,8 @@
 Per scan: the blocks with full transactions (one batch) and one eth_getLogs over the range with
 topic0 = Transfer and NO address filter (an unlisted token sent to us must be seen, to be
 rejected loudly), fetched concurrently. Receipts are fetched only for the few blocks holding a
-native or token-call candidate, traces only when the network has tracing. Work per transaction
+native or token-call candidate or a Transfer log to us (a log's position is its place among its
+transaction's logs, which only the receipt tells), traces only when the network has tracing. Work per transaction
 is a dictionary lookup or two; the watched set may hold millions of keys and is only probed.
 """
 
