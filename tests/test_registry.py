@@ -351,3 +351,13 @@ def test_bitcoin_version_bytes_must_be_bytes(tmp_path: Path, value: str) -> None
     folder = _write(tmp_path, "bitcoin-devnet", text)
     with pytest.raises(ConfigError, match=r"bitcoin-devnet\.toml: p2sh_versions: expected"):
         load_registry(folder, {})
+
+
+def test_the_hot_wallet_xpub_is_another_account_than_the_deposit_xpub(tmp_path: Path) -> None:
+    text = (PROJECT_ROOT / "chains" / "devnet" / "bitcoin-devnet.toml").read_text()
+    lines = text.splitlines()
+    deposit = next(line for line in lines if line.startswith("xpub = "))
+    same = "\n".join("hot_" + deposit if line.startswith("hot_xpub = ") else line for line in lines)
+    folder = _write(tmp_path, "bitcoin-devnet", same)
+    with pytest.raises(ConfigError, match="another account"):
+        load_registry(folder, {})

@@ -46,6 +46,8 @@ _NETWORK_KEYS = {
     "watch_addresses_of",
     "xpub",
     "xpub_env",
+    "hot_xpub",
+    "hot_xpub_env",
     "reorg_window",
     "scan_batch",
     "max_head_lag",
@@ -336,6 +338,18 @@ def load_network(path: Path, env: Mapping[str, str]) -> Network:
             validate_xpub(xpub)
         except ConfigError as exc:
             raise t.fail(t.get("xpub_env", str) or "xpub", str(exc)) from None
+    hot_xpub = _secret(t, "hot_xpub", "hot_xpub_env", env)
+    if hot_xpub is not None:
+        from chaingate.chains.hdkeys import validate_xpub
+
+        if kind is not NetworkKind.BITCOIN:
+            raise t.fail("hot_xpub", "is only read for bitcoin networks")
+        if hot_xpub == xpub:
+            raise t.fail("hot_xpub", "must be another account than the deposit xpub")
+        try:
+            validate_xpub(hot_xpub)
+        except ConfigError as exc:
+            raise t.fail(t.get("hot_xpub_env", str) or "hot_xpub", str(exc)) from None
     return Network(
         name=name,
         kind=kind,
@@ -357,6 +371,7 @@ def load_network(path: Path, env: Mapping[str, str]) -> Network:
         watch_only=watch_only,
         watch_addresses_of=tuple(t.get("watch_addresses_of", list, [])),
         xpub=xpub,
+        hot_xpub=hot_xpub,
         reorg_window=t.positive("reorg_window", int, 256),
         scan_batch=t.positive("scan_batch", int, 100),
         max_head_lag=t.positive("max_head_lag", int, 5),

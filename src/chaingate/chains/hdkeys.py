@@ -14,6 +14,37 @@ from bitcoinlib.keys import BKeyError, HDKey
 from chaingate.errors import ConfigError
 
 EXTERNAL_CHAIN = 0
+INTERNAL_CHAIN = 1  # change addresses of a hot wallet
+
+
+@lru_cache(maxsize=64)
+def _account(xpub: str) -> HDKey:
+    try:
+        key = HDKey(xpub)
+    except (BKeyError, ValueError, TypeError) as exc:
+        raise ConfigError("extended public key is not valid BIP32 (xpub/zpub/tpub/vpub)") from exc
+    if key.is_private:
+        raise ConfigError("an extended PRIVATE key was configured where an xpub belongs")
+    return key
+
+
+@lru_cache(maxsize=8)
+def _chain(xpub: str, chain: int) -> HDKey:
+    return _account(xpub).child_public(chain)
+
+
+def account_chain_code(xpub: str) -> tuple[bytes, bytes]:
+    """(chain code, compressed public key) of an account xpub: what, with the account's
+    private key, makes its extended private key (the signer pairs them)."""
+    key = _account(xpub)
+    return bytes(key.chain), bytes.fromhex(key.public_hex)
+
+
+def child_public_key(xpub: str, chain: int, index: int) -> bytes:
+    """Compressed public key of ``chain/index`` below an account xpub (0 receive, 1 change)."""
+    if chain not in (EXTERNAL_CHAIN, INTERNAL_CHAIN) or not 0 <= index < 2**31:
+        raise ValueError(f"derivation path out of range: {chain}/{index}")
+    return bytes.fromhex(_chain(xpub, chain).child_public(index).public_hex)
 
 
 @lru_cache(maxsize=64)

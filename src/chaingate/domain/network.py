@@ -107,6 +107,9 @@ class Network:
     # chain, so BEP-20 sent to an ERC-20 deposit address lands here).
     watch_addresses_of: tuple[str, ...] = ()
     xpub: str | None = field(default=None, repr=False)
+    # Bitcoin: the hot wallet's BIP84 account xpub (withdrawals are paid from its coins; the
+    # signer holds the account's private key). Not secret, but kept out of logs like xpub.
+    hot_xpub: str | None = field(default=None, repr=False)
     reorg_window: int = 256  # how many recent block hashes are kept for reorg detection
     scan_batch: int = 100  # blocks per watcher step when catching up
     max_head_lag: int = 5  # blocks an endpoint may trail the best head before it is benched

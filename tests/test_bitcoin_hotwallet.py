@@ -1,0 +1,46 @@
+"""The Bitcoin hot wallet: the signer's keystore key paired with the registry's account xpub."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from bitcoinlib.keys import HDKey
+from bitcoinlib.mnemonic import Mnemonic
+
+from chaingate.chains.bitcoin.addresses import hash160, p2wpkh_script
+from chaingate.chains.hdkeys import child_public_key
+from chaingate.errors import KeystoreError
+from chaingate.signer.hotwallet import hot_wallet
+from chaingate.signer.keystore import KeyRing, hot_key
+from harness import devnet_network
+
+DEVNET_HOT_KEY = bytes.fromhex("d6b5fd942e9ff4c0255733e9b2ada47f22cd858eccf34db10078a8e5a433b6c9")
+BTC = "bitcoin-devnet"
+
+
+def test_the_devnet_hot_wallet_derives_what_bip32_derives_from_the_mnemonic() -> None:
+    network = devnet_network(BTC, "http://127.0.0.1:1")
+    assert network.hot_xpub and network.hot_xpub != network.xpub
+    wallet = hot_wallet(network, KeyRing([hot_key(DEVNET_HOT_KEY)]))
+    seed = Mnemonic().to_seed("test test test test test test test test test test test junk")
+    account = HDKey.from_seed(seed, network="testnet", witness_type="segwit").subkey_for_path(
+        "m/84'/1'/1'"
+    )
+    for chain, index in ((0, 0), (0, 7), (1, 0), (1, 3)):
+        assert (
+            wallet.key(chain, index).hex()
+            == account.child_private(chain).child_private(index).private_hex
+        )
+        # and the gateway, from the xpub alone, knows the same addresses
+        public = child_public_key(network.hot_xpub, chain, index)
+        assert wallet.script(chain, index) == p2wpkh_script(hash160(public))
+    assert DEVNET_HOT_KEY.hex() not in repr(wallet) and str(DEVNET_HOT_KEY) not in repr(wallet)
+
+
+def test_a_keystore_key_that_is_not_the_xpubs_is_refused() -> None:
+    network = devnet_network(BTC, "http://127.0.0.1:1")
+    with pytest.raises(KeystoreError):
+        hot_wallet(network, KeyRing([hot_key(b"\x05" * 32)]))
+    with pytest.raises(KeystoreError, match="no hot_xpub"):
+        hot_wallet(dataclasses.replace(network, hot_xpub=None), KeyRing([hot_key(DEVNET_HOT_KEY)]))
