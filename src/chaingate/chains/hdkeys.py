@@ -24,11 +24,12 @@ def _account(xpub: str) -> HDKey:
     except (BKeyError, ValueError, TypeError) as exc:
         raise ConfigError("extended public key is not valid BIP32 (xpub/zpub/tpub/vpub)") from exc
     if key.is_private:
+        # An xprv in a watcher's configuration is a key leak, not a convenience.
         raise ConfigError("an extended PRIVATE key was configured where an xpub belongs")
     return key
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=128)
 def _chain(xpub: str, chain: int) -> HDKey:
     return _account(xpub).child_public(chain)
 
@@ -47,16 +48,8 @@ def child_public_key(xpub: str, chain: int, index: int) -> bytes:
     return bytes.fromhex(_chain(xpub, chain).child_public(index).public_hex)
 
 
-@lru_cache(maxsize=64)
 def _external_chain(xpub: str) -> HDKey:
-    try:
-        key = HDKey(xpub)
-    except (BKeyError, ValueError, TypeError) as exc:
-        raise ConfigError("extended public key is not valid BIP32 (xpub/zpub/tpub/vpub)") from exc
-    if key.is_private:
-        # An xprv in a watcher's configuration is a key leak, not a convenience.
-        raise ConfigError("an extended PRIVATE key was configured where an xpub belongs")
-    return key.child_public(EXTERNAL_CHAIN)
+    return _chain(xpub, EXTERNAL_CHAIN)
 
 
 def validate_xpub(xpub: str) -> None:
