@@ -39,6 +39,12 @@ GRANT UPDATE (attempts, next_attempt_at, leased_by, lease_token, done_at, parked
 GRANT SELECT, INSERT ON withdrawal_txs TO chaingate_signer;
 GRANT UPDATE (replaced_by, status) ON withdrawal_txs TO chaingate_signer;
 
+-- Bitcoin: lock the coins a signed batch spends (in the transaction that records it), and
+-- record its change as our own unconfirmed coin. Nothing else of the coin set.
+GRANT SELECT ON wallet_coins, wallet_addresses TO chaingate_signer;
+GRANT INSERT ON wallet_coins TO chaingate_signer;
+GRANT UPDATE (locked_by) ON wallet_coins TO chaingate_signer;
+
 -- The allocator's fencing leases, and critical alerts about what it refused.
 GRANT SELECT, INSERT, UPDATE ON leases TO chaingate_signer;
 GRANT INSERT ON alerts TO chaingate_signer;

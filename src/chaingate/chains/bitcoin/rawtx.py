@@ -35,6 +35,8 @@ class DecodedTx:
     txid: str  # display order (reversed), as nodes show it
     coinbase: bool
     outputs: tuple[TxOutput, ...]
+    # The outputs this transaction spends: (txid in display order, vout); none for a coinbase.
+    spends: tuple[tuple[str, int], ...] = ()
 
 
 class _Reader:
@@ -82,9 +84,12 @@ def decode_tx(raw: bytes) -> DecodedTx:
     if inputs == 0:
         raise ChainDataError("transaction without inputs")
     coinbase = False
+    spends: list[tuple[str, int]] = []
     for _ in range(inputs):
         prevout = r.take(36)
         coinbase = inputs == 1 and prevout == _NULL_PREVOUT
+        if not coinbase:
+            spends.append((prevout[31::-1].hex(), int.from_bytes(prevout[32:], "little")))
         r.take(r.varint())  # scriptSig
         r.take(4)  # sequence
     outputs: list[TxOutput] = []
@@ -102,7 +107,7 @@ def decode_tx(raw: bytes) -> DecodedTx:
     if r.pos != len(raw):
         raise ChainDataError("trailing bytes after the transaction")
     stripped = version + raw[body_start:body_end] + locktime
-    return DecodedTx(_dsha256(stripped)[::-1].hex(), coinbase, tuple(outputs))
+    return DecodedTx(_dsha256(stripped)[::-1].hex(), coinbase, tuple(outputs), tuple(spends))
 
 
 def decode_tx_hex(text: object) -> DecodedTx:
