@@ -33,6 +33,8 @@ _NETWORK_KEYS = {
     "hrp",
     "p2pkh_versions",
     "p2sh_versions",
+    "min_fee_rate",
+    "max_fee_rate",
     "genesis",
     "learn_genesis",
     "testnet",
@@ -338,6 +340,8 @@ def load_network(path: Path, env: Mapping[str, str]) -> Network:
             validate_xpub(xpub)
         except ConfigError as exc:
             raise t.fail(t.get("xpub_env", str) or "xpub", str(exc)) from None
+    if t.positive("min_fee_rate", int, 1) > t.positive("max_fee_rate", int, 200):
+        raise t.fail("min_fee_rate", "must not be above max_fee_rate")
     hot_xpub = _secret(t, "hot_xpub", "hot_xpub_env", env)
     if hot_xpub is not None:
         from chaingate.chains.hdkeys import validate_xpub
@@ -357,6 +361,8 @@ def load_network(path: Path, env: Mapping[str, str]) -> Network:
         hrp=hrp,
         p2pkh_versions=_versions(t, kind, "p2pkh_versions"),
         p2sh_versions=_versions(t, kind, "p2sh_versions"),
+        min_fee_rate=t.positive("min_fee_rate", int, 1) * 1000,
+        max_fee_rate=t.positive("max_fee_rate", int, 200) * 1000,
         genesis=genesis,
         learn_genesis=learn_genesis,
         testnet=t.get("testnet", bool, False),

@@ -90,6 +90,10 @@ class Network:
     # of each is the network's own); empty: Bitcoin's (0x00/0x05 for hrp bc, else 0x6f/0xc4).
     p2pkh_versions: tuple[int, ...] = ()
     p2sh_versions: tuple[int, ...] = ()
+    # Bitcoin batch fee rates in sat/kvB (the registry says sat/vB): estimatesmartfee's answer
+    # is held between them; a node without an estimate (a quiet regtest) gets the floor.
+    min_fee_rate: int = 1_000
+    max_fee_rate: int = 200_000
     # Bitcoin and TRON: the genesis block hash / block id every endpoint must serve at height 0.
     genesis: str | None = None
     # A devnet only: pin whatever genesis the first endpoint serves (its nodes make a new one).

@@ -57,3 +57,75 @@ def _uint(value: object) -> int:
     if not isinstance(value, str) or not value.isdigit():
         raise ValueError(f"not a decimal string: {value!r}")
     return int(value)
+
+
+BITCOIN_PLAN_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCoin:
+    """One coin the planner chose to spend: the outpoint, its value and whose key it is."""
+
+    txid: str
+    vout: int
+    amount: int
+    chain: int
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class BitcoinPlan:
+    """The Bitcoin signing plan: the coins to spend (chosen by the planner from the store's
+    UTXO set), the fee rate (sat/kvB, from ``estimatesmartfee`` within the registry's floor and
+    cap) and the change address's index on the hot wallet's internal chain. The signer derives
+    each coin's script and the change script itself, signs over each coin's amount (BIP143, so
+    a wrong amount only makes an invalid signature), and holds the fee under the approved cap."""
+
+    coins: tuple[PlannedCoin, ...]
+    fee_rate: int
+    change_index: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": BITCOIN_PLAN_VERSION,
+            "fee_rate": str(self.fee_rate),
+            "change_index": str(self.change_index),
+            "coins": [
+                {
+                    "txid": c.txid,
+                    "vout": str(c.vout),
+                    "amount": str(c.amount),
+                    "chain": str(c.chain),
+                    "index": str(c.index),
+                }
+                for c in self.coins
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BitcoinPlan:
+        try:
+            if data.get("version") != BITCOIN_PLAN_VERSION:
+                raise ValueError("version")
+            coins = tuple(
+                PlannedCoin(
+                    txid=_txid(c["txid"]),
+                    vout=_uint(c["vout"]),
+                    amount=_uint(c["amount"]),
+                    chain=_uint(c["chain"]),
+                    index=_uint(c["index"]),
+                )
+                for c in data["coins"]
+            )
+            if not coins or len({(c.txid, c.vout) for c in coins}) != len(coins):
+                raise ValueError("no coins, or a coin twice")
+            plan = cls(coins, _uint(data["fee_rate"]), _uint(data["change_index"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"malformed signing plan ({exc})") from None
+        return plan
+
+
+def _txid(value: object) -> str:
+    if not isinstance(value, str) or len(value) != 64 or value.strip("0123456789abcdef"):
+        raise ValueError(f"not a txid: {value!r}")
+    return value

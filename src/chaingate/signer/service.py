@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import structlog
@@ -136,6 +137,10 @@ class Signer:
             return Outcome(claim.id, "deferred")
         try:
             content, network = self.verify(material, _SIGNABLE)
+            if network.kind is NetworkKind.BITCOIN:
+                from chaingate.signer.bitcoin_job import sign_bitcoin_batch
+
+                return await sign_bitcoin_batch(self, claim, material, content, network)
             plan = self.plan_of(claim, network)
         except Refused as exc:
             await self.refuse(self._queue, claim, batch_id, material, exc)
@@ -155,7 +160,7 @@ class Signer:
         if batch.status not in statuses:
             raise Refused("status", f"batch {batch.id} is {batch.status}, not approved")
         network = self._settings.networks.get(batch.network)
-        if network is None or network.kind is not NetworkKind.EVM:
+        if network is None or network.kind not in (NetworkKind.EVM, NetworkKind.BITCOIN):
             raise Refused(
                 "unknown_network", f"batch {batch.id}: the signer serves no {batch.network}"
             )
@@ -172,15 +177,19 @@ class Signer:
 
     def plan_of(self, claim: Claim, network: Network, sender: str | None = None) -> EvmPlan:
         """The claimed plan, fresh and for ``sender`` (default: the registry's hot address)."""
-        planned_at = claim.record["planned_at"]
-        age = (datetime.now(UTC) - planned_at).total_seconds() if planned_at else None
-        if age is None or age > self._settings.plan_max_age:
-            raise ValidationError("the plan is stale (fees move): the planner makes a new one")
-        plan = EvmPlan.from_json(plan_of(claim.record))
+        plan = EvmPlan.from_json(self.fresh_plan(claim))
         expected = sender or network.hot_address
         if expected is None or plan.from_address != expected.lower():
             raise ValidationError("the plan names another address than the one that signs")
         return plan
+
+    def fresh_plan(self, claim: Claim) -> dict[str, Any]:
+        """The claimed job's plan as stored; ValidationError when there is none or it is old."""
+        planned_at = claim.record["planned_at"]
+        age = (datetime.now(UTC) - planned_at).total_seconds() if planned_at else None
+        if age is None or age > self._settings.plan_max_age:
+            raise ValidationError("the plan is stale (fees move): the planner makes a new one")
+        return plan_of(claim.record)
 
     async def _sign(
         self,

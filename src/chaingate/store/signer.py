@@ -131,7 +131,9 @@ async def signed_in_last_day(conn: asyncpg.Connection, network: str, asset: str)
              FROM batch_outputs bo JOIN batches b ON b.id = bo.batch_id
             WHERE b.network = $1 AND b.asset = $2
               AND EXISTS (SELECT 1 FROM withdrawal_txs t
-                           WHERE t.batch_id = bo.batch_id AND t.withdrawal_id = bo.withdrawal_id
+                           WHERE t.batch_id = bo.batch_id
+                             -- NULL: one transaction carries every output (Bitcoin)
+                             AND (t.withdrawal_id = bo.withdrawal_id OR t.withdrawal_id IS NULL)
                              AND t.created_at > now() - interval '24 hours')""",
         network,
         asset,

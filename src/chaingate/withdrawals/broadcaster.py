@@ -36,6 +36,18 @@ ACTOR = "broadcaster"
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
+async def withdrawals_of(conn: asyncpg.Connection, row: asyncpg.Record) -> list[int]:
+    """The withdrawals a transaction row pays: its own (EVM: one transaction per output), or
+    every output of its batch (Bitcoin: one transaction per batch, withdrawal_id NULL)."""
+    if row["withdrawal_id"] is not None:
+        return [int(row["withdrawal_id"])]
+    rows = await conn.fetch(
+        "SELECT withdrawal_id FROM batch_outputs WHERE batch_id = $1 ORDER BY withdrawal_id",
+        row["batch_id"],
+    )
+    return [int(r["withdrawal_id"]) for r in rows]
+
+
 def outgoing_table(network: str) -> QueueTable:
     """The live transactions of one network. The name goes into SQL text, so it is checked."""
     if not _NAME.fullmatch(network):
@@ -62,9 +74,22 @@ class Broadcaster:
         track_every: float | None = None,
         holder: str | None = None,
     ) -> None:
+        self._rpc = rpc
+        self._setup(db, network, lease_seconds, track_every, holder)
+        self.planner = Planner(db, network, rpc)
+        self.tracker = Tracker(db, network, rpc, self._queue, self._track_every)
+
+    def _setup(
+        self,
+        db: asyncpg.Pool,
+        network: Network,
+        lease_seconds: float,
+        track_every: float | None,
+        holder: str | None,
+    ) -> None:
+        """What every chain family's broadcaster shares: the network's outgoing queue."""
         self._db = db
         self.network = network
-        self._rpc = rpc
         self._queue = LeasedQueue(
             db,
             outgoing_table(network.name),
@@ -72,8 +97,6 @@ class Broadcaster:
             lease_seconds=lease_seconds,
         )
         self._track_every = track_every or max(network.block_time, 0.5)
-        self.planner = Planner(db, network, rpc)
-        self.tracker = Tracker(db, network, rpc, self._queue, self._track_every)
 
     async def run(self, stop: asyncio.Event) -> None:
         await run_passes(
@@ -114,17 +137,9 @@ class Broadcaster:
     async def send(self, claim: Claim) -> None:
         row = claim.record
         await self._mark_signed(row)
-        outcome = await self._rpc.send_raw_transaction("0x" + row["raw_tx"], row["txid"])
-        if outcome is SendOutcome.UNDERPRICED:
-            await self._underpriced(claim)
+        outcome = await self.send_bytes(claim)
+        if outcome is None:
             return
-        if (
-            outcome is SendOutcome.NONCE_TOO_LOW
-            and await self._rpc.transaction(row["txid"]) is None
-        ):
-            # The nonce went to another transaction: the tracker decides, after reorg depth,
-            # whether this withdrawal failed. Until then it counts as sent.
-            log.warning("withdrawal_nonce_used_elsewhere", txid=row["txid"], nonce=row["nonce"])
         async with self._db.acquire() as conn, conn.transaction():
             done = await conn.fetchval(
                 """UPDATE withdrawal_txs
@@ -140,14 +155,32 @@ class Broadcaster:
                 return  # another broadcaster holds the row now; it does the bookkeeping
             await self._advance(conn, row, WithdrawalStatus.BROADCAST, BatchStatus.BROADCAST)
             # A replacement's txid is the one to look for from now on.
-            await withdrawal_rows.set_progress(conn, row["withdrawal_id"], txid=row["txid"])
+            for withdrawal_id in await withdrawals_of(conn, row):
+                await withdrawal_rows.set_progress(conn, withdrawal_id, txid=row["txid"])
         log.info(
             "withdrawal_broadcast",
             network=self.network.name,
             txid=row["txid"],
             nonce=row["nonce"],
-            outcome=outcome.value,
+            outcome=outcome,
         )
+
+    async def send_bytes(self, claim: Claim) -> str | None:
+        """Send the stored bytes; the outcome to log, or None when the row was dealt with
+        otherwise (and is not broadcast)."""
+        row = claim.record
+        outcome = await self._rpc.send_raw_transaction("0x" + row["raw_tx"], row["txid"])
+        if outcome is SendOutcome.UNDERPRICED:
+            await self._underpriced(claim)
+            return None
+        if (
+            outcome is SendOutcome.NONCE_TOO_LOW
+            and await self._rpc.transaction(row["txid"]) is None
+        ):
+            # The nonce went to another transaction: the tracker decides, after reorg depth,
+            # whether this withdrawal failed. Until then it counts as sent.
+            log.warning("withdrawal_nonce_used_elsewhere", txid=row["txid"], nonce=row["nonce"])
+        return outcome.value
 
     async def _mark_signed(self, row: asyncpg.Record) -> None:
         """approved -> signing -> signed for the withdrawal and its batch (each step once)."""
@@ -163,15 +196,16 @@ class Broadcaster:
         batch_to: BatchStatus,
     ) -> None:
         order = list(WithdrawalStatus)
-        current = await conn.fetchval(
-            "SELECT status FROM withdrawals WHERE id = $1 FOR UPDATE", row["withdrawal_id"]
-        )
-        if current is not None and order.index(WithdrawalStatus(current)) < order.index(
-            withdrawal_to
-        ):
-            await record_status(
-                conn, row["withdrawal_id"], withdrawal_to, actor=ACTOR, txid=row["txid"]
+        for withdrawal_id in await withdrawals_of(conn, row):
+            current = await conn.fetchval(
+                "SELECT status FROM withdrawals WHERE id = $1 FOR UPDATE", withdrawal_id
             )
+            if current is not None and order.index(WithdrawalStatus(current)) < order.index(
+                withdrawal_to
+            ):
+                await record_status(
+                    conn, withdrawal_id, withdrawal_to, actor=ACTOR, txid=row["txid"]
+                )
         batch_order = list(BatchStatus)
         batch_now = await conn.fetchval(
             "SELECT status FROM batches WHERE id = $1 FOR UPDATE", row["batch_id"]

@@ -17,8 +17,8 @@ import structlog
 from chaingate.chains.evm.rpc import EvmRpc
 from chaingate.chains.evm.txbuilder import NATIVE_TRANSFER_GAS, erc20_transfer_data
 from chaingate.domain import Network
-from chaingate.domain.signing_plan import EvmPlan
-from chaingate.errors import ProviderError
+from chaingate.domain.signing_plan import BitcoinPlan, EvmPlan
+from chaingate.errors import ProviderError, ValidationError
 from chaingate.store.batches import unheld
 
 log = structlog.get_logger(__name__)
@@ -54,9 +54,10 @@ class Planner:
                 continue  # the signer would not sign before the ledger holds the funds
             try:
                 plan = await self._plan(job["batch_id"], job["contract"])
-            except ProviderError as exc:
-                # A token transfer the node would revert (the hot wallet lacks the balance) or
-                # an endpoint failing: no plan, so the signer waits; tried again next pass.
+            except (ProviderError, ValidationError) as exc:
+                # A token transfer the node would revert (the hot wallet lacks the balance), an
+                # endpoint failing, or (Bitcoin) coins that do not reach: no plan, so the signer
+                # waits; tried again next pass.
                 log.warning(
                     "withdrawal_plan_failed",
                     network=self._network.name,
@@ -85,7 +86,7 @@ class Planner:
             ]
             return await unheld(conn, ids)
 
-    async def _plan(self, batch_id: int, contract: str | None) -> EvmPlan:
+    async def _plan(self, batch_id: int, contract: str | None) -> EvmPlan | BitcoinPlan:
         async with self._db.acquire() as conn:
             outputs = await conn.fetch(
                 "SELECT withdrawal_id, destination, amount::text AS amount"

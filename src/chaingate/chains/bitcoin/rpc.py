@@ -8,6 +8,7 @@ fields hash to the block hash, the txids build the merkle root) and against its 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 from chaingate.chains.base import Check, RpcClient
@@ -29,6 +30,7 @@ from chaingate.errors import BlockNotFoundError, ChainDataError, RpcError
 VERBOSE_BLOCK = 2  # header plus fully decoded transactions
 RPC_INVALID_ADDRESS_OR_KEY = -5  # Core's answer for an unknown block or transaction
 RPC_INVALID_PARAMETER = -8  # Core's answer for a height above the tip
+RPC_VERIFY_ALREADY_IN_CHAIN = -27  # sendrawtransaction: the transaction is known or mined
 TX_CHUNK = 200  # mempool transactions per batch
 
 
@@ -100,6 +102,41 @@ class BitcoinRpc:
 
         result = await self.client.request("getblockheader", [block_hash, True], check=check)
         return cast(BlockHeader, result)
+
+    async def estimate_fee_rate(self, target: int = 2) -> int | None:
+        """``estimatesmartfee`` (CONSERVATIVE) in sat/kvB; None when the node has no estimate
+        (a quiet regtest, a freshly started node)."""
+        result = await self.client.request("estimatesmartfee", [target, "CONSERVATIVE"])
+        rate = result.get("feerate") if isinstance(result, dict) else None
+        if rate is None:
+            return None
+        # feerate is BTC/kvB as a JSON number: read it through its decimal text, never a float
+        sats = Decimal(str(rate)) * 100_000_000
+        if sats <= 0 or sats != sats.to_integral_value():
+            raise ChainDataError(f"estimatesmartfee answered a strange fee rate {rate!r}")
+        return int(sats)
+
+    async def send_raw_transaction(self, raw_hex: str, txid: str) -> bool:
+        """Send signed bytes; True when the node took them now, False when it already had
+        them (in its mempool or chain). Any other refusal raises RpcError."""
+        try:
+            result = await self.client.request("sendrawtransaction", [raw_hex])
+        except RpcError as exc:
+            if exc.rpc_code == RPC_VERIFY_ALREADY_IN_CHAIN:
+                return False
+            raise
+        if result != txid:
+            raise ChainDataError(f"sendrawtransaction answered {result!r} for {txid}")
+        return True
+
+    async def in_mempool(self, txid: str) -> bool:
+        try:
+            await self.client.request("getmempoolentry", [txid])
+        except RpcError as exc:
+            if exc.rpc_code == RPC_INVALID_ADDRESS_OR_KEY:
+                return False
+            raise
+        return True
 
     async def getblocks(
         self, hashes: Sequence[str], start: int

@@ -1,0 +1,192 @@
+"""The Bitcoin side of the broadcaster role: send a batch's ONE transaction, track it.
+
+The decisions come from the hot wallet's coins (``withdrawals/coins.py``), which follow only the
+watcher's verified chain, never from an endpoint's word:
+- confirmed: every input locked to the transaction is spent by it in a block the follower read,
+  and that block is ``confirmations`` deep under the watcher's cursor. The ledger hears the
+  txid and the fee (inputs less outputs) for every withdrawal of the batch;
+- failed (funds back to the ledger): an input is spent, deeper than ``confirmations``, by a
+  transaction that is none of the batch's. Nothing else fails a batch;
+- neither: a transaction that is neither mined nor in the node's mempool (evicted, a node
+  restart, a reorg that the node did not put back) gets the SAME stored bytes again.
+A reorg undoes the follower's spends, so a confirmed-looking batch goes back to waiting.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import structlog
+
+from chaingate.chains.bitcoin.rawtx import decode_tx
+from chaingate.chains.bitcoin.rpc import BitcoinRpc
+from chaingate.domain import Network
+from chaingate.domain.withdrawals import WithdrawalStatus
+from chaingate.errors import RpcError
+from chaingate.store import chainstate
+from chaingate.store import withdrawals as withdrawal_rows
+from chaingate.store.queue import Claim, LeasedQueue
+from chaingate.withdrawals.bitcoin_planner import BitcoinPlanner
+from chaingate.withdrawals.broadcaster import ACTOR, Broadcaster, withdrawals_of
+from chaingate.withdrawals.coins import CoinFollower
+from chaingate.withdrawals.status import record_status
+
+log = structlog.get_logger(__name__)
+
+
+class BitcoinTracker:
+    def __init__(
+        self, db: asyncpg.Pool, network: Network, rpc: BitcoinRpc, queue: LeasedQueue, every: float
+    ) -> None:
+        self._db = db
+        self.network = network
+        self._rpc = rpc
+        self._queue = queue
+        self._every = every
+
+    async def track(self, claim: Claim) -> None:
+        row = claim.record
+        async with self._db.acquire() as conn:
+            inputs = await conn.fetch(
+                """SELECT amount::text AS amount, spent_txid, spent_block_number
+                     FROM wallet_coins WHERE network = $1 AND locked_by = $2""",
+                self.network.name,
+                row["id"],
+            )
+            ours = {
+                r["txid"]
+                for r in await conn.fetch(
+                    "SELECT txid FROM withdrawal_txs WHERE batch_id = $1", row["batch_id"]
+                )
+            }
+            cursor = await chainstate.get_cursor(conn, self.network.name)
+        if not inputs or cursor is None:
+            await self._queue.defer([claim], self._every)
+            return
+        blocks = {i["spent_block_number"] for i in inputs if i["spent_txid"] == row["txid"]}
+        if (
+            len(blocks) == 1
+            and None not in blocks
+            and len(inputs) == len([i for i in inputs if i["spent_txid"] == row["txid"]])
+        ):
+            [block] = blocks
+            await self._mined(claim, cursor - int(block) + 1, sum(int(i["amount"]) for i in inputs))
+            return
+        foreign = [
+            int(i["spent_block_number"])
+            for i in inputs
+            if i["spent_txid"] not in ours and i["spent_block_number"] is not None
+        ]
+        if foreign and cursor - min(foreign) + 1 >= self.network.confirmations:
+            await self._finish(
+                claim,
+                WithdrawalStatus.FAILED,
+                None,
+                reason="an input of the batch transaction was spent by a transaction that is "
+                "not ours, beyond reorg depth: nothing was sent",
+            )
+            return
+        if not await self._rpc.in_mempool(row["txid"]):
+            try:
+                fresh = await self._rpc.send_raw_transaction(row["raw_tx"], row["txid"])
+                log.info("withdrawal_rebroadcast", txid=row["txid"], accepted=fresh)
+            except RpcError as exc:
+                # Inputs spent (by a replacement of ours, or by someone else): the coins decide.
+                log.warning("withdrawal_rebroadcast_refused", txid=row["txid"], error=str(exc))
+        await self._queue.defer([claim], self._every)
+
+    async def _mined(self, claim: Claim, confirmations: int, spent: int) -> None:
+        row = claim.record
+        fee = spent - sum(o.sats for o in decode_tx(bytes.fromhex(row["raw_tx"])).outputs)
+        async with self._db.acquire() as conn:
+            for withdrawal_id in await withdrawals_of(conn, row):
+                await withdrawal_rows.set_progress(
+                    conn, withdrawal_id, confirmations=max(confirmations, 0)
+                )
+        if confirmations < self.network.confirmations:
+            await self._queue.defer([claim], self._every)
+            return
+        await self._finish(
+            claim, WithdrawalStatus.CONFIRMED, row["txid"], fee=fee, confirmations=confirmations
+        )
+
+    async def _finish(
+        self,
+        claim: Claim,
+        status: WithdrawalStatus,
+        txid: str | None,
+        *,
+        fee: int | None = None,
+        confirmations: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        row = claim.record
+        outcome = "confirmed" if status is WithdrawalStatus.CONFIRMED else "failed"
+        async with self._db.acquire() as conn, conn.transaction():
+            if not await self._queue.complete(
+                claim, conn=conn, extra_set="status = $3, fee = $4", args=[outcome, fee]
+            ):
+                return  # another broadcaster holds the row now
+            # Every other transaction of the batch (replaced ones) is over too.
+            await conn.execute(
+                """UPDATE withdrawal_txs SET done_at = now()
+                    WHERE batch_id = $1 AND id <> $2 AND done_at IS NULL""",
+                row["batch_id"],
+                row["id"],
+            )
+            for withdrawal_id in await withdrawals_of(conn, row):
+                await record_status(
+                    conn,
+                    withdrawal_id,
+                    status,
+                    actor=ACTOR,
+                    txid=txid,
+                    fee=fee,
+                    confirmations=confirmations,
+                    reason=reason,
+                )
+        log.info(
+            "withdrawal_tx_final",
+            network=self.network.name,
+            txid=txid or row["txid"],
+            outcome=outcome,
+            fee=fee,
+            reason=reason,
+        )
+
+
+class BitcoinBroadcaster(Broadcaster):
+    """The broadcaster of one Bitcoin network: follow the hot wallet's coins, plan, send the
+    stored bytes, track. Same queue and bookkeeping as the EVM one."""
+
+    def __init__(
+        self,
+        db: asyncpg.Pool,
+        network: Network,
+        rpc: BitcoinRpc,
+        *,
+        lease_seconds: float = 30.0,
+        track_every: float | None = None,
+        holder: str | None = None,
+    ) -> None:
+        self._btc = rpc
+        self._setup(db, network, lease_seconds, track_every, holder)
+        self.follower = CoinFollower(db, network, rpc)
+        self.planner = BitcoinPlanner(db, network, rpc)
+        self.tracker = BitcoinTracker(db, network, rpc, self._queue, self._track_every)  # type: ignore[assignment]
+
+    async def _pass(self) -> int:
+        for _ in range(50):  # catch up a while, but let sending and tracking run too
+            if not await self.follower.follow_once():
+                break
+        return await super()._pass()
+
+    async def send_bytes(self, claim: Claim) -> str | None:
+        row = claim.record
+        try:
+            fresh = await self._btc.send_raw_transaction(row["raw_tx"], row["txid"])
+        except RpcError as exc:
+            # Refused (an input spent meanwhile, a fee below the node's floor): counted as sent,
+            # the tracker decides from the coins, and resends while nothing is decided.
+            log.warning("withdrawal_send_refused", txid=row["txid"], error=str(exc)[:200])
+            return "refused"
+        return "sent" if fresh else "already_known"

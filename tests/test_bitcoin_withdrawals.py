@@ -1,0 +1,158 @@
+"""Bitcoin withdrawal batches on litecoind regtest: planner, the signer, broadcaster, tracker.
+
+A batch of five withdrawals to five script types becomes ONE transaction with exactly those
+outputs plus change to our own change address; the destinations receive their amounts to the
+satoshi; the hot wallet's coins in the store equal the node's ``scantxoutset``; the batch is
+confirmed once, also after the block that held it left the chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from chaindrivers.bitcoin import ltc_rpc
+from chaingate.chains.bitcoin.addresses import BitcoinAddresses
+from chaingate.chains.bitcoin.bech32 import encode_segwit
+from chaingate.chains.bitcoin.rawtx import decode_tx
+from chaingate.chains.bitcoin.rpc import BitcoinRpc
+from chaingate.devnet.bitcoin import LitecoinRpc
+from chaingate.devnet.manager import DevnetState
+from chaingate.domain import Network
+from chaingate.signer.checks import SignerLimit
+from chaingate.signer.config import SignerSettings
+from chaingate.signer.keystore import KeyRing, hot_key
+from chaingate.signer.service import Signer
+from chaingate.withdrawals.bitcoin_tracker import BitcoinBroadcaster
+from chaingate.withdrawals.coins import wallet_address
+from harness import Gateway, devnet_network, gateway
+from signer_support import SEAL_KEY, approved_batch
+from test_bitcoin_destinations import b58check
+from test_bitcoin_hotwallet import DEVNET_HOT_KEY
+
+BTC = "bitcoin-devnet"
+COIN = 100_000_000
+
+
+@pytest.fixture
+async def ltc(devnet: DevnetState) -> AsyncIterator[LitecoinRpc]:
+    async with ltc_rpc(devnet) as rpc:
+        await rpc.mine(1)
+        yield rpc
+
+
+@pytest.fixture
+async def network(devnet: DevnetState, ltc: LitecoinRpc) -> Network:
+    assert devnet.ltc_rpc_url is not None
+    height = int(await ltc.call("getblockcount", wallet=False))
+    return devnet_network(BTC, devnet.ltc_rpc_url, start_height=height + 1, confirmations=2)
+
+
+@pytest.fixture
+async def gw(network: Network, db: asyncpg.Pool, ledger_url: str) -> AsyncIterator[Gateway]:
+    async with gateway(network, db, ledger_url) as gw:
+        yield gw
+
+
+def signer_for(db: asyncpg.Pool, network: Network) -> Signer:
+    settings = SignerSettings(
+        database_url="unused",
+        networks={BTC: network},
+        keys=KeyRing([hot_key(DEVNET_HOT_KEY)]),
+        seal_key=SEAL_KEY,
+        quorum=2,
+        limits={(BTC, "BTC"): SignerLimit(10 * COIN, 100 * COIN)},
+    )
+    return Signer(db, settings, holder="test-signer")
+
+
+async def node_unspent(ltc: LitecoinRpc, scripts: list[str]) -> dict[tuple[str, int], int]:
+    found = await ltc.call("scantxoutset", "start", [f"raw({s})" for s in scripts], wallet=False)
+    return {
+        (u["txid"], u["vout"]): int(Decimal(str(u["amount"])) * COIN) for u in found["unspents"]
+    }
+
+
+async def statuses(db: asyncpg.Pool, batch_id: int) -> list[str]:
+    rows = await db.fetch("SELECT status FROM withdrawals WHERE batch_id = $1", batch_id)
+    return sorted({r["status"] for r in rows})
+
+
+async def run_until(
+    gw: Gateway,
+    ltc: LitecoinRpc,
+    signer: Signer,
+    broadcaster: BitcoinBroadcaster,
+    done: Any,
+    rounds: int = 40,
+) -> None:
+    for _ in range(rounds):
+        await gw.sync()
+        await signer.sign_once()
+        await broadcaster._pass()
+        if await done():
+            return
+        await ltc.mine(1)
+    raise AssertionError("the batch did not get there")
+
+
+async def test_a_batch_of_five_script_types_is_one_transaction_confirmed_once(
+    gw: Gateway, ltc: LitecoinRpc, network: Network, db: asyncpg.Pool
+) -> None:
+    assert gw.pool is not None and network.hot_xpub
+    for index, sats in ((0, 300_000), (1, 200_000), (2, 150_000)):
+        await ltc.send_to_script(
+            bytes.fromhex(wallet_address(network.hot_xpub, 0, index).script), sats
+        )
+    await ltc.mine(1)
+    body20, body32 = bytes(range(40, 60)), bytes(range(60, 92))
+    destinations = [
+        (encode_segwit("bcrt", 0, body20), 41_001),  # P2WPKH
+        (encode_segwit("bcrt", 1, body32), 42_002),  # P2TR
+        (b58check(0x3A, body20), 43_003),  # P2SH, litecoind's version
+        (b58check(0x6F, body20), 44_004),  # P2PKH
+        (encode_segwit("bcrt", 0, body32), 45_005),  # P2WSH
+    ]
+    batch_id = await approved_batch(db, network, "BTC", destinations, plan=False)
+    signer = signer_for(db, network)
+    broadcaster = BitcoinBroadcaster(db, network, BitcoinRpc(gw.pool), track_every=0.01)
+
+    async def confirmed() -> bool:
+        return await statuses(db, batch_id) == ["confirmed"]
+
+    await run_until(gw, ltc, signer, broadcaster, confirmed)
+    [tx] = await db.fetch("SELECT * FROM withdrawal_txs WHERE batch_id = $1", batch_id)
+    assert tx["withdrawal_id"] is None and tx["status"] == "confirmed"
+    decoded = decode_tx(bytes.fromhex(tx["raw_tx"]))
+    codec = BitcoinAddresses(network)
+    scripts = [codec.match_key(d) for d, _ in destinations]
+    # exactly the five outputs, in withdrawal order, then change to our change chain
+    assert [(o.script, o.sats) for o in decoded.outputs[:5]] == [
+        (s, a) for s, (_, a) in zip(scripts, destinations, strict=True)
+    ]
+    [change] = decoded.outputs[5:]
+    assert change.script == wallet_address(network.hot_xpub, 1, 0).script
+    # what the destinations hold on chain, to the satoshi
+    on_chain = await node_unspent(ltc, scripts)
+    assert sorted(on_chain.values()) == sorted(a for _, a in destinations)
+    # the fee the ledger hears equals inputs less outputs, and every withdrawal has the txid
+    rows = await db.fetch(
+        "SELECT txid, fee::text AS fee FROM withdrawals WHERE batch_id = $1", batch_id
+    )
+    assert {(r["txid"], r["fee"]) for r in rows} == {(decoded.txid, str(tx["fee"]))}
+    # the store's hot wallet coins equal the node's UTXO set of the hot wallet's scripts
+    hot_scripts = [r["script"] for r in await db.fetch("SELECT script FROM wallet_addresses")]
+    stored = {
+        (r["txid"], r["vout"]): int(r["amount"])
+        for r in await db.fetch(
+            """SELECT txid, vout, amount::text AS amount FROM wallet_coins
+                WHERE block_number IS NOT NULL AND spent_block_number IS NULL"""
+        )
+    }
+    assert stored == await node_unspent(ltc, hot_scripts)
+    batch = await db.fetchrow("SELECT status FROM batches WHERE id = $1", batch_id)
+    assert batch["status"] == "completed"
