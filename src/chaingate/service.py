@@ -181,19 +181,27 @@ async def _start_broadcasters(
     tasks: asyncio.TaskGroup,
     stop: asyncio.Event,
 ) -> None:
-    """Plan, send and track withdrawals on every EVM network with a hot address."""
+    """Plan, send and track withdrawals on every EVM network with a hot address and every
+    Bitcoin network with a hot wallet (``hot_xpub``)."""
+    from chaingate.chains.bitcoin.rpc import BitcoinRpc
     from chaingate.chains.evm.rpc import EvmRpc
+    from chaingate.withdrawals.bitcoin_tracker import BitcoinBroadcaster
     from chaingate.withdrawals.broadcaster import Broadcaster
 
     for network in settings.networks.values():
-        if network.kind is not NetworkKind.EVM or network.hot_address is None:
+        evm = network.kind is NetworkKind.EVM and network.hot_address is not None
+        bitcoin = network.kind is NetworkKind.BITCOIN and network.hot_xpub is not None
+        if not (evm or bitcoin):
             continue
         pool = pools.get(network.name)
         if pool is None:
             pool = await stack.enter_async_context(open_pool(network, metrics))
             pools[network.name] = pool
-        broadcaster = Broadcaster(
-            db, network, EvmRpc(pool, network.name), lease_seconds=settings.outbox_lease_seconds
+        lease = settings.outbox_lease_seconds
+        broadcaster: Broadcaster = (
+            Broadcaster(db, network, EvmRpc(pool, network.name), lease_seconds=lease)
+            if evm
+            else BitcoinBroadcaster(db, network, BitcoinRpc(pool), lease_seconds=lease)
         )
         tasks.create_task(broadcaster.run(stop), name=f"broadcaster:{network.name}")
 

@@ -64,6 +64,11 @@ class SignerSettings:
         for network in evm.values():
             if network.hot_address is not None:
                 keys.key_for(network.hot_address)  # fail at start, not at the first job
+        for network in base.networks.values():
+            if network.kind is NetworkKind.BITCOIN and network.hot_xpub:
+                from chaingate.signer.hotwallet import hot_wallet
+
+                hot_wallet(network, keys)  # the keystore key must be the hot_xpub's
         return cls(
             database_url=database_url,
             networks=base.networks,
