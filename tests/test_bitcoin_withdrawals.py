@@ -77,6 +77,18 @@ async def node_unspent(ltc: LitecoinRpc, scripts: list[str]) -> dict[tuple[str, 
     }
 
 
+async def hot_unspent(db: asyncpg.Pool) -> dict[tuple[str, int], int]:
+    rows = await db.fetch(
+        """SELECT txid, vout, amount::text AS amount FROM wallet_coins
+            WHERE block_number IS NOT NULL AND spent_block_number IS NULL"""
+    )
+    return {(r["txid"], r["vout"]): int(r["amount"]) for r in rows}
+
+
+def decode_inputs(raw: str) -> tuple[tuple[str, int], ...]:
+    return decode_tx(bytes.fromhex(raw)).spends
+
+
 async def statuses(db: asyncpg.Pool, batch_id: int) -> list[str]:
     rows = await db.fetch("SELECT status FROM withdrawals WHERE batch_id = $1", batch_id)
     return sorted({r["status"] for r in rows})
@@ -146,13 +158,42 @@ async def test_a_batch_of_five_script_types_is_one_transaction_confirmed_once(
     assert {(r["txid"], r["fee"]) for r in rows} == {(decoded.txid, str(tx["fee"]))}
     # the store's hot wallet coins equal the node's UTXO set of the hot wallet's scripts
     hot_scripts = [r["script"] for r in await db.fetch("SELECT script FROM wallet_addresses")]
-    stored = {
-        (r["txid"], r["vout"]): int(r["amount"])
-        for r in await db.fetch(
-            """SELECT txid, vout, amount::text AS amount FROM wallet_coins
-                WHERE block_number IS NOT NULL AND spent_block_number IS NULL"""
-        )
-    }
-    assert stored == await node_unspent(ltc, hot_scripts)
+    assert await hot_unspent(db) == await node_unspent(ltc, hot_scripts)
     batch = await db.fetchrow("SELECT status FROM batches WHERE id = $1", batch_id)
     assert batch["status"] == "completed"
+
+    # The block with the batch leaves the chain after it was confirmed (a competing chain
+    # without it, made visible by generateblock): the node puts the transaction back into its
+    # mempool, it is mined again, and the ledger heard of each withdrawal's confirmation once.
+    spent_in = await db.fetchval(
+        "SELECT DISTINCT spent_block_hash FROM wallet_coins WHERE spent_txid = $1", decoded.txid
+    )
+    await ltc.invalidate(spent_in)
+    for _ in range(4):
+        await ltc.call("generateblock", await ltc.mining_address(), [], wallet=False)
+    assert decoded.txid in await ltc.call("getrawmempool", wallet=False)
+    await gw.sync()
+    await broadcaster._pass()
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM wallet_coins WHERE spent_txid = $1 AND spent_block_number IS NOT NULL",
+            decoded.txid,
+        )
+        == 0
+    )
+    await ltc.mine(1)
+    await gw.sync()
+    await broadcaster._pass()
+    assert await db.fetchval(
+        "SELECT count(*) FROM wallet_coins WHERE spent_txid = $1 AND spent_block_number IS NOT NULL",
+        decoded.txid,
+    ) == len(decode_inputs(tx["raw_tx"]))
+    assert await hot_unspent(db) == await node_unspent(ltc, hot_scripts)
+    keys = [
+        r["idempotency_key"] for r in await db.fetch("SELECT idempotency_key FROM ledger_outbox")
+    ]
+    assert sorted(k for k in keys if k.endswith(":confirmed")) == sorted(
+        f"withdrawal:{r['id']}:confirmed"
+        for r in await db.fetch("SELECT id FROM withdrawals WHERE batch_id = $1", batch_id)
+    )
+    assert await statuses(db, batch_id) == ["confirmed"]
