@@ -70,7 +70,9 @@ def signer_for(db: asyncpg.Pool, network: Network) -> Signer:
     return Signer(db, settings, holder="test-signer")
 
 
-async def node_unspent(ltc: LitecoinRpc, scripts: list[str]) -> dict[tuple[str, int], int]:
+async def node_unspent(
+    ltc: LitecoinRpc, scripts: list[str], since: int = 0
+) -> dict[tuple[str, int], int]:
     found = await ltc.call("scantxoutset", "start", [f"raw({s})" for s in scripts], wallet=False)
     return {
         (u["txid"], u["vout"]): int(Decimal(str(u["amount"])) * COIN) for u in found["unspents"]
@@ -158,7 +160,7 @@ async def test_a_batch_of_five_script_types_is_one_transaction_confirmed_once(
     assert {(r["txid"], r["fee"]) for r in rows} == {(decoded.txid, str(tx["fee"]))}
     # the store's hot wallet coins equal the node's UTXO set of the hot wallet's scripts
     hot_scripts = [r["script"] for r in await db.fetch("SELECT script FROM wallet_addresses")]
-    assert await hot_unspent(db) == await node_unspent(ltc, hot_scripts)
+    assert await hot_unspent(db) == await node_unspent(ltc, hot_scripts, network.start_height or 0)
     batch = await db.fetchrow("SELECT status FROM batches WHERE id = $1", batch_id)
     assert batch["status"] == "completed"
 
@@ -188,7 +190,7 @@ async def test_a_batch_of_five_script_types_is_one_transaction_confirmed_once(
         "SELECT count(*) FROM wallet_coins WHERE spent_txid = $1 AND spent_block_number IS NOT NULL",
         decoded.txid,
     ) == len(decode_inputs(tx["raw_tx"]))
-    assert await hot_unspent(db) == await node_unspent(ltc, hot_scripts)
+    assert await hot_unspent(db) == await node_unspent(ltc, hot_scripts, network.start_height or 0)
     keys = [
         r["idempotency_key"] for r in await db.fetch("SELECT idempotency_key FROM ledger_outbox")
     ]

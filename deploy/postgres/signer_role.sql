@@ -43,7 +43,7 @@ GRANT UPDATE (replaced_by, status) ON withdrawal_txs TO chaingate_signer;
 -- record its change as our own unconfirmed coin. Nothing else of the coin set.
 GRANT SELECT ON wallet_coins, wallet_addresses TO chaingate_signer;
 GRANT INSERT ON wallet_coins TO chaingate_signer;
-GRANT UPDATE (locked_by) ON wallet_coins TO chaingate_signer;
+GRANT UPDATE (locked_by, spent_txid) ON wallet_coins TO chaingate_signer;
 
 -- The allocator's fencing leases, and critical alerts about what it refused.
 GRANT SELECT, INSERT, UPDATE ON leases TO chaingate_signer;

@@ -20,11 +20,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import asyncpg
 import structlog
 
 from chaingate.chains.bitcoin.addresses import BitcoinAddresses
 from chaingate.chains.bitcoin.coinselect import Coin, InsufficientFunds
-from chaingate.chains.bitcoin.txbuilder import BatchTx, FeeCapExceeded, TxOut, build_batch
+from chaingate.chains.bitcoin.rawtx import decode_tx
+from chaingate.chains.bitcoin.txbuilder import (
+    BatchTx,
+    FeeCapExceeded,
+    TxOut,
+    build_batch,
+    estimate_vsize,
+    fee_for,
+)
 from chaingate.domain import Network
 from chaingate.domain.batch_content import BatchContent
 from chaingate.domain.signing_plan import BitcoinPlan
@@ -33,7 +42,7 @@ from chaingate.signer.bitcoin import SignedBitcoinTx, sign_p2wpkh
 from chaingate.signer.checks import Refused, check_limits
 from chaingate.signer.hotwallet import HotWallet, hot_wallet
 from chaingate.store import leases, wallet
-from chaingate.store.queue import Claim
+from chaingate.store.queue import Claim, LeasedQueue, backoff
 from chaingate.store.signer import BatchMaterial, clear_plan, signed_in_last_day
 from chaingate.store.wallet import CoinsTaken, WalletAddress
 
@@ -160,5 +169,117 @@ async def sign_bitcoin_batch(
         fee=batch.fee,
         vsize=signed.vsize,
         epoch=lease.epoch,
+    )
+    return Outcome(claim.id, "signed")
+
+
+# Bitcoin Core's default incremental relay fee: a replacement pays at least this much more per
+# vbyte of its own size than the transaction it replaces (BIP125 rule 4).
+INCREMENTAL_RELAY_FEE = 1_000  # sat/kvB
+
+
+async def replace_bitcoin_batch(
+    signer: Signer,
+    queue: LeasedQueue,
+    claim: Claim,
+    old: asyncpg.Record,
+    material: BatchMaterial,
+    content: BatchContent,
+    network: Network,
+) -> Outcome:
+    """Sign a BIP125 replacement of the batch's stuck transaction ``old``: the same payments
+    (built from the approved content, as the first time), every input of ``old``, a higher fee
+    and fee rate, within the approved fee cap. Recorded with the coins moved over to it in one
+    transaction under the allocator lease."""
+    from chaingate.signer.service import Outcome
+
+    try:
+        plan = BitcoinPlan.from_json(signer.fresh_plan(claim))
+        hot = hot_wallet(network, signer.settings.keys)
+        batch, signed = build_signed(content, network, plan, hot)
+        previous = decode_tx(bytes.fromhex(old["raw_tx"]))
+        amounts = {(c.txid, c.vout): c.amount for c in plan.coins}
+        if not set(previous.spends) <= set(amounts):
+            raise ValidationError("a replacement must spend every input of the original")
+        old_fee = sum(amounts[s] for s in previous.spends) - sum(o.sats for o in previous.outputs)
+        old_vsize = estimate_vsize(
+            len(previous.spends), [bytes.fromhex(o.script) for o in previous.outputs]
+        )
+        if batch.fee < old_fee + fee_for(signed.vsize, INCREMENTAL_RELAY_FEE) or (
+            batch.fee * old_vsize <= old_fee * batch.vsize
+        ):
+            raise ValidationError(
+                f"replacement fee {batch.fee} does not beat {old_fee} by the BIP125 rules"
+            )
+        check_limits(content, signer.settings.limit(content.network, content.asset), 0)
+    except Refused as exc:
+        await signer.refuse(queue, claim, material.batch.id, material, exc)
+        return Outcome(claim.id, "refused")
+    except (FeeCapExceeded, InsufficientFunds, ValidationError) as exc:
+        await queue.fail(claim, str(exc), backoff(claim.attempts, 5.0, 300.0))
+        log.warning("replacement_not_signed", tx_id=old["id"], error=str(exc))
+        return Outcome(claim.id, "deferred")
+    lease = await leases.acquire(
+        signer.db,
+        allocator_lease_name(network.name),
+        signer.holder,
+        signer.settings.allocator_ttl,
+    )
+    if lease is None:
+        await queue.defer([claim], 1.0)
+        return Outcome(claim.id, "deferred")
+    try:
+        async with signer.db.acquire() as conn, conn.transaction():
+            await leases.check(conn, lease)
+            stepped_aside = await conn.fetchval(
+                """UPDATE withdrawal_txs SET status = 'replaced'
+                    WHERE id = $1 AND replaced_by IS NULL AND done_at IS NULL
+                      AND status IN ('signed', 'broadcast') RETURNING 1""",
+                old["id"],
+            )
+            if stepped_aside is None:
+                raise FencedOut("the stuck transaction is no longer live")
+            new_id = await conn.fetchval(
+                """INSERT INTO withdrawal_txs (batch_id, withdrawal_id, network, from_address,
+                                               raw_tx, txid, fee_cap, signer_epoch)
+                   VALUES ($1, NULL, $2, $3, $4, $5, $6, $7) RETURNING id""",
+                material.batch.id,
+                network.name,
+                HOT_WALLET,
+                signed.raw.hex(),
+                signed.txid,
+                content.fee_cap,
+                lease.epoch,
+            )
+            await conn.execute(
+                "UPDATE withdrawal_txs SET replaced_by = $2 WHERE id = $1", old["id"], new_id
+            )
+            # the original's coins move over to the replacement, new ones are locked to it
+            await conn.execute(
+                "UPDATE wallet_coins SET locked_by = $2 WHERE locked_by = $1", old["id"], new_id
+            )
+            await wallet.lock(conn, network.name, batch.coins, new_id, signed.txid)
+            await wallet.conflict_own_change(conn, network.name, old["txid"], signed.txid)
+            change = batch.change
+            if change is not None and batch.change_index is not None:
+                address = WalletAddress("hot", 1, plan.change_index, change.script.hex())
+                await wallet.add_own_change(
+                    conn, network.name, signed.txid, batch.change_index, change.amount, address
+                )
+            if not await queue.complete(claim, conn=conn):
+                raise FencedOut("the replacement request was claimed by another signer")
+    except (FencedOut, CoinsTaken) as exc:
+        log.warning("replacement_not_recorded", tx_id=old["id"], error=str(exc))
+        return Outcome(claim.id, "deferred")
+    finally:
+        await leases.release(signer.db, lease)
+    log.info(
+        "withdrawal_tx_replaced",
+        network=network.name,
+        old_txid=old["txid"],
+        txid=signed.txid,
+        old_fee=old_fee,
+        fee=batch.fee,
+        fee_rate=batch.fee_rate,
     )
     return Outcome(claim.id, "signed")

@@ -24,6 +24,7 @@ from chaingate.chains.evm.txbuilder import (
     bump_fees,
     unsigned_transaction,
 )
+from chaingate.domain import NetworkKind
 from chaingate.errors import FencedOut, KeystoreError, ValidationError
 from chaingate.signer.checks import Refused, check_limits
 from chaingate.signer.evm import sign_evm
@@ -70,6 +71,12 @@ async def _replace(signer: Signer, queue: LeasedQueue, claim: Claim) -> Outcome:
         return Outcome(claim.id, "done_already")
     try:
         content, network = signer.verify(material, REPLACEABLE)
+        if network.kind is NetworkKind.BITCOIN:
+            from chaingate.signer.bitcoin_job import replace_bitcoin_batch
+
+            return await replace_bitcoin_batch(
+                signer, queue, claim, old, material, content, network
+            )
         plan = signer.plan_of(claim, network, sender=str(old["from_address"]))
         [output] = [o for o in content.outputs if o.withdrawal_id == old["withdrawal_id"]]
         # The same withdrawal again: its per-transaction limit applies, the day's tally does not

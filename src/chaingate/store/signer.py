@@ -195,7 +195,8 @@ async def live_tx(conn: asyncpg.Connection, tx_id: int) -> asyncpg.Record | None
     """A recorded transaction that is still the live one at its nonce (nothing replaced it
     and it is not over), or None."""
     row: asyncpg.Record | None = await conn.fetchrow(
-        """SELECT id, batch_id, withdrawal_id, network, from_address, nonce, txid, gas_limit,
+        """SELECT id, batch_id, withdrawal_id, network, from_address, nonce, txid, raw_tx,
+                  gas_limit,
                   fee_cap::text AS fee_cap, max_fee_per_gas::text AS max_fee_per_gas,
                   max_priority_fee_per_gas::text AS max_priority_fee_per_gas
              FROM withdrawal_txs

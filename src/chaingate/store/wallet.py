@@ -86,7 +86,11 @@ async def record_block(
                                      block_number, block_hash)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
            ON CONFLICT (network, txid, vout) DO UPDATE
-              SET block_number = EXCLUDED.block_number, block_hash = EXCLUDED.block_hash""",
+              SET block_number = EXCLUDED.block_number, block_hash = EXCLUDED.block_hash,
+                  -- the change of a replaced transaction that was mined after all is real
+                  spent_txid = CASE WHEN wallet_coins.spent_block_number IS NULL
+                                     AND wallet_coins.locked_by IS NULL
+                                    THEN NULL ELSE wallet_coins.spent_txid END""",
         [
             (
                 network,
@@ -225,4 +229,27 @@ async def add_own_change(
         address.owner,
         address.chain,
         address.index,
+    )
+
+
+async def conflict_own_change(
+    conn: asyncpg.Connection, network: str, replaced_txid: str, replacement_txid: str
+) -> None:
+    """The change of a replaced transaction will not exist once its replacement is mined: it
+    stops being spendable (marked spent by the replacement). CoinsTaken when another batch has
+    already locked it (its parent would be evicted): the replacement must not be recorded."""
+    taken = await conn.fetchval(
+        """SELECT count(*) FROM wallet_coins
+            WHERE network = $1 AND txid = $2 AND own_change AND locked_by IS NOT NULL""",
+        network,
+        replaced_txid,
+    )
+    if taken:
+        raise CoinsTaken("the stuck transaction's change is spent by another batch already")
+    await conn.execute(
+        """UPDATE wallet_coins SET spent_txid = $3
+            WHERE network = $1 AND txid = $2 AND own_change AND block_number IS NULL""",
+        network,
+        replaced_txid,
+        replacement_txid,
     )

@@ -26,6 +26,7 @@ from chaingate.store import chainstate
 from chaingate.store import withdrawals as withdrawal_rows
 from chaingate.store.queue import Claim, LeasedQueue
 from chaingate.withdrawals.bitcoin_planner import BitcoinPlanner
+from chaingate.withdrawals.bitcoin_rbf import bump_if_stuck
 from chaingate.withdrawals.broadcaster import ACTOR, Broadcaster, withdrawals_of
 from chaingate.withdrawals.coins import CoinFollower
 from chaingate.withdrawals.status import record_status
@@ -46,35 +47,31 @@ class BitcoinTracker:
     async def track(self, claim: Claim) -> None:
         row = claim.record
         async with self._db.acquire() as conn:
-            inputs = await conn.fetch(
-                """SELECT amount::text AS amount, spent_txid, spent_block_number
-                     FROM wallet_coins WHERE network = $1 AND locked_by = $2""",
-                self.network.name,
-                row["id"],
-            )
-            ours = {
-                r["txid"]
+            cursor = await chainstate.get_cursor(conn, self.network.name)
+            batch_txs = {
+                r["txid"]: r["raw_tx"]
                 for r in await conn.fetch(
-                    "SELECT txid FROM withdrawal_txs WHERE batch_id = $1", row["batch_id"]
+                    "SELECT txid, raw_tx FROM withdrawal_txs WHERE batch_id = $1", row["batch_id"]
                 )
             }
-            cursor = await chainstate.get_cursor(conn, self.network.name)
+            inputs = await _coins(conn, self.network.name, _spends(row["raw_tx"]))
         if not inputs or cursor is None:
             await self._queue.defer([claim], self._every)
             return
-        blocks = {i["spent_block_number"] for i in inputs if i["spent_txid"] == row["txid"]}
-        if (
-            len(blocks) == 1
-            and None not in blocks
-            and len(inputs) == len([i for i in inputs if i["spent_txid"] == row["txid"]])
-        ):
-            [block] = blocks
-            await self._mined(claim, cursor - int(block) + 1, sum(int(i["amount"]) for i in inputs))
-            return
+        # Which of the batch's transactions (this one, or one it replaced) is in a block?
+        mined = {i["spent_txid"] for i in inputs if i["spent_block_number"] is not None}
+        for txid in mined & set(batch_txs):
+            async with self._db.acquire() as conn:
+                spent = await _coins(conn, self.network.name, _spends(batch_txs[txid]))
+            if all(i["spent_txid"] == txid and i["spent_block_number"] for i in spent):
+                block = int(spent[0]["spent_block_number"])
+                fee = sum(int(i["amount"]) for i in spent) - _paid(batch_txs[txid])
+                await self._mined(claim, txid, cursor - block + 1, fee)
+                return
         foreign = [
             int(i["spent_block_number"])
             for i in inputs
-            if i["spent_txid"] not in ours and i["spent_block_number"] is not None
+            if i["spent_txid"] not in batch_txs and i["spent_block_number"] is not None
         ]
         if foreign and cursor - min(foreign) + 1 >= self.network.confirmations:
             await self._finish(
@@ -85,28 +82,29 @@ class BitcoinTracker:
                 "not ours, beyond reorg depth: nothing was sent",
             )
             return
-        if not await self._rpc.in_mempool(row["txid"]):
+        if not mined and not await self._rpc.in_mempool(row["txid"]):
             try:
                 fresh = await self._rpc.send_raw_transaction(row["raw_tx"], row["txid"])
                 log.info("withdrawal_rebroadcast", txid=row["txid"], accepted=fresh)
             except RpcError as exc:
                 # Inputs spent (by a replacement of ours, or by someone else): the coins decide.
                 log.warning("withdrawal_rebroadcast_refused", txid=row["txid"], error=str(exc))
+        if not mined:
+            await bump_if_stuck(self._db, self.network, self._rpc, row, inputs)
         await self._queue.defer([claim], self._every)
 
-    async def _mined(self, claim: Claim, confirmations: int, spent: int) -> None:
+    async def _mined(self, claim: Claim, txid: str, confirmations: int, fee: int) -> None:
         row = claim.record
-        fee = spent - sum(o.sats for o in decode_tx(bytes.fromhex(row["raw_tx"])).outputs)
         async with self._db.acquire() as conn:
             for withdrawal_id in await withdrawals_of(conn, row):
                 await withdrawal_rows.set_progress(
-                    conn, withdrawal_id, confirmations=max(confirmations, 0)
+                    conn, withdrawal_id, txid=txid, confirmations=max(confirmations, 0)
                 )
         if confirmations < self.network.confirmations:
             await self._queue.defer([claim], self._every)
             return
         await self._finish(
-            claim, WithdrawalStatus.CONFIRMED, row["txid"], fee=fee, confirmations=confirmations
+            claim, WithdrawalStatus.CONFIRMED, txid, fee=fee, confirmations=confirmations
         )
 
     async def _finish(
@@ -152,6 +150,31 @@ class BitcoinTracker:
             fee=fee,
             reason=reason,
         )
+
+
+def _spends(raw_tx: str) -> list[tuple[str, int]]:
+    return list(decode_tx(bytes.fromhex(raw_tx)).spends)
+
+
+def _paid(raw_tx: str) -> int:
+    return sum(o.sats for o in decode_tx(bytes.fromhex(raw_tx)).outputs)
+
+
+async def _coins(
+    conn: asyncpg.Connection, network: str, outpoints: list[tuple[str, int]]
+) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            """SELECT txid, vout, amount::text AS amount, script, chain, index, spent_txid,
+                      spent_block_number, locked_by
+                 FROM wallet_coins
+                WHERE network = $1
+                  AND (txid, vout) IN (SELECT * FROM unnest($2::text[], $3::int[]))""",
+            network,
+            [t for t, _ in outpoints],
+            [v for _, v in outpoints],
+        )
+    )
 
 
 class BitcoinBroadcaster(Broadcaster):
