@@ -8,6 +8,8 @@ confirmed once, also after the block that held it left the chain.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -199,3 +201,58 @@ async def test_a_batch_of_five_script_types_is_one_transaction_confirmed_once(
         for r in await db.fetch("SELECT id FROM withdrawals WHERE batch_id = $1", batch_id)
     )
     assert await statuses(db, batch_id) == ["confirmed"]
+
+
+async def test_a_stuck_batch_is_replaced_by_rbf_and_confirmed_once(
+    gw: Gateway, ltc: LitecoinRpc, network: Network, db: asyncpg.Pool
+) -> None:
+    assert gw.pool is not None and network.hot_xpub
+    network = dataclasses.replace(network, replace_after=0.5)
+    await ltc.send_to_script(bytes.fromhex(wallet_address(network.hot_xpub, 0, 9).script), 500_000)
+    await ltc.mine(1)
+    destination = encode_segwit("bcrt", 0, bytes(range(7, 27)))
+    batch_id = await approved_batch(db, network, "BTC", [(destination, 123_456)], plan=False)
+    signer = signer_for(db, network)
+    broadcaster = BitcoinBroadcaster(db, network, BitcoinRpc(gw.pool), track_every=0.01)
+
+    async def replaced() -> bool:
+        rows = await db.fetch("SELECT status FROM withdrawal_txs WHERE batch_id = $1", batch_id)
+        return sorted(r["status"] for r in rows) == ["broadcast", "replaced"]
+
+    # No block is mined while the batch waits: it is stuck, and gets replaced.
+    for _ in range(60):
+        await gw.sync()
+        await signer._pass()
+        await broadcaster._pass()
+        if await replaced():
+            break
+        await asyncio.sleep(0.1)
+    assert await replaced()
+    old, new = await db.fetch(
+        "SELECT txid, raw_tx FROM withdrawal_txs WHERE batch_id = $1 ORDER BY id", batch_id
+    )
+    mempool = await ltc.call("getrawmempool", wallet=False)
+    assert new["txid"] in mempool and old["txid"] not in mempool  # BIP125: the node took it
+    first, second = decode_tx(bytes.fromhex(old["raw_tx"])), decode_tx(bytes.fromhex(new["raw_tx"]))
+    assert first.outputs[0] == second.outputs[0]  # the same payment
+    assert set(first.spends) <= set(second.spends)
+    assert sum(o.sats for o in second.outputs) < sum(o.sats for o in first.outputs)  # more fee
+
+    async def confirmed() -> bool:
+        return await statuses(db, batch_id) == ["confirmed"]
+
+    await run_until(gw, ltc, signer, broadcaster, confirmed)
+    withdrawal = await db.fetchrow(
+        "SELECT txid, fee::text AS fee FROM withdrawals WHERE batch_id = $1", batch_id
+    )
+    spent = sum(
+        int(r["amount"])
+        for r in await db.fetch("SELECT txid, vout, amount::text AS amount FROM wallet_coins")
+        if (r["txid"], r["vout"]) in second.spends
+    )
+    assert withdrawal["txid"] == new["txid"]
+    assert int(withdrawal["fee"]) == spent - sum(o.sats for o in second.outputs)
+    keys = [
+        r["idempotency_key"] for r in await db.fetch("SELECT idempotency_key FROM ledger_outbox")
+    ]
+    assert len([k for k in keys if k.endswith(":confirmed")]) == 1
