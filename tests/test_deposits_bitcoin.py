@@ -19,9 +19,22 @@ from chaindrivers.bitcoin import ltc_rpc, mine_conflict
 from chaingate.devnet.bitcoin import LitecoinRpc, sats_to_coins, script_to_node_address, to_script
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
+from conftest import emptied, emptied_ledger
 from harness import Gateway, devnet_network, gateway, settle
 
 USER = "alice"
+
+
+@pytest.fixture
+async def database(module_database: str) -> str:
+    """One migrated database for the module, emptied before each test (conftest.emptied)."""
+    return await emptied(module_database)
+
+
+@pytest.fixture
+async def ledger_url(module_ledger: tuple[str, str]) -> str:
+    """One reference ledger for the module, emptied before each test."""
+    return await emptied_ledger(module_ledger)
 
 
 @pytest.fixture

@@ -22,11 +22,24 @@ from chaingate.devnet.manager import DevnetState
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.dispatcher import OutboxDispatcher
 from chaingate.settings import PROJECT_ROOT
+from conftest import emptied, emptied_ledger
 from harness import LEDGER_SECRET, Gateway, devnet_network, gateway
 
 ETH = 10**18
 NEXO = 10**18
 SENDER = evm.DEFAULT_SENDER
+
+
+@pytest.fixture
+async def database(module_database: str) -> str:
+    """One migrated database for the module, emptied before each test (conftest.emptied)."""
+    return await emptied(module_database)
+
+
+@pytest.fixture
+async def ledger_url(module_ledger: tuple[str, str]) -> str:
+    """One reference ledger for the module, emptied before each test."""
+    return await emptied_ledger(module_ledger)
 
 
 @pytest.fixture

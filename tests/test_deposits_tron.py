@@ -19,6 +19,7 @@ import pytest
 from chaindrivers.tron import SENDER_ADDRESS, TronNode, tron_node
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
+from conftest import emptied, emptied_ledger
 from harness import Gateway, by_txid, devnet_network, gateway, settle
 
 USER = "alice"
@@ -27,6 +28,18 @@ SOLIDIFY_LAG = 19  # the devnet's default; the watcher is told nothing about it
 
 # The devnet's controls and a tronpy client paying from a genesis key (shared with the driver).
 Devnet = TronNode
+
+
+@pytest.fixture
+async def database(module_database: str) -> str:
+    """One migrated database for the module, emptied before each test (conftest.emptied)."""
+    return await emptied(module_database)
+
+
+@pytest.fixture
+async def ledger_url(module_ledger: tuple[str, str]) -> str:
+    """One reference ledger for the module, emptied before each test."""
+    return await emptied_ledger(module_ledger)
 
 
 @pytest.fixture
