@@ -12,6 +12,8 @@ import asyncio
 import socket
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,6 +37,10 @@ class Faults:
     lag: int = 0
     # A load balancer mixing backends: the real head, but the top blocks are not served.
     unserved_top: int = 0
+    # Methods answered with a JSON-RPC "method not found" (a hosted plan that does not offer it).
+    refused_methods: frozenset[str] = frozenset()
+    # getrawmempool answers this list (a backend whose mempool still holds mined transactions).
+    frozen_mempool: list[str] | None = None
     drop_logs: bool = False  # answer every eth_getLogs with [] (a backend missing its log index)
     malformed_block: bool = False  # eth_getBlockByNumber answers lose their transaction list
 
@@ -154,7 +160,14 @@ class FaultProxy:
         return int(reply["result"], 16)
 
     def _unserved(self, call: dict[str, Any], node_head: int | None) -> dict[str, Any] | None:
-        """``null`` for a block the lagging backend (or the unlucky one) does not have."""
+        """``null`` for a block the lagging backend (or the unlucky one) does not have; the
+        refusal of a refused method; the frozen mempool."""
+        method = call.get("method")
+        if method in self.faults.refused_methods:
+            error = {"code": -32601, "message": "Method not found"}
+            return {"result": None, "error": error, "id": call["id"]}
+        if method == "getrawmempool" and self.faults.frozen_mempool is not None:
+            return {"id": call["id"], "result": self.faults.frozen_mempool, "error": None}
         if node_head is None or call.get("method") != "eth_getBlockByNumber":
             return None
         number = call["params"][0]
@@ -192,3 +205,14 @@ class FaultProxy:
             lowered = max(0, int(result, 16) - offset)
             return {**reply, "result": hex(lowered)}
         return reply
+
+
+@asynccontextmanager
+async def running_proxy(upstream: str) -> AsyncIterator[FaultProxy]:
+    """A started proxy in front of ``upstream``, stopped afterwards."""
+    proxy = FaultProxy(upstream)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.stop()

@@ -78,14 +78,23 @@ class Gateway:
 
     async def sync(self) -> StepResult:
         """Step until caught up with the head (a no-op step when already there) in a step that
-        found no reorg (a step that rolls back credits nothing: the next one does)."""
+        found no reorg (a step that rolls back credits nothing: the next one does). The result
+        is the last step's, with the deepest reorg any of them found."""
         result = await self.watcher.step()
+        depth = result.reorg_depth
         while not result.caught_up or result.reorg_depth:
             result = await self.watcher.step()
-        return result
+            depth = max(depth, result.reorg_depth)
+        return dataclasses.replace(result, reorg_depth=depth)
 
     async def deliver(self) -> int:
         return await self.dispatcher.dispatch_once()
+
+    async def settle(self) -> None:
+        """Catch up with the chain and deliver every outbox message the ledger is due."""
+        await self.sync()
+        while await self.deliver():
+            pass
 
     async def balances(self, user_id: str) -> dict[str, int]:
         answer = await self.ledger.get("/balances", {"user_id": user_id})

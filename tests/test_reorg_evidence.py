@@ -19,18 +19,14 @@ from chaindrivers.evm import SENDER, head, rpc
 from chaingate.devnet import evm_contracts as evm
 from chaingate.devnet.manager import DevnetState
 from chaingate.errors import EndpointInconsistentError
-from faultproxy import FaultProxy
+from faultproxy import FaultProxy, running_proxy
 from harness import Gateway, devnet_network, gateway
 
 
 @pytest.fixture
 async def proxy(devnet: DevnetState) -> AsyncIterator[FaultProxy]:
-    proxy = FaultProxy(devnet.eth_url or "")
-    await proxy.start()
-    try:
+    async with running_proxy(devnet.eth_url or "") as proxy:
         yield proxy
-    finally:
-        await proxy.stop()
 
 
 @pytest.fixture

@@ -124,6 +124,12 @@ class ChainAdapter(Protocol):
         """Unconfirmed transfers to ``watched`` (mempool); [] where the chain has none."""
         ...
 
+    @property
+    def mempool_complete(self) -> bool:
+        """Whether the last ``pending()`` saw the whole mempool (one decoded bit by bit over
+        several calls is not complete yet, and nothing may be judged gone from it)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -191,10 +191,17 @@ class EndpointPool(ClientSessionOwner):
         over several answers (EndpointInconsistentError: a block missing at or below the head
         that endpoint reported) is booked against that endpoint, which is benched."""
         candidates = self._ordered()
-        if not candidates:
+        candidates.sort(key=lambda s: s.endpoint.name == avoid)  # stable: best first otherwise
+        state: EndpointState | None = None
+        for candidate in candidates:
+            try:
+                await self._proven(candidate)  # one of another chain is passed over, as in _round
+            except FAILOVER_ERRORS:
+                continue
+            state = candidate
+            break
+        if state is None:
             raise NoHealthyEndpointError(f"{self.network}: no endpoint to read from")
-        state = next((s for s in candidates if s.endpoint.name != avoid), candidates[0])
-        await self._proven(state)
         token = self._pin.set(state)
         try:
             yield state.endpoint.name

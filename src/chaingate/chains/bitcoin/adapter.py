@@ -24,6 +24,9 @@ log = structlog.get_logger(__name__)
 
 # Verbose blocks of ~2,000 transactions are several MB of JSON each: fetch a few at a time.
 BLOCKS_PER_BATCH = 10
+# New mempool transactions decoded per pending() call: a mempool of tens of thousands is read
+# over several watcher steps instead of one fetch that must all succeed at once.
+MEMPOOL_TXS_PER_CALL = 2_000
 
 
 class BitcoinAdapter:
@@ -38,6 +41,7 @@ class BitcoinAdapter:
         # mempool, and is matched against the watched set on every read, so an address issued
         # after its payment was first decoded still sees the payment as pending.
         self._mempool: dict[str, tuple[tuple[str, int, int], ...]] = {}
+        self.mempool_complete = False  # until one pending() has decoded every transaction
 
     async def head(self) -> ChainHead:
         return ChainHead(number=await self.rpc.getblockcount())
@@ -78,10 +82,14 @@ class BitcoinAdapter:
         for gone in [t for t in self._mempool if t not in current]:
             del self._mempool[gone]
         new = [t for t in txids if t not in self._mempool]
-        if new:
-            decoded = await self.rpc.getrawtransactions(new)
+        batch = new[:MEMPOOL_TXS_PER_CALL]
+        if batch:
+            decoded = await self.rpc.getrawtransactions(batch)
             for txid, tx in decoded.items():
                 self._mempool[txid] = spendable_outputs(tx)
+            for txid in batch:  # left the mempool between the two calls: nothing to decode
+                self._mempool.setdefault(txid, ())
+        self.mempool_complete = len(new) <= MEMPOOL_TXS_PER_CALL
         return [
             Transfer(
                 network=self.network.name,

@@ -107,6 +107,8 @@ class EvmAdapter:
     def pinned(self, avoid: str | None = None) -> AbstractAsyncContextManager[str]:
         return self._client.pinned(avoid)
 
+    mempool_complete = True  # no mempool view: nothing to be incomplete
+
     async def pending(self, watched: WatchedAddresses) -> list[Transfer]:
         return []  # EVM deposits are taken from blocks only
 

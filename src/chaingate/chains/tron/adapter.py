@@ -59,6 +59,8 @@ class TronAdapter:
         )
         return ScanResult(blocks=tuple(refs), transfers=tuple(transfers))
 
+    mempool_complete = True  # no mempool view: nothing to be incomplete
+
     async def pending(self, watched: WatchedAddresses) -> list[Transfer]:
         return []  # java-tron exposes no mempool over the HTTP subset hosted endpoints serve
 
