@@ -17,30 +17,22 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+import emptied_fixtures
 from chaindrivers import CONFIRMATIONS, ChainDriver
 from chaindrivers.bitcoin import bitcoin_driver
 from chaindrivers.evm import EvmDriver
 from chaindrivers.tron import TronDriver, tron_node
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
-from conftest import emptied, emptied_ledger
 from harness import Gateway, by_txid, gateway, interrupted_step, settle
+
+# One database and one reference ledger per module, emptied before each test.
+database = emptied_fixtures.database
+ledger_url = emptied_fixtures.ledger_url
 
 # One payment per chain, comfortably above each minimum deposit (base units).
 AMOUNT = {"evm": 2 * 10**18, "bitcoin": 3_000_000, "tron": 4_000_000}
 TOKEN_AMOUNT = {"evm": 250 * 10**18, "tron": 7_000_001}
-
-
-@pytest.fixture
-async def database(module_database: str) -> str:
-    """One migrated database for the module, emptied before each test (conftest.emptied)."""
-    return await emptied(module_database)
-
-
-@pytest.fixture
-async def ledger_url(module_ledger: tuple[str, str]) -> str:
-    """One reference ledger for the module, emptied before each test."""
-    return await emptied_ledger(module_ledger)
 
 
 @pytest.fixture

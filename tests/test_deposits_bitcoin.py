@@ -15,26 +15,18 @@ from typing import Any
 import asyncpg
 import pytest
 
+import emptied_fixtures
 from chaindrivers.bitcoin import ltc_rpc, mine_conflict
 from chaingate.devnet.bitcoin import LitecoinRpc, sats_to_coins, script_to_node_address, to_script
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
-from conftest import emptied, emptied_ledger
 from harness import Gateway, devnet_network, gateway, settle
 
+# One database and one reference ledger per module, emptied before each test.
+database = emptied_fixtures.database
+ledger_url = emptied_fixtures.ledger_url
+
 USER = "alice"
-
-
-@pytest.fixture
-async def database(module_database: str) -> str:
-    """One migrated database for the module, emptied before each test (conftest.emptied)."""
-    return await emptied(module_database)
-
-
-@pytest.fixture
-async def ledger_url(module_ledger: tuple[str, str]) -> str:
-    """One reference ledger for the module, emptied before each test."""
-    return await emptied_ledger(module_ledger)
 
 
 @pytest.fixture

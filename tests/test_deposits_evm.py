@@ -16,30 +16,22 @@ from typing import Any
 
 import pytest
 
+import emptied_fixtures
 from chaindrivers.evm import head, rpc
 from chaingate.devnet import evm_contracts as evm
 from chaingate.devnet.manager import DevnetState
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.dispatcher import OutboxDispatcher
 from chaingate.settings import PROJECT_ROOT
-from conftest import emptied, emptied_ledger
 from harness import LEDGER_SECRET, Gateway, devnet_network, gateway
+
+# One database and one reference ledger per module, emptied before each test.
+database = emptied_fixtures.database
+ledger_url = emptied_fixtures.ledger_url
 
 ETH = 10**18
 NEXO = 10**18
 SENDER = evm.DEFAULT_SENDER
-
-
-@pytest.fixture
-async def database(module_database: str) -> str:
-    """One migrated database for the module, emptied before each test (conftest.emptied)."""
-    return await emptied(module_database)
-
-
-@pytest.fixture
-async def ledger_url(module_ledger: tuple[str, str]) -> str:
-    """One reference ledger for the module, emptied before each test."""
-    return await emptied_ledger(module_ledger)
 
 
 @pytest.fixture

@@ -16,11 +16,15 @@ from typing import Any
 import asyncpg
 import pytest
 
+import emptied_fixtures
 from chaindrivers.tron import SENDER_ADDRESS, TronNode, tron_node
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
-from conftest import emptied, emptied_ledger
 from harness import Gateway, by_txid, devnet_network, gateway, settle
+
+# One database and one reference ledger per module, emptied before each test.
+database = emptied_fixtures.database
+ledger_url = emptied_fixtures.ledger_url
 
 USER = "alice"
 SOLIDIFY_LAG = 19  # the devnet's default; the watcher is told nothing about it
@@ -28,18 +32,6 @@ SOLIDIFY_LAG = 19  # the devnet's default; the watcher is told nothing about it
 
 # The devnet's controls and a tronpy client paying from a genesis key (shared with the driver).
 Devnet = TronNode
-
-
-@pytest.fixture
-async def database(module_database: str) -> str:
-    """One migrated database for the module, emptied before each test (conftest.emptied)."""
-    return await emptied(module_database)
-
-
-@pytest.fixture
-async def ledger_url(module_ledger: tuple[str, str]) -> str:
-    """One reference ledger for the module, emptied before each test."""
-    return await emptied_ledger(module_ledger)
 
 
 @pytest.fixture
