@@ -170,14 +170,16 @@ class Signer:
         )
         return content, network
 
-    def plan_of(self, claim: Claim, network: Network) -> EvmPlan:
+    def plan_of(self, claim: Claim, network: Network, sender: str | None = None) -> EvmPlan:
+        """The claimed plan, fresh and for ``sender`` (default: the registry's hot address)."""
         planned_at = claim.record["planned_at"]
         age = (datetime.now(UTC) - planned_at).total_seconds() if planned_at else None
         if age is None or age > self._settings.plan_max_age:
             raise ValidationError("the plan is stale (fees move): the planner makes a new one")
         plan = EvmPlan.from_json(plan_of(claim.record))
-        if network.hot_address is None or plan.from_address != network.hot_address:
-            raise ValidationError("the plan names another address than the registry's hot address")
+        expected = sender or network.hot_address
+        if expected is None or plan.from_address != expected.lower():
+            raise ValidationError("the plan names another address than the one that signs")
         return plan
 
     async def _sign(

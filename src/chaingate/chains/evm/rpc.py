@@ -259,49 +259,70 @@ class EvmRpc:
     # --- outgoing: what the planner, the broadcaster and the tracker ask ---------------------
 
     async def fee_history(self, blocks: int = 5, percentile: float = 50.0) -> dict[str, Any]:
-        raw = await self.client.request("eth_feeHistory", [hex(blocks), "latest", [percentile]])
-        if not isinstance(raw, dict) or not isinstance(raw.get("baseFeePerGas"), list):
-            raise ChainDataError(f"{self.network}: malformed eth_feeHistory answer")
+        def check(raw: Any) -> None:
+            if not isinstance(raw, dict) or not isinstance(raw.get("baseFeePerGas"), list):
+                raise ChainDataError(f"{self.network}: malformed eth_feeHistory answer")
+            for value in raw["baseFeePerGas"]:
+                hex_int(value, "baseFeePerGas")
+
+        params = [hex(blocks), "latest", [percentile]]
+        raw: dict[str, Any] = await self.client.request("eth_feeHistory", params, check=check)
         return raw
 
     async def transaction_count(self, address: str, block: str | int = "pending") -> int:
         tag = hex(block) if isinstance(block, int) else block
-        raw = await self.client.request("eth_getTransactionCount", [address, tag])
-        return hex_int(raw, f"{self.network}: eth_getTransactionCount")
+        what = f"{self.network}: eth_getTransactionCount"
+        raw = await self.client.request(
+            "eth_getTransactionCount", [address, tag], check=_quantity(what)
+        )
+        return hex_int(raw, what)
 
     async def estimate_gas(self, call: dict[str, str]) -> int:
-        return hex_int(await self.client.request("eth_estimateGas", [call]), "eth_estimateGas")
+        raw = await self.client.request(
+            "eth_estimateGas", [call], check=_quantity("eth_estimateGas")
+        )
+        return hex_int(raw, "eth_estimateGas")
 
     async def send_raw_transaction(self, raw_hex: str, txid: str) -> SendOutcome:
         """Send signed bytes; resending the same bytes is harmless, so failover may resend.
         What a node says about a transaction it already has is an outcome, not an error."""
+
+        def check(answer: Any) -> None:
+            if not isinstance(answer, str) or answer.lower() != txid.lower():
+                raise ChainDataError(
+                    f"{self.network}: eth_sendRawTransaction answered another hash"
+                )
+
         try:
-            answer = await self.client.request("eth_sendRawTransaction", [raw_hex])
+            await self.client.request("eth_sendRawTransaction", [raw_hex], check=check)
         except RpcError as exc:
             text = str(exc).lower()
             for needle, outcome in _SEND_OUTCOMES:
                 if needle in text:
                     return outcome
             raise
-        if not isinstance(answer, str) or answer.lower() != txid.lower():
-            raise ChainDataError(f"{self.network}: eth_sendRawTransaction answered another hash")
         return SendOutcome.ACCEPTED
 
     async def receipt(self, txid: str) -> RawReceipt | None:
-        raw = await self.client.request("eth_getTransactionReceipt", [txid])
-        if raw is None:
-            return None
-        if not isinstance(raw, dict) or str(raw.get("transactionHash", "")).lower() != txid.lower():
-            raise ChainDataError(f"{self.network}: receipt of another transaction than {txid}")
-        return cast(RawReceipt, raw)
+        def check(raw: Any) -> None:
+            if raw is not None and (
+                not isinstance(raw, dict)
+                or str(raw.get("transactionHash", "")).lower() != txid.lower()
+            ):
+                raise ChainDataError(f"{self.network}: receipt of another transaction than {txid}")
+
+        raw = await self.client.request("eth_getTransactionReceipt", [txid], check=check)
+        return None if raw is None else cast(RawReceipt, raw)
 
     async def transaction(self, txid: str) -> RawTx | None:
-        raw = await self.client.request("eth_getTransactionByHash", [txid])
-        if raw is None:
-            return None
-        if not isinstance(raw, dict) or str(raw.get("hash", "")).lower() != txid.lower():
-            raise ChainDataError(f"{self.network}: eth_getTransactionByHash of another hash")
-        return cast(RawTx, raw)
+        def check(raw: Any) -> None:
+            if raw is not None and (
+                not isinstance(raw, dict) or str(raw.get("hash", "")).lower() != txid.lower()
+            ):
+                raise ChainDataError(f"{self.network}: eth_getTransactionByHash of another hash")
+
+        raw = await self.client.request("eth_getTransactionByHash", [txid], check=check)
+        return None if raw is None else cast(RawTx, raw)
 
     # --- checks (run inside the pool, on the endpoint that answered) ------------------------
 
