@@ -312,3 +312,24 @@ async def test_a_batch_stops_at_the_assets_batch_limit(d: Desk) -> None:
     assert [o["withdrawal_id"] for o in batch["outputs"]] == first
     rest = await d.make_batch()
     assert [o["withdrawal_id"] for o in rest["outputs"]] == second
+
+
+async def test_a_refused_hold_voids_an_approved_batch_nobody_signed(d: Desk) -> None:
+    user, amount = "u-poor-2", 6 * ETHER // 10
+    await d.fund(user, ETHER)
+    ids = [(await d.withdraw(user, amount))[1]["id"] for _ in range(2)]
+    batch = await d.make_batch()
+    await d.approve(batch, "alice")
+    status, approved = await d.approve(batch, "bob")  # approved before the ledger answered
+    assert status == 201 and approved["status"] == "approved"
+    await d.deliver()
+    assert sorted(await d.statuses(*ids)) == ["cancelled", "requested"]
+    _, b = await d.call("GET", f"/v1/batches/{batch['id']}", "viewer")
+    assert b["status"] == "failed" and "refused to hold" in b["failure_reason"]
+    job = await d.db.fetchrow("SELECT done_at, last_error FROM signer_jobs")
+    assert job["done_at"] is not None and "voided before signing" in job["last_error"]
+    # The released withdrawal is batched again; the ledger still holds its funds.
+    again = await d.make_batch()
+    assert again["output_count"] == 1
+    await d.deliver()
+    assert await d.books(user) == (ETHER, amount)
