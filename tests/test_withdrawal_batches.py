@@ -333,3 +333,30 @@ async def test_a_refused_hold_voids_an_approved_batch_nobody_signed(d: Desk) -> 
     assert again["output_count"] == 1
     await d.deliver()
     assert await d.books(user) == (ETHER, amount)
+
+
+async def test_a_refused_hold_never_voids_a_batch_the_signer_has_signed(d: Desk) -> None:
+    user, amount = "u-poor-3", 6 * ETHER // 10
+    await d.fund(user, ETHER)
+    ids = [(await d.withdraw(user, amount))[1]["id"] for _ in range(2)]
+    batch = await d.make_batch()
+    await d.approve(batch, "alice")
+    await d.approve(batch, "bob")
+    # What the signer records when it signs (stands in for the signer, which test_signer runs).
+    for n, wid in enumerate(ids):
+        await d.db.execute(
+            """INSERT INTO withdrawal_txs (batch_id, withdrawal_id, network, from_address, nonce,
+                                           raw_tx, txid)
+               VALUES ($1, $2, $3, '0xhot', $4, '0x02', $5)""",
+            batch["id"],
+            wid,
+            ETH,
+            n,
+            f"0x{n:064x}",
+        )
+    await d.deliver()
+    assert await d.statuses(*ids) == ["approved", "approved"]  # signed bytes stay in charge
+    _, b = await d.call("GET", f"/v1/batches/{batch['id']}", "viewer")
+    assert b["status"] == "approved"
+    alert = await d.db.fetchrow("SELECT * FROM alerts WHERE kind = 'withdrawal_hold_refused_late'")
+    assert alert["severity"] == "critical" and alert["user_id"] == user
