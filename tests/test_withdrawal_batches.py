@@ -360,3 +360,27 @@ async def test_a_refused_hold_never_voids_a_batch_the_signer_has_signed(d: Desk)
     assert b["status"] == "approved"
     alert = await d.db.fetchrow("SELECT * FROM alerts WHERE kind = 'withdrawal_hold_refused_late'")
     assert alert["severity"] == "critical" and alert["user_id"] == user
+
+
+async def test_an_approved_batch_is_rejected_only_after_the_signer_refused_it(d: Desk) -> None:
+    user = "u-refused"
+    ids = await requested(d, user, ETHER, 2 * ETHER)
+    batch = await d.make_batch()
+    await d.approve(batch, "alice")
+    await d.approve(batch, "bob")
+    path = f"/v1/batches/{batch['id']}/rejection"
+    body = {"reason": "the signer refused it: destination edited", "release": False}
+    status, answer = await d.call("POST", path, "carol", body)
+    assert (status, answer["error"]["code"]) == (409, "invalid_transition")  # signer's hands
+    # The signer refuses the batch: it parks the job (and alerts).
+    await d.db.execute(
+        "UPDATE signer_jobs SET parked_at = now(), next_attempt_at = 'infinity' WHERE batch_id = $1",
+        batch["id"],
+    )
+    status, answer = await d.call("POST", path, "carol", body)
+    assert status == 200 and answer["status"] == "rejected"
+    assert await d.statuses(*ids) == ["failed", "failed"]
+    job = await d.db.fetchrow("SELECT done_at FROM signer_jobs WHERE batch_id = $1", batch["id"])
+    assert job["done_at"] is not None  # un-parking it later signs nothing
+    await d.deliver()
+    assert await d.books(user) == (3 * ETHER, 0)
