@@ -143,6 +143,29 @@ class InvalidAddressError(ValidationError):
         self.other_network = other_network
 
 
+class ForbiddenError(ChaingateError):
+    """Raised when a principal lacks the role an ops action needs."""
+
+    code = "forbidden"
+
+
+class ConflictError(ChaingateError):
+    """Raised when an action does not fit the object's current state (e.g. a row not parked)."""
+
+    code = "conflict"
+
+
+class ApiCallError(ChaingateError):
+    """Raised when the gateway API refuses an ops command's request (``status`` says how) or
+    cannot be reached (``status`` None)."""
+
+    code = "api"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class NotFoundError(ChaingateError):
     """Raised when a requested object does not exist."""
 

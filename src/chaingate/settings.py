@@ -44,6 +44,9 @@ class Settings:
     # How long a dispatcher owns the outbox rows it claimed; a crashed dispatcher's rows are
     # delivered by another (or the restarted one) after this, with the same idempotency keys.
     outbox_lease_seconds: float = 30.0
+    # Fernet key that encrypts the ops console's session cookie; without one the console is
+    # not served (its pages answer 503 saying which variable to set).
+    console_session_key: str | None = field(default=None, repr=False)
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
 
@@ -78,6 +81,7 @@ class Settings:
             outbox_lease_seconds=_seconds(env, "CHAINGATE_OUTBOX_LEASE_SECONDS", 30.0),
             alert_webhook_url=_webhook_url(env.get("CHAINGATE_ALERT_WEBHOOK_URL", "").strip()),
             alert_webhook_secret=webhook_secret.encode(),
+            console_session_key=console_session_key(env),
             log_format=_choice(env, "CHAINGATE_LOG_FORMAT", "auto", {"auto", "json", "console"}),
             log_level=_choice(
                 env, "CHAINGATE_LOG_LEVEL", "info", {"debug", "info", "warning", "error"}
@@ -114,6 +118,24 @@ def parse_api_tokens(raw: str) -> dict[str, Principal]:
             )
         tokens[token] = Principal(spec["principal"], frozenset(roles))
     return tokens
+
+
+def console_session_key(env: Mapping[str, str]) -> str | None:
+    """``CHAINGATE_CONSOLE_SESSION_KEY``: a Fernet key (32 bytes, url-safe base64), or unset."""
+    raw = env.get("CHAINGATE_CONSOLE_SESSION_KEY", "").strip()
+    if not raw:
+        return None
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(raw)
+    except ValueError:
+        raise ConfigError(
+            "CHAINGATE_CONSOLE_SESSION_KEY: expected a Fernet key (32 bytes, url-safe base64); "
+            "make one with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'"
+        ) from None
+    return raw
 
 
 def _webhook_url(raw: str) -> str | None:
