@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from aiohttp.test_utils import TestServer
@@ -40,6 +40,7 @@ class Console:
     url: str
     db: asyncpg.Pool
     ctx: ApiContext
+    ids: dict[str, int] = field(default_factory=dict)
 
 
 @asynccontextmanager

@@ -27,7 +27,7 @@ log = structlog.get_logger(__name__)
 
 COOKIE = "chaingate_console"
 SESSION_SECONDS = 8 * 3600
-PRINCIPAL_KEY = "console_principal"
+PRINCIPAL_KEY = web.RequestKey("console_principal", Principal)
 PUBLIC = ("/ops/login", "/ops/static/")
 
 # No inline script or style anywhere: every script and sheet is a file under /ops/static.
@@ -105,8 +105,7 @@ def principal_of_session(request: web.Request, session: Any) -> Principal | None
 
 
 def principal(request: web.Request) -> Principal:
-    found: Principal = request[PRINCIPAL_KEY]
-    return found
+    return request[PRINCIPAL_KEY]
 
 
 async def csrf_token(request: web.Request) -> str:
