@@ -81,6 +81,10 @@ class StoreError(ChaingateError):
     code = "store"
 
 
+class FencedOut(StoreError):
+    """Raised when a write carries a lease epoch that no longer holds."""
+
+
 class MigrationError(StoreError):
     """Raised when a migration cannot be applied or a recorded one has changed."""
 
