@@ -106,8 +106,8 @@ async def seed(db: asyncpg.Pool) -> dict[str, int]:
         parked_key = "credit:ethereum-devnet:0x" + "99" * 32 + ":log:0:g1"
         ids["parked"] = await conn.fetchval(
             """INSERT INTO ledger_outbox (idempotency_key, kind, payload, attempts,
-                   next_attempt_at, last_error, response)
-               VALUES ($1, 'credit', $2::text::jsonb, 1, 'infinity',
+                   next_attempt_at, parked_at, last_error, response)
+               VALUES ($1, 'credit', $2::text::jsonb, 1, 'infinity', now(),
                        'ledger refused: HTTP 409 duplicate_deposit',
                        '{"error": {"code": "duplicate_deposit"}}') RETURNING id""",
             parked_key,

@@ -156,7 +156,7 @@ async def test_viewer_sees_no_action_button_and_forged_posts_change_nothing(
     still = await console.db.fetchrow("SELECT acknowledged_at FROM alerts WHERE id = $1", alert_id)
     assert still["acknowledged_at"] is None
     parked = await console.db.fetchval(
-        "SELECT next_attempt_at = 'infinity' FROM ledger_outbox WHERE id = $1", parked_id
+        "SELECT parked_at IS NOT NULL FROM ledger_outbox WHERE id = $1", parked_id
     )
     assert parked
     # Only the two logins were recorded; no action reached the audit log.

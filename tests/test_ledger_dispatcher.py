@@ -26,7 +26,8 @@ from chaingate.ledger.dispatcher import OutboxDispatcher
 from chaingate.ledger.reference import serve_reference_ledger
 from chaingate.ledger.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from chaingate.settings import Principal
-from chaingate.store import apply_migrations, connect_pool
+from chaingate.store import connect_pool
+from chaingate.store.migrate import apply_migrations
 from conftest import scratch_database
 from console_support import ops_cli, serve_api
 from harness import until
@@ -390,10 +391,14 @@ async def test_withdrawal_events_go_out_in_order(
             "idempotency_key": f"{wid}:{status}",
             "withdrawal_id": wid,
             "status": status,
-            "txid": "0xfeed",
-            "fee": "21000",
+            "user_id": "u-order",
+            "network": "ethereum-devnet",
+            "asset": "ETH",
+            "amount": "1000",
+            "txid": None,
+            "fee": None,
         }
-        for status in ("broadcast", "confirmed")
+        for status in ("batched", "approved")
     ]
     first_id = await enqueue(core_pool, "withdrawal_event", events[0], due=False)
     await enqueue(core_pool, "withdrawal_event", events[1])
@@ -413,7 +418,7 @@ async def test_withdrawal_events_go_out_in_order(
         )
     finally:
         await conn.close()
-    assert [r["status"] for r in statuses] == ["broadcast", "confirmed"]
+    assert [r["status"] for r in statuses] == ["batched", "approved"]
 
 
 # --- refusals ----------------------------------------------------------------------------------
@@ -430,7 +435,7 @@ async def test_refused_credit_is_parked_and_alerted_never_dropped(
         assert await dispatcher.dispatch_once() == 1  # the good one still goes out
         assert await dispatcher.dispatch_once() == 0  # the parked one is not resent
     parked = await core_pool.fetchrow(
-        "SELECT delivered_at, last_error, next_attempt_at = 'infinity' AS parked"
+        "SELECT delivered_at, last_error, parked_at IS NOT NULL AS parked"
         " FROM ledger_outbox WHERE id = $1",
         bad_id,
     )
@@ -531,9 +536,7 @@ async def test_wrong_secret_stalls_delivery_with_an_alert_but_parks_nothing(
         dispatcher = fast(core_pool, client)
         assert await dispatcher.dispatch_once() == 0
     assert (
-        await core_pool.fetchval(
-            "SELECT count(*) FROM ledger_outbox WHERE next_attempt_at = 'infinity'"
-        )
+        await core_pool.fetchval("SELECT count(*) FROM ledger_outbox WHERE parked_at IS NOT NULL")
         == 0
     )
     assert await core_pool.fetchval("SELECT kind FROM alerts") == "ledger_auth_failed"

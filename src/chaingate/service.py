@@ -147,6 +147,8 @@ async def _serve_api(
         codecs={name: address_codec(n) for name, n in settings.networks.items()},
         tokens=settings.api_tokens,
         registry=registry,
+        approval_quorum=settings.approval_quorum,
+        seal_key=settings.approval_seal_key,
         console_session_key=settings.console_session_key,
     )
     if settings.console_session_key is None:

@@ -21,8 +21,9 @@ from chaingate.domain import Network
 from chaingate.errors import (
     ChaingateError,
     ConflictError,
-    ForbiddenError,
     NotFoundError,
+    PermissionDeniedError,
+    SealKeyMissingError,
     ValidationError,
 )
 from chaingate.settings import Principal
@@ -38,6 +39,9 @@ class ApiContext:
     codecs: Mapping[str, AddressCodec]
     tokens: Mapping[str, Principal]
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # Withdrawal approvals: distinct approvers a batch needs, and the key that seals approvals.
+    approval_quorum: int = 2
+    seal_key: bytes = field(default=b"", repr=False)
     # Extra readiness probes (watchers, endpoint health): name -> () -> (ok, details)
     readiness: dict[str, Callable[[], tuple[bool, Any]]] = field(default_factory=dict)
     # Fernet key of the ops console's session cookie; None serves no console (see console/).
@@ -79,10 +83,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(422, exc.code, str(exc))
     except NotFoundError as exc:
         return error_response(404, exc.code, str(exc))
-    except ForbiddenError as exc:
-        return error_response(403, exc.code, str(exc))
     except ConflictError as exc:
         return error_response(409, exc.code, str(exc))
+    except PermissionDeniedError as exc:
+        return error_response(403, exc.code, str(exc))
+    except SealKeyMissingError as exc:
+        return error_response(503, exc.code, str(exc))
     except web.HTTPException as exc:
         return error_response(exc.status, "http_error", exc.reason)
     except ChaingateError as exc:

@@ -15,7 +15,7 @@ from chaingate.api.common import CTX_KEY, ApiContext, parse_cursor, parse_time
 from chaingate.console import recovery
 from chaingate.console.security import principal, refused, see_other
 from chaingate.domain import DepositStatus
-from chaingate.errors import ChaingateError, ForbiddenError, ValidationError
+from chaingate.errors import ChaingateError, PermissionDeniedError, ValidationError
 from chaingate.ops import actions
 from chaingate.store import alerts, audit, chainstate, deposits, outbox
 
@@ -36,7 +36,7 @@ async def act(request: web.Request, back: str, done: Callable[[], Awaitable[str]
     to the page with the outcome or the refusal (a stale hash, a row no longer parked)."""
     try:
         message = await done()
-    except ForbiddenError as exc:
+    except PermissionDeniedError as exc:
         return refused(request, 403, str(exc))
     except ChaingateError as exc:
         await flash(request, "error", str(exc))

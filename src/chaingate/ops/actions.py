@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import asyncpg
 import structlog
 
-from chaingate.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
+from chaingate.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from chaingate.settings import Principal
 from chaingate.store import alerts, audit, outbox
 
@@ -38,10 +38,10 @@ def may(principal: Principal, action: str) -> bool:
 
 
 def authorize(principal: Principal, action: str) -> None:
-    """Raise ForbiddenError unless ``principal`` holds a role that ``action`` needs."""
+    """Raise PermissionDeniedError unless ``principal`` holds a role that ``action`` needs."""
     if not may(principal, action):
         needed = ", ".join(sorted(ACTION_ROLES[action]))
-        raise ForbiddenError(f"{action} needs one of the roles: {needed}")
+        raise PermissionDeniedError(f"{action} needs one of the roles: {needed}")
 
 
 def clean_note(note: str | None, *, required: bool = False) -> str | None:

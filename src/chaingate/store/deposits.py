@@ -188,7 +188,7 @@ async def list_deposits(
                   d.required_confirmations, d.created_at, d.credited_at,
                   CASE WHEN o.id IS NULL THEN 'none'
                        WHEN o.delivered_at IS NOT NULL THEN 'delivered'
-                       WHEN o.next_attempt_at = 'infinity' THEN 'parked'
+                       WHEN o.parked_at IS NOT NULL THEN 'parked'
                        ELSE 'pending' END AS delivery
            FROM deposits d LEFT JOIN ledger_outbox o ON o.idempotency_key = d.credit_key
            WHERE ($1::text IS NULL OR d.user_id = $1) AND ($2::text IS NULL OR d.network = $2)
