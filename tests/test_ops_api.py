@@ -105,10 +105,19 @@ async def test_redeliver_and_the_audit_log_filters(api: Client, db: asyncpg.Pool
     for body in ({}, {"ids": []}, {"ids": ["1"]}, {"ids": [True]}, {"all": "yes"}):
         bad = await api.post("/v1/alerts/redeliver", json=body, headers=auth(MAKER))
         assert bad.status == 422, body
+    # The webhook refused it for good (parked): redelivering un-parks it, else it never goes.
+    await db.execute(
+        "UPDATE alerts SET parked_at = now(), next_attempt_at = 'infinity' WHERE id = $1",
+        ids["mismatch"],
+    )
     done = await api.post(
         "/v1/alerts/redeliver", json={"ids": [ids["mismatch"]]}, headers=auth(MAKER)
     )
     assert await done.json() == {"due": 1}
+    assert await db.fetchval(
+        "SELECT parked_at IS NULL AND next_attempt_at <= now() FROM alerts WHERE id = $1",
+        ids["mismatch"],
+    )
     await api.post(f"/v1/alerts/{ids['mismatch']}/ack", headers=auth(MAKER))
     entries = await (
         await api.get("/v1/audit", params={"actor": "mara"}, headers=auth(VIEWER))

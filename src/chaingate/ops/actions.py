@@ -14,8 +14,9 @@ import asyncpg
 import structlog
 
 from chaingate.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from chaingate.ledger.dispatcher import OUTBOX
 from chaingate.settings import Principal
-from chaingate.store import alerts, audit, outbox
+from chaingate.store import alerts, audit, outbox, queue
 
 log = structlog.get_logger(__name__)
 
@@ -105,10 +106,10 @@ async def resend_outbox(
     authorize(principal, "outbox.resend")
     note = clean_note(note)
     async with conn.transaction():
-        key = await outbox.make_due(conn, outbox_id)
+        key = await outbox.idempotency_key(conn, outbox_id)
         if key is None:
-            if not await outbox.exists(conn, outbox_id):
-                raise NotFoundError(f"no outbox row {outbox_id}")
+            raise NotFoundError(f"no outbox row {outbox_id}")
+        if not await queue.unpark(conn, OUTBOX, outbox_id):
             raise ConflictError(f"outbox row {outbox_id} is not parked")
         await audit.record(
             conn,

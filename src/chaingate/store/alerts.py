@@ -103,9 +103,10 @@ async def undelivered_alerts(conn: asyncpg.Connection, *, limit: int = 100) -> l
 
 async def redeliver(conn: asyncpg.Connection, ids: list[int] | None) -> int:
     """Make undelivered alerts (``ids``, or all when None) due for pushing now, e.g. after the
-    webhook refused them and its cause was fixed; the number made due."""
+    webhook refused them and its cause was fixed (a parked one is un-parked); the number made
+    due."""
     result: str = await conn.execute(
-        """UPDATE alerts SET next_attempt_at = now()
+        """UPDATE alerts SET next_attempt_at = now(), parked_at = NULL
            WHERE delivered_at IS NULL AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))""",
         ids,
     )

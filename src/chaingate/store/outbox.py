@@ -65,17 +65,8 @@ async def list_parked(conn: asyncpg.Connection, limit: int = 100) -> list[dict[s
     ]
 
 
-async def make_due(conn: asyncpg.Connection, outbox_id: int) -> str | None:
-    """Make a parked row due again (same payload, same key); its idempotency key, or None when
-    the row is not parked. The caller writes the audit row in the same transaction."""
+async def idempotency_key(conn: asyncpg.Connection, outbox_id: int) -> str | None:
     key: str | None = await conn.fetchval(
-        """UPDATE ledger_outbox SET parked_at = NULL, next_attempt_at = now(), last_error = NULL
-            WHERE id = $1 AND delivered_at IS NULL AND parked_at IS NOT NULL
-        RETURNING idempotency_key""",
-        outbox_id,
+        "SELECT idempotency_key FROM ledger_outbox WHERE id = $1", outbox_id
     )
     return key
-
-
-async def exists(conn: asyncpg.Connection, outbox_id: int) -> bool:
-    return await conn.fetchval("SELECT 1 FROM ledger_outbox WHERE id = $1", outbox_id) is not None
