@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import aiohttp
 import asyncpg
 from aiohttp.test_utils import TestServer
 from cryptography.fernet import Fernet
@@ -19,7 +20,8 @@ from chaingate.api import ApiContext, build_app
 from chaingate.chains.registry import address_codec
 from chaingate.devnet import postgres
 from chaingate.settings import Principal
-from harness import TOKENS, devnet_network
+from chaingate.store import connect_pool
+from harness import SERVICE_TOKEN, TOKENS, devnet_network
 
 MAKER = "console-maker-token-00000001"
 ALICE = "console-approver-alice-0001"
@@ -33,6 +35,13 @@ CONSOLE_TOKENS = {
     VIEWER: Principal("vic", frozenset({"viewer"})),
 }
 NETWORKS = ("ethereum-devnet", "bsc-devnet", "bitcoin-devnet", "tron-devnet")
+SEAL_KEY = b"console-test-seal-key-0123456789abcdef"
+# Destinations of the demo-like withdrawals (EIP-55; any valid address will do).
+DESTINATIONS = (
+    "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+    "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+    "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+)
 
 
 @dataclass
@@ -50,7 +59,7 @@ async def serve_console(admin_dsn: str) -> AsyncIterator[Console]:
     async with postgres.scratch_database(
         postgres.server_of(admin_dsn), "cg_console", migrate=True
     ) as dsn:
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8)
+        pool = await connect_pool(dsn, max_size=8)
         try:
             ctx = ApiContext(
                 db=pool,
@@ -58,6 +67,8 @@ async def serve_console(admin_dsn: str) -> AsyncIterator[Console]:
                 codecs={name: address_codec(n) for name, n in networks.items()},
                 tokens=CONSOLE_TOKENS,
                 console_session_key=Fernet.generate_key().decode(),
+                seal_key=SEAL_KEY,
+                approval_quorum=2,
             )
             server = TestServer(build_app(ctx), host="127.0.0.1")
             await server.start_server()
@@ -172,3 +183,26 @@ async def ops_cli(api_url: str, token: str, *args: str) -> tuple[int, str]:
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode is not None
     return proc.returncode, out.decode()
+
+
+async def request_withdrawals(url: str, count: int, tag: str) -> list[int]:
+    """Withdrawals of ETH on ethereum-devnet as the ledger submits them: POST /v1/withdrawals."""
+    ids = []
+    async with aiohttp.ClientSession() as http:
+        for n in range(count):
+            body = {
+                "request_id": f"{tag}-{n}",
+                "user_id": ("olga", "pia", "quinn")[n % 3],
+                "network": "ethereum-devnet",
+                "asset": "ETH",
+                "to_address": DESTINATIONS[n % len(DESTINATIONS)],
+                "amount": str((n + 1) * 250_000_000_000_000_000),
+            }
+            async with http.post(
+                f"{url}/v1/withdrawals",
+                json=body,
+                headers={"Authorization": f"Bearer {SERVICE_TOKEN}"},
+            ) as resp:
+                assert resp.status == 201, await resp.text()
+                ids.append((await resp.json())["id"])
+    return ids

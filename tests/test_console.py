@@ -15,7 +15,16 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from chaingate.settings import PROJECT_ROOT
-from console_support import ALICE, MAKER, VIEWER, Console, seed, serve_console
+from console_support import (
+    ALICE,
+    BOB,
+    MAKER,
+    VIEWER,
+    Console,
+    request_withdrawals,
+    seed,
+    serve_console,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -249,3 +258,139 @@ async def test_every_page_fits_a_laptop_screen(browser: Browser, console: Consol
     await page.goto(f"{console.url}/ops/networks")
     await shot(page, "networks")
     await page.context.close()
+
+
+async def test_maker_batches_two_approvers_approve_and_the_batch_goes_to_signing(
+    browser: Browser, console: Console
+) -> None:
+    withdrawal_ids = await request_withdrawals(console.url, 3, "console-batch")
+    maker = await login(browser, console, MAKER)
+    await maker.goto(f"{console.url}/ops/withdrawals")
+    await shot(maker, "withdrawals")
+    row = maker.locator("#pending-ethereum-devnet-ETH")
+    assert "1.500000000000000000" in (await row.inner_text()).replace("\n", "")
+    await row.get_by_role("button", name="Create batch").click()
+    await maker.wait_for_url("**/ops/batches/*")
+    batch_id = int(maker.url.rsplit("/", 1)[1])
+    assert "created with 3 output(s)" in await maker.locator(".flash.ok").inner_text()
+    content_hash = await maker.locator("#content-hash").inner_text()
+    assert await maker.locator("#approve, #reject").count() == 0  # a maker only makes
+    outputs = await maker.locator("table.grid tbody tr").all_inner_texts()
+    assert len(outputs) == 3 and all("batched" in o for o in outputs)
+    await maker.context.close()
+
+    alice = await login(browser, console, ALICE)
+    await alice.goto(f"{console.url}/ops/batches/{batch_id}")
+    assert await alice.locator("#content-hash").inner_text() == content_hash
+    await alice.fill("#approve input[name=confirm]", content_hash[:8])
+    await alice.click("#approve button")
+    await alice.wait_for_url(f"**/ops/batches/{batch_id}")
+    assert "approved (1/2); status pending_approval" in await alice.locator(".flash").inner_text()
+    assert await alice.locator("#approve").count() == 0  # once per approver
+    await shot(alice, "batch-pending")
+    await alice.context.close()
+
+    bob = await login(browser, console, BOB)
+    await bob.goto(f"{console.url}/ops/batches/{batch_id}")
+    # The page he reviewed showed another hash than the batch's (stale): refused, on the page.
+    stale = "ab" * 32
+    await bob.locator("#approve input[name=content_hash]").evaluate(
+        "(el, value) => { el.value = value; }", stale
+    )
+    await bob.fill("#approve input[name=confirm]", stale[:8])
+    await bob.click("#approve button")
+    await bob.wait_for_url(f"**/ops/batches/{batch_id}")
+    assert "review the batch again" in await bob.locator(".flash.error").inner_text()
+    assert (
+        await console.db.fetchval(
+            "SELECT count(*) FROM approvals WHERE batch_id = $1", batch_id
+        )
+        == 1
+    )
+    # A confirmation that does not match the hash shown is refused too.
+    await bob.fill("#approve input[name=confirm]", "00000000")
+    await bob.click("#approve button")
+    assert "first 8 characters" in await bob.locator(".flash.error").inner_text()
+
+    await bob.fill("#approve input[name=confirm]", content_hash[:8])
+    await bob.click("#approve button")
+    await bob.wait_for_url(f"**/ops/batches/{batch_id}")
+    assert "approved (2/2); status approved" in await bob.locator(".flash.ok").inner_text()
+    assert await bob.locator("#batch-status").inner_text() == "approved"
+    assert "queued for signing" in await bob.locator("#signer-job").inner_text()
+    assert await bob.locator("#approve, #reject").count() == 0
+    await shot(bob, "batch-approved")
+    await bob.context.close()
+
+    assert (
+        await console.db.fetchval("SELECT count(*) FROM signer_jobs WHERE batch_id = $1", batch_id)
+        == 1
+    )
+    statuses = await console.db.fetch(
+        "SELECT status FROM withdrawals WHERE id = ANY($1::bigint[])", withdrawal_ids
+    )
+    assert {r["status"] for r in statuses} == {"approved"}
+    audit = await console.db.fetch(
+        "SELECT actor, action FROM audit_log WHERE subject = $1 ORDER BY id", f"batch:{batch_id}"
+    )
+    assert [(r["actor"], r["action"]) for r in audit] == [
+        ("mara", "batch.create"),
+        ("alice", "batch.approve"),
+        ("bob", "batch.approve"),
+        ("bob", "batch.approved"),
+        ("bob", "batch.quorum"),
+    ]
+
+
+async def test_viewer_and_maker_cannot_approve_or_reject_by_forged_posts(
+    browser: Browser, console: Console
+) -> None:
+    await request_withdrawals(console.url, 2, "console-forged")
+    maker = await login(browser, console, MAKER)
+    await maker.goto(f"{console.url}/ops/withdrawals")
+    row = maker.locator("#pending-ethereum-devnet-ETH")
+    await row.get_by_role("button", name="Create batch").click()
+    await maker.wait_for_url("**/ops/batches/*")
+    batch_id = int(maker.url.rsplit("/", 1)[1])
+    content_hash = await maker.locator("#content-hash").inner_text()
+    viewer = await login(browser, console, VIEWER)
+    await viewer.goto(f"{console.url}/ops/batches/{batch_id}")
+    assert await viewer.locator("main form").count() == 0
+    await viewer.goto(f"{console.url}/ops/withdrawals")
+    assert await viewer.locator("main form[method=post]").count() == 0
+    for page in (viewer, maker):
+        csrf = await csrf_of(page)
+        approve = await page.request.post(
+            f"{console.url}/ops/batches/{batch_id}/approve",
+            form={"csrf": csrf, "content_hash": content_hash, "confirm": content_hash[:8]},
+        )
+        reject = await page.request.post(
+            f"{console.url}/ops/batches/{batch_id}/reject",
+            form={"csrf": csrf, "reason": "forged", "then": "fail"},
+        )
+        assert (approve.status, reject.status) == (403, 403)
+    made = await viewer.request.post(
+        f"{console.url}/ops/batches",
+        form={"csrf": await csrf_of(viewer), "network": "ethereum-devnet", "asset": "ETH"},
+    )
+    assert made.status == 403
+    assert await console.db.fetchval("SELECT status FROM batches WHERE id = $1", batch_id) == (
+        "pending_approval"
+    )
+    assert (
+        await console.db.fetchval(
+            "SELECT count(*) FROM approvals WHERE batch_id = $1", batch_id
+        )
+        == 0
+    )
+
+    alice = await login(browser, console, ALICE)
+    await alice.goto(f"{console.url}/ops/batches/{batch_id}")
+    await alice.fill("#reject input[name=reason]", "destination not on the allowlist")
+    await alice.check("#reject input[value=release]")
+    await alice.click("#reject button")
+    await alice.wait_for_url(f"**/ops/batches/{batch_id}")
+    assert await alice.locator("#batch-status").inner_text() == "rejected"
+    assert "destination not on the allowlist" in await alice.locator("main").inner_text()
+    for page in (viewer, maker, alice):
+        await page.context.close()

@@ -16,7 +16,7 @@ from aiohttp_session import get_session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 
-from chaingate.console import format, pages, security
+from chaingate.console import batches, format, pages, security
 from chaingate.ops.actions import ACTION_ROLES, may
 
 STATIC = Path(__file__).parent / "static"
@@ -47,6 +47,7 @@ def console_app(session_key: str) -> web.Application:
     app.router.add_post("/login", security.login)
     app.router.add_post("/logout", security.logout)
     pages.routes(app)
+    batches.routes(app)
     return app
 
 

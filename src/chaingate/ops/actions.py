@@ -9,6 +9,7 @@ this module only holds the roles that gate them, so every surface shows and refu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import structlog
@@ -17,6 +18,8 @@ from chaingate.errors import ConflictError, NotFoundError, PermissionDeniedError
 from chaingate.ledger.dispatcher import OUTBOX
 from chaingate.settings import Principal
 from chaingate.store import alerts, audit, outbox, queue
+from chaingate.withdrawals import approvals, batching
+from chaingate.withdrawals.rules import WithdrawalRules
 
 log = structlog.get_logger(__name__)
 
@@ -120,3 +123,42 @@ async def resend_outbox(
         )
     log.info("outbox_resent", outbox_id=outbox_id, principal=principal.name)
     return key
+
+
+# --- withdrawal batches: the withdrawal core's functions, behind the same role table ----------
+async def create_batch(
+    conn: asyncpg.Connection,
+    rules: WithdrawalRules,
+    principal: Principal,
+    network: Any,
+    asset: Any,
+) -> dict[str, Any]:
+    """Batch the pending withdrawals of ``network``/``asset`` (maker); the batch's view."""
+    authorize(principal, "batch.create")
+    return await batching.make_batch(conn, rules, principal.name, network, asset)
+
+
+async def approve_batch(
+    conn: asyncpg.Connection,
+    rules: WithdrawalRules,
+    principal: Principal,
+    batch_id: int,
+    content_hash: Any,
+) -> dict[str, Any]:
+    """Approve the batch at the content hash the approver reviewed (quorum, maker-checker and
+    a stale hash are the withdrawal core's rules); the batch's view."""
+    authorize(principal, "batch.approve")
+    return await approvals.approve(conn, rules, principal.name, batch_id, content_hash)
+
+
+async def reject_batch(
+    conn: asyncpg.Connection,
+    rules: WithdrawalRules,
+    principal: Principal,
+    batch_id: int,
+    reason: Any,
+    release: Any,
+) -> dict[str, Any]:
+    """Reject a batch with a reason; ``release`` returns its withdrawals to pending."""
+    authorize(principal, "batch.reject")
+    return await approvals.reject(conn, rules, principal.name, batch_id, reason, release)
