@@ -46,7 +46,9 @@ WITHDRAWAL_TRANSITIONS: dict[WithdrawalStatus, frozenset[WithdrawalStatus]] = {
     _W.REQUESTED: frozenset({_W.BATCHED, _W.CANCELLED, _W.FAILED}),
     # Back to requested: its batch was rejected with release. Failed: rejected without release.
     _W.BATCHED: frozenset({_W.APPROVED, _W.REQUESTED, _W.FAILED}),
-    _W.APPROVED: frozenset({_W.SIGNING, _W.FAILED}),
+    # Back to requested: its batch was voided before signing (the ledger refused another
+    # output's hold; the signer signs nothing whose hold is unconfirmed).
+    _W.APPROVED: frozenset({_W.SIGNING, _W.REQUESTED, _W.FAILED}),
     _W.SIGNING: frozenset({_W.SIGNED, _W.FAILED}),
     _W.SIGNED: frozenset({_W.BROADCAST, _W.FAILED}),
     # Failed only once its nonce/inputs are consumed by another transaction beyond reorg depth

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,7 @@ from chaingate.ledger.errors import LedgerRequestRejectedError
 from chaingate.ledger.messages import KIND_PATHS
 from chaingate.store.alerts import NewAlert, raise_alert
 from chaingate.store.queue import Claim, LeasedQueue, QueueTable, backoff, worker_name
+from chaingate.withdrawals.feedback import refused_by_ledger
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +105,10 @@ class DispatcherMetrics:
         )
 
 
+# Called in the transaction that parks a refused row: (conn, kind, payload, error code, error).
+RefusalHook = Callable[[asyncpg.Connection, str, dict[str, Any], str, str], Awaitable[None]]
+
+
 class OutboxDispatcher:
     def __init__(
         self,
@@ -118,6 +124,7 @@ class OutboxDispatcher:
         registry: CollectorRegistry | None = None,
         concurrency: int = 8,
         holder: str | None = None,
+        on_refused: RefusalHook = refused_by_ledger,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -134,6 +141,7 @@ class OutboxDispatcher:
         self._retry_wait = retry_wait
         self.metrics = DispatcherMetrics(registry or CollectorRegistry())
         self._last_claimed = 0
+        self._on_refused = on_refused
 
     async def run(self, stop: asyncio.Event, interval: float) -> None:
         """Dispatch until ``stop`` is set; a full batch is followed at once by the next."""
@@ -280,6 +288,9 @@ class OutboxDispatcher:
                     dedup_key=f"ledger_rejected:{row.idempotency_key}",
                 ),
             )
+            # What the refusal means for the sender's own records (a withdrawal whose hold was
+            # refused is cancelled), in the same transaction as the park.
+            await self._on_refused(conn, row.kind, payload, code, error)
         self.metrics.parked.labels(row.kind).inc()
         log.error(
             "ledger_outbox_parked",

@@ -141,15 +141,6 @@ async def queue_signer_job(conn: asyncpg.Connection, batch_id: int) -> bool:
     return done is not None
 
 
-async def set_rejected(conn: asyncpg.Connection, batch_id: int, by: str, reason: str) -> None:
-    await conn.execute(
-        "UPDATE batches SET rejected_by = $2, rejection_reason = $3 WHERE id = $1",
-        batch_id,
-        by,
-        reason,
-    )
-
-
 async def search(
     conn: asyncpg.Connection,
     *,

@@ -128,7 +128,6 @@ async def reject(
         await record_batch_status(
             conn, batch_id, BatchStatus.REJECTED, actor=principal, reason=reason
         )
-        await batch_rows.set_rejected(conn, batch_id, principal, reason)
         for row in await rows.of_batch(conn, batch_id, for_update=True):
             if release:
                 await record_status(

@@ -136,14 +136,19 @@ async def record_batch_status(
     if current is None:
         raise NotFoundError(f"no batch {batch_id}")
     status = check_batch_transition(current, str(new_status))
+    if status in (BatchStatus.REJECTED, BatchStatus.FAILED) and not (reason and reason.strip()):
+        raise ValidationError(f"a batch becomes {status} only with a reason")
     await conn.execute(
         """UPDATE batches SET status = $2, updated_at = now(),
                   approved_at = CASE WHEN $2 = 'approved' THEN now() ELSE approved_at END,
-                  failure_reason = CASE WHEN $2 = 'failed' THEN $3 ELSE failure_reason END
+                  failure_reason = CASE WHEN $2 = 'failed' THEN $3 ELSE failure_reason END,
+                  rejection_reason = CASE WHEN $2 = 'rejected' THEN $3 ELSE rejection_reason END,
+                  rejected_by = CASE WHEN $2 = 'rejected' THEN $4 ELSE rejected_by END
            WHERE id = $1""",
         batch_id,
         status.value,
         reason,
+        actor,
     )
     await audit.record(
         conn,
