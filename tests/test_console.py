@@ -302,9 +302,7 @@ async def test_maker_batches_two_approvers_approve_and_the_batch_goes_to_signing
     await bob.wait_for_url(f"**/ops/batches/{batch_id}")
     assert "review the batch again" in await bob.locator(".flash.error").inner_text()
     assert (
-        await console.db.fetchval(
-            "SELECT count(*) FROM approvals WHERE batch_id = $1", batch_id
-        )
+        await console.db.fetchval("SELECT count(*) FROM approvals WHERE batch_id = $1", batch_id)
         == 1
     )
     # A confirmation that does not match the hash shown is refused too.
@@ -378,9 +376,7 @@ async def test_viewer_and_maker_cannot_approve_or_reject_by_forged_posts(
         "pending_approval"
     )
     assert (
-        await console.db.fetchval(
-            "SELECT count(*) FROM approvals WHERE batch_id = $1", batch_id
-        )
+        await console.db.fetchval("SELECT count(*) FROM approvals WHERE batch_id = $1", batch_id)
         == 0
     )
 

@@ -16,7 +16,10 @@ BATCH_COLUMNS = [
     col("ASSET", "asset"),
     Column("OUTPUTS", lambda b: b.get("output_count", len(b.get("outputs") or [])), right=True),
     Column("TOTAL", lambda b: amount(b.get("total"), b.get("decimals")), right=True),
-    Column("APPROVALS", lambda b: f"{len(b.get('approvals') or [])}/{b.get('quorum', '?')}"),
+    Column(
+        "APPROVALS",
+        lambda b: f"{b['quorum']['approvals']}/{b['quorum']['needed']}" if "quorum" in b else "-",
+    ),
     col("MAKER", "maker"),
     Column("CONTENT HASH", lambda b: (b.get("content_hash") or "")[:16]),
 ]
@@ -25,7 +28,7 @@ WITHDRAWAL_COLUMNS = [
     col("STATUS", "status"),
     col("NETWORK", "network"),
     col("ASSET", "asset"),
-    Column("AMOUNT", lambda w: amount(w.get("amount"), w.get("decimals")), right=True),
+    col("AMOUNT (BASE UNITS)", "amount", right=True),
     col("TO", "to_address"),
     col("USER", "user_id"),
     col("BATCH", "batch_id", right=True),
@@ -47,6 +50,7 @@ async def batches_list(api: OpsApiClient, args: argparse.Namespace) -> int:
 def print_batch(batch: dict[str, Any]) -> None:
     print(render([batch], BATCH_COLUMNS))
     print(f"\ncontent hash: {batch.get('content_hash')}")
+    print(f"made by:      {batch.get('maker')} at {batch.get('made_at')}")
     fee_cap = batch.get("fee_cap")
     if fee_cap is not None:
         print(f"fee cap:      {fee_cap}")
@@ -55,8 +59,10 @@ def print_batch(batch: dict[str, Any]) -> None:
         print()
         print(render(outputs, [
             Column("WITHDRAWAL", lambda o: f"#{o.get('withdrawal_id')}", right=True),
+            col("USER", "user_id"),
             col("TO", "to_address"),
             Column("AMOUNT", lambda o: amount(o.get("amount"), batch.get("decimals")), right=True),
+            col("STATUS", "status"),
         ]))  # fmt: skip
     approvals = batch.get("approvals") or []
     if approvals:
@@ -94,7 +100,9 @@ async def batches_approve(api: OpsApiClient, args: argparse.Namespace) -> int:
 
 
 async def batches_reject(api: OpsApiClient, args: argparse.Namespace) -> int:
-    data = await api.post(f"/v1/batches/{args.id}/rejection", {"reason": args.reason})
+    data = await api.post(
+        f"/v1/batches/{args.id}/rejection", {"reason": args.reason, "release": args.release}
+    )
     say(data, args.json, f"batch {args.id} rejected")
     return 0
 
@@ -133,6 +141,19 @@ def register(ops: Any, leaf: Any) -> None:
     reject = leaf(sub, "reject", batches_reject, "reject a batch, with a reason (ops_approver)")
     reject.add_argument("id", type=int)
     reject.add_argument("--reason", required=True)
+    then = reject.add_mutually_exclusive_group(required=True)
+    then.add_argument(
+        "--release",
+        dest="release",
+        action="store_true",
+        help="its withdrawals go back to pending, to be batched again",
+    )
+    then.add_argument(
+        "--fail",
+        dest="release",
+        action="store_false",
+        help="its withdrawals fail and the ledger hands the funds back",
+    )
 
     w = ops.add_parser("withdrawals", help="withdrawals: list, show")
     wsub = w.add_subparsers(dest="withdrawals_action", required=True)
