@@ -162,6 +162,26 @@ def test_a_private_key_in_the_registry_is_refused_without_echoing_it(tmp_path: P
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "https://ledger.example/api",
+        "http://127.0.0.1:8081",
+        "http://127.8.9.1",
+        "http://[::1]:80",
+        "http://localhost:9000/x",
+        "http://LOCALHOST",
+    ],
+)
+def test_ledger_urls_over_https_or_to_this_host_are_accepted(url: str) -> None:
+    env = {
+        "CHAINGATE_DATABASE_URL": "postgresql://u@h/db",
+        "CHAINGATE_LEDGER_URL": url,
+        "CHAINGATE_LEDGER_SECRET": "s" * 16,
+    }
+    assert Settings.from_env(env).ledger_url == url
+
+
+@pytest.mark.parametrize(
     ("env", "message"),
     [
         (
@@ -174,9 +194,24 @@ def test_a_private_key_in_the_registry_is_refused_without_echoing_it(tmp_path: P
         ),
         ({"CHAINGATE_API_TOKENS": "{nope"}, "CHAINGATE_API_TOKENS: not valid JSON"),
         (
-            {"CHAINGATE_LEDGER_URL": "http://l", "CHAINGATE_LEDGER_SECRET": "short"},
+            {"CHAINGATE_LEDGER_URL": "http://localhost", "CHAINGATE_LEDGER_SECRET": "short"},
             "CHAINGATE_LEDGER_SECRET: required",
         ),
+        # Credits in the clear over the network: https is required off this host.
+        (
+            {"CHAINGATE_LEDGER_URL": "http://10.1.2.3:8080/ledger"},
+            "CHAINGATE_LEDGER_URL: http:// is allowed only to this host",
+        ),
+        (
+            {"CHAINGATE_LEDGER_URL": "http://ledger.internal"},
+            "CHAINGATE_LEDGER_URL: http:// is allowed only to this host",
+        ),
+        (
+            {"CHAINGATE_LEDGER_URL": "http://127.0.0.1.nip.io"},
+            "CHAINGATE_LEDGER_URL: http:// is allowed only to this host",
+        ),
+        ({"CHAINGATE_LEDGER_URL": "ftp://127.0.0.1"}, "CHAINGATE_LEDGER_URL: expected an https://"),
+        ({"CHAINGATE_LEDGER_URL": "https://"}, "CHAINGATE_LEDGER_URL: expected an https://"),
         (
             {"CHAINGATE_NETWORKS": "dogecoin-devnet"},
             "CHAINGATE_NETWORKS: unknown network 'dogecoin-devnet'",

@@ -230,3 +230,22 @@ class NotFoundError(ChaingateError):
     """Raised when a requested object does not exist."""
 
     code = "not_found"
+
+
+# --- address issuance ----------------------------------------------------------------------
+class AddressIssuanceError(ChaingateError):
+    """Raised when deposit addresses must not be issued from this database (yet)."""
+
+    code = "address_issuance"
+
+
+class AddressIndexInUseError(AddressIssuanceError):
+    """Raised when a fresh database would issue addresses that already have on-chain history."""
+
+    code = "address_index_in_use"
+
+
+class XpubChangedError(AddressIssuanceError):
+    """Raised when a network's xpub derives other addresses than the ones this database issued."""
+
+    code = "xpub_changed"

@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -21,11 +21,14 @@ _SECRET_KEYS = re.compile(
     r"(secret|token|password|passwd|authorization|api_key|dsn|xprv|seed|mnemonic|private)", re.I
 )
 _XPUB = re.compile(r"\b([xyztuv]pub)[1-9A-HJ-NP-Za-km-z]{100,}")
+# A credential inside text: aiohttp's parser errors quote the offending header line, bearer
+# token and all, and a traceback carries that message.
+_CREDENTIAL = re.compile(r"(?i)(authorization\W{0,4}\s*|bearer\s+)[^\s'\"]+(?:\s+[^\s'\"]+)?")
 
 
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _XPUB.sub(r"\1…", redact_text(value))
+        return _CREDENTIAL.sub(r"\1***", _XPUB.sub(r"\1…", redact_text(value)))
     if isinstance(value, dict):
         return {
             k: ("***" if _SECRET_KEYS.search(str(k)) else _redact_value(v))
@@ -46,7 +49,12 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
 
 
 def configure_logging(fmt: str = "auto", level: str = "info") -> None:
-    """Call once from ``main``. ``fmt``: json, console, or auto (console on a terminal)."""
+    """Call once from ``main``. ``fmt``: json, console, or auto (console on a terminal).
+
+    The standard library's loggers (aiohttp's server errors and access log, bitcoinlib, web3)
+    are rendered by the same processors, so their records are JSON and redacted too: a crash
+    inside aiohttp is one JSON line with the traceback as a field, never plain text.
+    """
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
     renderer: Any = (
@@ -54,20 +62,48 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
         if fmt == "console"
         else structlog.processors.JSONRenderer()
     )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact_secrets,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, redact_secrets, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    route_stdlib_logging(renderer, shared)
     # bitcoinlib and web3 log through the standard library; keep them quiet unless asked.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
     for noisy in ("bitcoinlib", "web3", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def route_stdlib_logging(
+    renderer: Any, shared: list[Any] | None = None, stream: TextIO | None = None
+) -> logging.Handler:
+    """One root handler that renders stdlib records through structlog (redacted)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                *(shared or [structlog.processors.add_log_level]),
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.ExtraAdder(),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact_secrets,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    # aiohttp.access records requests at INFO (see api/accesslog.py for the fields).
+    logging.getLogger("aiohttp.access").setLevel(logging.INFO)
+    return handler

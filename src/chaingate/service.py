@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Collection
 from contextlib import AsyncExitStack, suppress
 from typing import Any
@@ -14,6 +15,8 @@ from prometheus_client import CollectorRegistry
 
 from chaingate.alerting import AlertPusher, WebhookSink
 from chaingate.api import ApiContext, build_app
+from chaingate.api.accesslog import StructuredAccessLogger
+from chaingate.api.issuance import open_address_history
 from chaingate.chains.base import ChainAdapter
 from chaingate.chains.registry import address_codec, build_adapter, open_pool
 from chaingate.errors import ChaingateError, ConfigError, ReorgTooDeepError
@@ -150,13 +153,19 @@ async def _serve_api(
         approval_quorum=settings.approval_quorum,
         seal_key=settings.approval_seal_key,
         console_session_key=settings.console_session_key,
+        address_start=settings.address_start,
+        address_history=open_address_history,
     )
     if settings.console_session_key is None:
         log.warning("console_disabled", hint="set CHAINGATE_CONSOLE_SESSION_KEY to serve /ops")
     for name, pool in pools.items():
         ctx.readiness[f"endpoints:{name}"] = _endpoint_probe(pool)
     ctx.readiness["watchers"] = lambda: (not halted, halted or "ok")
-    runner = web.AppRunner(build_app(ctx), access_log=None)
+    runner = web.AppRunner(
+        build_app(ctx),
+        access_log=logging.getLogger("aiohttp.access"),
+        access_log_class=StructuredAccessLogger,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.api_host, settings.api_port)

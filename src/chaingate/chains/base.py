@@ -101,3 +101,17 @@ class BalanceReader(Protocol):
         of exactly that block (the one the watcher scanned at ``height``), not of whatever block
         holds that height now."""
         ...
+
+
+@runtime_checkable
+class AddressHistory(Protocol):
+    """Adapter capability: has anything ever touched these addresses on chain? Read-only.
+
+    Asked once per network, before a fresh database issues its first deposit address: if the
+    xpub's first addresses were used (another deployment, an earlier database), issuing them
+    again would give one address to two users (see ``chaingate.issuance``)."""
+
+    async def addresses_with_history(self, addresses: Sequence[DerivedAddress]) -> list[int]:
+        """The derivation indexes among ``addresses`` that show on-chain use (a balance of a
+        listed asset, a sent transaction, an activated account; what the family can see)."""
+        ...

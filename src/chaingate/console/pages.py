@@ -11,7 +11,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session
 
-from chaingate.api.common import CTX_KEY, ApiContext, parse_cursor, parse_time
+from chaingate.api.common import CTX_KEY, ApiContext, cursor_id, cursor_of, parse_time
 from chaingate.console import recovery
 from chaingate.console.security import principal, refused, see_other
 from chaingate.domain import DepositStatus
@@ -103,16 +103,15 @@ async def deposit_list(request: web.Request) -> dict[str, Any]:
         if filters["status"] and filters["status"] not in {s.value for s in DepositStatus}:
             raise ValidationError(f"unknown status {filters['status']!r}")
         async with c.db.acquire() as conn:
-            rows = await deposits.list_deposits(
-                conn,
+            where = deposits.DepositFilter(
                 network=filters["network"] or None,
                 asset=filters["asset"] or None,
                 status=filters["status"] or None,
                 user_id=filters["user"] or None,
                 txid=filters["txid"] or None,
-                before_id=parse_cursor(q.get("before")),
-                limit=PAGE + 1,
+                before_id=cursor_id(q["after"]) if q.get("after") else None,
             )
+            rows = await deposits.list_deposits(conn, where, PAGE + 1)
     except ValidationError as exc:
         error = str(exc)
     more = len(rows) > PAGE
@@ -123,7 +122,7 @@ async def deposit_list(request: web.Request) -> dict[str, Any]:
         "rows": rows,
         "filters": filters,
         "error": error,
-        "next": rows[-1]["id"] if more else None,
+        "next": cursor_of(rows[-1]["id"]) if more else None,
         "networks": sorted(c.networks),
         "assets": sorted({a.symbol for n in c.networks.values() for a in n.assets}),
         "statuses": [s.value for s in DepositStatus],
@@ -220,7 +219,7 @@ async def audit_list(request: web.Request) -> dict[str, Any]:
                 action=filters["action"] or None,
                 since=parse_time(filters["since"], "since"),
                 until=parse_time(filters["until"], "until"),
-                before_id=parse_cursor(q.get("before")),
+                before_id=cursor_id(q["after"]) if q.get("after") else None,
                 limit=PAGE + 1,
             )
     except ValidationError as exc:
@@ -231,7 +230,7 @@ async def audit_list(request: web.Request) -> dict[str, Any]:
         "rows": rows,
         "filters": filters,
         "error": error,
-        "next": rows[-1]["id"] if more else None,
+        "next": cursor_of(rows[-1]["id"]) if more else None,
     }
 
 

@@ -166,41 +166,63 @@ async def orphan_unseen_pending(
     )
 
 
-async def list_deposits(
-    conn: asyncpg.Connection,
-    *,
-    user_id: str | None = None,
-    network: str | None = None,
-    status: str | None = None,
-    asset: str | None = None,
-    txid: str | None = None,
-    before_id: int | None = None,
-    limit: int = 100,
-) -> list[dict[str, Any]]:
-    """Deposits newest first; ``before_id`` is the cursor of the next page.
+@dataclass(frozen=True, slots=True)
+class DepositFilter:
+    user_id: str | None = None
+    network: str | None = None
+    status: str | None = None
+    txid: str | None = None
+    asset: str | None = None
+    before_id: int | None = None  # keyset pagination: ids below this one (newest first)
 
-    ``delivery`` is the ledger delivery state of the current credit: none (not credited),
-    pending, parked or delivered.
-    """
-    rows = await conn.fetch(
-        """SELECT d.id, d.network, d.txid, d.position, d.asset, d.contract, d.decimals, d.user_id,
-                  d.amount, d.block_number, d.block_hash, d.status, d.reason, d.confirmations,
-                  d.required_confirmations, d.created_at, d.credited_at,
-                  CASE WHEN o.id IS NULL THEN 'none'
-                       WHEN o.delivered_at IS NOT NULL THEN 'delivered'
-                       WHEN o.parked_at IS NOT NULL THEN 'parked'
-                       ELSE 'pending' END AS delivery
-           FROM deposits d LEFT JOIN ledger_outbox o ON o.idempotency_key = d.credit_key
-           WHERE ($1::text IS NULL OR d.user_id = $1) AND ($2::text IS NULL OR d.network = $2)
-             AND ($3::text IS NULL OR d.status = $3) AND ($4::text IS NULL OR d.asset = $4)
-             AND ($5::text IS NULL OR d.txid = $5) AND ($6::bigint IS NULL OR d.id < $6)
-           ORDER BY d.id DESC LIMIT $7""",
-        user_id,
-        network,
-        status,
-        asset,
-        txid,
-        before_id,
-        limit,
-    )
-    return [dict(r) for r in rows]
+
+# The ledger message that speaks for a deposit: its credit, or once reversed the reversal.
+# Only credited and reversed rows have one in force (a re-mined row keeps its old credit_key
+# until it is credited anew, so its state would be the old credit's). The reversal's key is
+# 'reversal:' + credit key (watcher/loop.py).
+_LIST = """
+SELECT d.id, d.network, d.txid, d.position, d.asset, d.contract, d.decimals, d.user_id,
+       d.amount, d.block_number, d.block_hash, d.status, d.reason, d.confirmations,
+       d.required_confirmations, d.created_at, d.credited_at,
+       o.kind AS ledger_message,
+       CASE WHEN o.id IS NULL THEN NULL
+            WHEN o.delivered_at IS NOT NULL THEN 'delivered'
+            WHEN o.next_attempt_at = 'infinity' THEN 'parked'
+            ELSE 'pending' END AS ledger,
+       o.delivered_at
+FROM deposits d
+LEFT JOIN ledger_outbox o ON d.status IN ('credited', 'reversed') AND o.idempotency_key =
+     CASE WHEN d.status = 'reversed' THEN 'reversal:' || d.credit_key ELSE d.credit_key END
+"""
+
+
+def list_query(where: DepositFilter, limit: int) -> tuple[str, list[Any]]:
+    """The SQL of ``list_deposits`` and its arguments. The WHERE clause holds only the filters
+    given, so each combination is an index range scan already in id order (migration 007), not
+    ``$1 IS NULL OR ...`` conditions that a generic plan cannot use an index for."""
+    conditions: list[str] = []
+    args: list[Any] = []
+    for column, value in (
+        ("d.user_id", where.user_id),
+        ("d.network", where.network),
+        ("d.status", where.status),
+        ("d.txid", where.txid),
+        ("d.asset", where.asset),
+    ):
+        if value is not None:
+            args.append(value)
+            conditions.append(f"{column} = ${len(args)}")
+    if where.before_id is not None:
+        args.append(where.before_id)
+        conditions.append(f"d.id < ${len(args)}")
+    args.append(limit)
+    clause = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    return f"{_LIST} {clause} ORDER BY d.id DESC LIMIT ${len(args)}", args
+
+
+async def list_deposits(
+    conn: asyncpg.Connection, where: DepositFilter, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Newest first, at most ``limit``, each with its ledger delivery state."""
+    sql, args = list_query(where, limit)
+    return [dict(r) for r in await conn.fetch(sql, *args)]

@@ -7,9 +7,12 @@ canonical hashes it is served and the watcher compares them with the ones it sto
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import structlog
 
-from chaingate.chains.base import RpcClient, WatchedAddresses
+from chaingate.chains.base import DerivedAddress, RpcClient, WatchedAddresses
+from chaingate.chains.bitcoin import history
 from chaingate.chains.bitcoin.addresses import BitcoinAddresses
 from chaingate.chains.bitcoin.codec import parent_hash, spendable_outputs, transfers_in_block
 from chaingate.chains.bitcoin.rpc import BitcoinRpc
@@ -86,6 +89,10 @@ class BitcoinAdapter:
             for script, index, sats in outputs
             if script in watched
         ]
+
+    async def addresses_with_history(self, addresses: Sequence[DerivedAddress]) -> list[int]:
+        """AddressHistory: unspent outputs to the address (chains/bitcoin/history.py)."""
+        return await history.addresses_with_history(self.network, self.rpc.client, addresses)
 
     async def aclose(self) -> None:
         self._mempool.clear()

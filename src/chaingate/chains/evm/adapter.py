@@ -18,8 +18,8 @@ from typing import TypeVar
 import structlog
 
 from chaingate.aio import task_group
-from chaingate.chains.base import RpcClient, WatchedAddresses
-from chaingate.chains.evm import codec
+from chaingate.chains.base import DerivedAddress, RpcClient, WatchedAddresses
+from chaingate.chains.evm import codec, history
 from chaingate.chains.evm.addresses import EvmAddresses
 from chaingate.chains.evm.rpc import (
     EvmRpc,
@@ -101,6 +101,10 @@ class EvmAdapter:
                 raise ValueError(f"not a lowercase 0x address key: {address!r:.50}")
         values = await self.rpc.get_balances(wanted, height, block_hash)
         return dict(zip(wanted, values, strict=True))
+
+    async def addresses_with_history(self, addresses: Sequence[DerivedAddress]) -> list[int]:
+        """AddressHistory: nonce, ETH or listed token balance (chains/evm/history.py)."""
+        return await history.addresses_with_history(self.network, self.rpc.client, addresses)
 
     async def aclose(self) -> None:
         return None  # the pool belongs to whoever built it

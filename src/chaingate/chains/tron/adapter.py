@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import structlog
 
-from chaingate.chains.base import HttpClient, WatchedAddresses
+from chaingate.chains.base import DerivedAddress, HttpClient, WatchedAddresses
+from chaingate.chains.tron import history
 from chaingate.chains.tron.addresses import TronAddresses
 from chaingate.chains.tron.codec import decode_block, needs_infos
 from chaingate.chains.tron.rpc import TronRpc, block_number
@@ -53,6 +56,10 @@ class TronAdapter:
 
     async def pending(self, watched: WatchedAddresses) -> list[Transfer]:
         return []  # java-tron exposes no mempool over the HTTP subset hosted endpoints serve
+
+    async def addresses_with_history(self, addresses: Sequence[DerivedAddress]) -> list[int]:
+        """AddressHistory: activated account or TRC-20 balance (chains/tron/history.py)."""
+        return await history.addresses_with_history(self.network, self.rpc.http, addresses)
 
     async def aclose(self) -> None:
         return None
