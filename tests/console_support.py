@@ -7,9 +7,10 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -52,6 +53,16 @@ class Console:
     ids: dict[str, int] = field(default_factory=dict)
 
 
+HEADS = {"ethereum-devnet": 1293, "bsc-devnet": 880, "bitcoin-devnet": 431, "tron-devnet": 2101}
+
+
+def _probe(name: str, head: int) -> Callable[[], tuple[bool, Any]]:
+    endpoints = [{"endpoint": "primary", "healthy": True, "head": head}]
+    if name == "tron-devnet":
+        endpoints.append({"endpoint": "backup", "healthy": False, "head": head - 40})
+    return lambda: (True, endpoints)
+
+
 @asynccontextmanager
 async def serve_console(admin_dsn: str) -> AsyncIterator[Console]:
     """The whole gateway app (API and /ops) on 127.0.0.1 over real TCP."""
@@ -70,6 +81,10 @@ async def serve_console(admin_dsn: str) -> AsyncIterator[Console]:
                 seal_key=SEAL_KEY,
                 approval_quorum=2,
             )
+            # These tests start no chain nodes: endpoint health is given as the service's probe
+            # of each network's endpoint pool reports it (service._endpoint_probe).
+            for name, head in HEADS.items():
+                ctx.readiness[f"endpoints:{name}"] = _probe(name, head)
             server = TestServer(build_app(ctx), host="127.0.0.1")
             await server.start_server()
             try:
@@ -140,6 +155,12 @@ async def seed(db: asyncpg.Pool) -> dict[str, int]:
                        'the ledger refused a credit (duplicate_deposit); the row is parked',
                        'rejected:1', $1::text::jsonb, now()) RETURNING id""",
             json.dumps({"outbox_id": ids["parked"], "error_code": "duplicate_deposit"}),
+        )
+        await conn.execute(
+            """INSERT INTO leases (name, holder, epoch, expires_at)
+               SELECT 'watcher:' || n, 'gw-1:4242:9f3a', 3, now() + interval '1 hour'
+                 FROM unnest($1::text[]) AS n""",
+            list(NETWORKS),
         )
         await conn.execute(
             """INSERT INTO chain_cursor (network, height) VALUES

@@ -256,6 +256,10 @@ async def test_every_page_fits_a_laptop_screen(browser: Browser, console: Consol
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= LAPTOP["width"], (path, width)
     await page.goto(f"{console.url}/ops/networks")
+    eth = await page.locator("tbody tr", has_text="ethereum-devnet").inner_text()
+    assert "1,293" in eth and "1,290" in eth and "3 blk" in eth  # head, cursor, lag
+    assert "gw-1" in eth and "epoch 3" in eth  # the watcher's leader and its fencing epoch
+    assert await page.locator("meta[http-equiv=refresh]").count() == 1  # refreshes itself
     await shot(page, "networks")
     await page.context.close()
 
