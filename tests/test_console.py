@@ -322,6 +322,9 @@ async def test_maker_batches_two_approvers_approve_and_the_batch_goes_to_signing
     assert "queued for signing" in await bob.locator("#signer-job").inner_text()
     assert await bob.locator("#approve, #reject").count() == 0
     await shot(bob, "batch-approved")
+    await bob.goto(f"{console.url}/ops/withdrawals")
+    assert "2 / 2" in await bob.locator("tbody tr", has_text=content_hash[:16]).inner_text()
+    await shot(bob, "batches")
     await bob.context.close()
 
     assert (
