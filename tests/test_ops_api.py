@@ -154,3 +154,24 @@ def test_a_malformed_session_key_is_a_config_error() -> None:
     assert Settings.from_env(env | {"CHAINGATE_CONSOLE_SESSION_KEY": key}).console_session_key
     with pytest.raises(ConfigError, match="CHAINGATE_CONSOLE_SESSION_KEY: expected a Fernet"):
         Settings.from_env(env | {"CHAINGATE_CONSOLE_SESSION_KEY": "hunter2"})
+
+
+@pytest.mark.parametrize("tls", [True, False])
+async def test_the_session_cookie_is_secure_exactly_when_served_over_tls(tls: bool) -> None:
+    import ssl
+
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from chaingate.console.security import COOKIE, security_headers
+
+    async def handler(_: web.Request) -> web.StreamResponse:
+        response = web.Response(text="ok")
+        response.set_cookie(COOKIE, "sealed", httponly=True, samesite="Strict")
+        return response
+
+    context = ssl.create_default_context() if tls else None
+    request = make_mocked_request("GET", "/ops/login", sslcontext=context)
+    response = await security_headers(request, handler)
+    assert bool(response.cookies[COOKIE]["secure"]) is tls
+    assert response.headers["X-Frame-Options"] == "DENY"
