@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp_jinja2
+import asyncpg
 from aiohttp import web
 from aiohttp_session import get_session
+from multidict import MultiDictProxy
 
 from chaingate.api.common import CTX_KEY, ApiContext, cursor_id, cursor_of, parse_time
 from chaingate.console import recovery
@@ -17,6 +19,7 @@ from chaingate.console.security import principal, refused, see_other
 from chaingate.domain import DepositStatus
 from chaingate.errors import ChaingateError, PermissionDeniedError, ValidationError
 from chaingate.ops import actions
+from chaingate.settings import Principal
 from chaingate.store import alerts, audit, chainstate, deposits, leases, outbox
 
 PAGE = 50
@@ -31,18 +34,25 @@ async def flash(request: web.Request, kind: str, message: str) -> None:
     (await get_session(request))["flash"] = [kind, message]
 
 
-async def act(request: web.Request, back: str, done: Callable[[], Awaitable[str]]) -> web.Response:
-    """Run one console action: 403 page when the role is missing (nothing changed), else back
-    to the page with the outcome or the refusal (a stale hash, a row no longer parked)."""
+Form = MultiDictProxy[str | bytes | bytearray | web.FileField]
+Action = Callable[[asyncpg.Connection, Principal, Form], Awaitable[str]]
+
+
+async def act(request: web.Request, back: str | Callable[[], str], run: Action) -> web.Response:
+    """Run one console action with the form, the principal and a connection: a 403 page when
+    the role is missing (nothing changed), else back to the page (``back``, or what it returns
+    after the action) with the outcome or the refusal (a stale hash, a row no longer parked)."""
+    form = await request.post()
     try:
-        message = await done()
+        async with ctx(request).db.acquire() as conn:
+            message = await run(conn, principal(request), form)
     except PermissionDeniedError as exc:
         return refused(request, 403, str(exc))
     except ChaingateError as exc:
         await flash(request, "error", str(exc))
     else:
         await flash(request, "ok", message)
-    return see_other(back)
+    return see_other(back if isinstance(back, str) else back())
 
 
 def decimals_of(c: ApiContext, network: str | None, asset: str | None) -> int | None:
@@ -160,29 +170,24 @@ async def alert_list(request: web.Request) -> dict[str, Any]:
 
 async def alert_ack(request: web.Request) -> web.Response:
     alert_id = form_id(request.match_info["alert_id"])
-    form = await request.post()
 
-    async def done() -> str:
-        async with ctx(request).db.acquire() as conn:
-            result = await actions.acknowledge_alert(
-                conn, principal(request), alert_id, str(form.get("note", ""))
-            )
+    async def run(conn: asyncpg.Connection, who: Principal, form: Form) -> str:
+        done = await actions.acknowledge_alert(conn, who, alert_id, str(form.get("note", "")))
         return f"alert {alert_id} " + (
-            "was already acknowledged" if result.already else "acknowledged"
+            "was already acknowledged" if done.already else "acknowledged"
         )
 
-    return await act(request, "/ops/alerts", done)
+    return await act(request, "/ops/alerts", run)
 
 
 async def alert_redeliver(request: web.Request) -> web.Response:
     alert_id = form_id(request.match_info["alert_id"])
 
-    async def done() -> str:
-        async with ctx(request).db.acquire() as conn:
-            count = await actions.redeliver_alerts(conn, principal(request), [alert_id])
+    async def run(conn: asyncpg.Connection, who: Principal, _: Form) -> str:
+        count = await actions.redeliver_alerts(conn, who, [alert_id])
         return f"alert {alert_id}: " + ("due for the webhook now" if count else "already delivered")
 
-    return await act(request, "/ops/alerts", done)
+    return await act(request, "/ops/alerts", run)
 
 
 @aiohttp_jinja2.template("outbox.html")
@@ -195,16 +200,12 @@ async def outbox_list(request: web.Request) -> dict[str, Any]:
 
 async def outbox_resend(request: web.Request) -> web.Response:
     outbox_id = form_id(request.match_info["outbox_id"])
-    form = await request.post()
 
-    async def done() -> str:
-        async with ctx(request).db.acquire() as conn:
-            key = await actions.resend_outbox(
-                conn, principal(request), outbox_id, str(form.get("note", ""))
-            )
+    async def run(conn: asyncpg.Connection, who: Principal, form: Form) -> str:
+        key = await actions.resend_outbox(conn, who, outbox_id, str(form.get("note", "")))
         return f"outbox row {outbox_id} due again ({key})"
 
-    return await act(request, "/ops/outbox", done)
+    return await act(request, "/ops/outbox", run)
 
 
 @aiohttp_jinja2.template("audit.html")
