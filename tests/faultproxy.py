@@ -2,7 +2,8 @@
 
 It forwards POSTed JSON-RPC (single or batch) to an upstream node and can be told, at any time,
 to delay, drop the connection, answer 429/500, rewrite block hashes, report a lagging or
-backward-stepping head, refuse large batches or wide eth_getLogs ranges. It counts what it saw.
+backward-stepping head, refuse large batches or wide eth_getLogs ranges, drop every log of an
+eth_getLogs answer, or mangle a block. It counts what it saw.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class Faults:
     max_batch: int | None = None  # refuse JSON-RPC batches larger than this
     batch_refusal: Literal["413", "error"] = "413"
     max_log_range: int | None = None  # refuse eth_getLogs spanning more blocks than this
+    drop_logs: bool = False  # answer every eth_getLogs with [] (a backend missing its log index)
+    malformed_block: bool = False  # eth_getBlockByNumber answers lose their transaction list
 
 
 @dataclass
@@ -154,6 +157,10 @@ class FaultProxy:
             return reply
         if self.faults.wrong_hash and method in ("eth_getBlockByNumber", "eth_getBlockByHash"):
             return {**reply, "result": {**result, "hash": WRONG_HASH}}
+        if self.faults.malformed_block and method == "eth_getBlockByNumber":
+            return {**reply, "result": {**result, "transactions": "garbage"}}
+        if self.faults.drop_logs and method == "eth_getLogs":
+            return {**reply, "result": []}
         if self.faults.head_offset and method == "eth_blockNumber":
             lowered = max(0, int(result, 16) - self.faults.head_offset)
             return {**reply, "result": hex(lowered)}

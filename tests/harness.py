@@ -19,6 +19,8 @@ from chaingate.chains.registry import address_codec, build_adapter, open_pool
 from chaingate.domain import Network
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.dispatcher import OutboxDispatcher
+from chaingate.providers import EndpointPool
+from chaingate.providers.identity import WrongChainSink
 from chaingate.registry import load_network
 from chaingate.settings import PROJECT_ROOT, Principal
 from chaingate.watcher import StepResult, Watcher
@@ -27,6 +29,9 @@ SERVICE_TOKEN = "test-service-token-000001"
 TOKENS = {SERVICE_TOKEN: Principal("ledger-service", frozenset({"service", "viewer"}))}
 LEDGER_SECRET = b"test-ledger-secret-0123456789"
 DEVNET_CHAINS = PROJECT_ROOT / "chains" / "devnet"
+# Gateways a test opens one after another stand for one instance restarting (same instance id,
+# so a "killed" one's watcher lease is its own); two-instance tests name their holders.
+INSTANCE = "test-instance"
 
 
 def devnet_network(name: str, url: str, **overrides: Any) -> Network:
@@ -44,6 +49,7 @@ class Gateway:
     api: TestClient[Any, Any]
     ledger: LedgerClient
     dispatcher: OutboxDispatcher
+    pool: EndpointPool | None = None  # the network's endpoint pool (health, metrics)
 
     async def address(self, user_id: str, network: str | None = None) -> str:
         resp = await self.api.post(
@@ -98,7 +104,13 @@ class Gateway:
 
 @asynccontextmanager
 async def gateway(
-    network: Network, db: asyncpg.Pool, ledger_url: str, extra: Mapping[str, Network] | None = None
+    network: Network,
+    db: asyncpg.Pool,
+    ledger_url: str,
+    extra: Mapping[str, Network] | None = None,
+    on_wrong_chain: WrongChainSink | None = None,
+    *,
+    holder: str = INSTANCE,
 ) -> AsyncIterator[Gateway]:
     networks = {network.name: network, **(extra or {})}
     ctx = ApiContext(
@@ -108,13 +120,13 @@ async def gateway(
         tokens=TOKENS,
     )
     async with (
-        open_pool(network) as pool,
+        open_pool(network, on_wrong_chain=on_wrong_chain) as pool,
         TestClient(TestServer(build_app(ctx))) as api,
         LedgerClient(ledger_url, LEDGER_SECRET) as ledger,
     ):
-        watcher = Watcher(build_adapter(network, pool), db)
+        watcher = Watcher(build_adapter(network, pool), db, holder=holder)
         dispatcher = OutboxDispatcher(db, ledger, base_backoff=0.05, retry_wait=0.01)
-        yield Gateway(network, db, watcher, api, ledger, dispatcher)
+        yield Gateway(network, db, watcher, api, ledger, dispatcher, pool)
 
 
 async def eventually(

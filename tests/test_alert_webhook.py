@@ -22,12 +22,13 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from chaingate.alerting import ALERT_ID_HEADER, AlertPusher, WebhookSink
+from chaingate.domain import AlertKind, AlertSeverity, NewAlert
 from chaingate.errors import ConfigError
 from chaingate.ledger.errors import BadSignatureError
 from chaingate.ledger.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from chaingate.service import run_service
 from chaingate.settings import Principal, Settings
-from chaingate.store.alerts import NewAlert, raise_alert, redeliver
+from chaingate.store.alerts import raise_alert, redeliver
 from console_support import ops_cli, serve_api
 from harness import LEDGER_SECRET, until
 
@@ -116,8 +117,8 @@ async def raise_alerts(db: asyncpg.Pool, n: int, prefix: str = "a") -> list[int]
             await raise_alert(
                 conn,
                 NewAlert(
-                    kind="network_mismatch",
-                    severity="warning",
+                    kind=AlertKind.NETWORK_MISMATCH,
+                    severity=AlertSeverity.WARNING,
                     message=f"alert {i}",
                     dedup_key=f"{prefix}:{i}",
                     network="bsc-devnet",
@@ -158,8 +159,8 @@ async def test_every_alert_is_pushed_once_in_order_with_exact_fields(
         await raise_alert(
             conn,
             NewAlert(
-                kind="network_mismatch",
-                severity="critical",
+                kind=AlertKind.NETWORK_MISMATCH,
+                severity=AlertSeverity.CRITICAL,
                 message="BEP-20 NEXO sent to an ERC-20 deposit address",
                 dedup_key="deposit:bsc-devnet:0xabc:log:3",
                 network="bsc-devnet",
@@ -172,7 +173,12 @@ async def test_every_alert_is_pushed_once_in_order_with_exact_fields(
         )
         await raise_alert(
             conn,
-            NewAlert(kind="ledger_auth_failed", severity="critical", message="m", dedup_key="x"),
+            NewAlert(
+                kind=AlertKind.LEDGER_AUTH_FAILED,
+                severity=AlertSeverity.CRITICAL,
+                message="m",
+                dedup_key="x",
+            ),
         )
     ids = await raise_alerts(db, 3)
     registry = CollectorRegistry()
@@ -234,7 +240,8 @@ async def test_receiver_down_then_up_gets_every_alert(db: asyncpg.Pool) -> None:
     url = f"http://127.0.0.1:{port}/hooks/{URL_TOKEN}"
     registry = CollectorRegistry()
     async with WebhookSink(url) as sink:
-        pusher = fast(db, sink, batch_size=5, registry=registry)
+        # A backoff long enough that "later" still holds when the row is read on a busy machine.
+        pusher = fast(db, sink, batch_size=5, registry=registry, base_backoff=1.0, max_backoff=1.0)
         assert await pusher.push_once() == 5  # nobody listens on the port
         first = await db.fetchrow(
             "SELECT attempts, last_error, next_attempt_at > now() AS later, delivered_at"

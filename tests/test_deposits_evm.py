@@ -103,9 +103,11 @@ async def test_cancelling_watcher_and_dispatcher_anywhere_credits_once(
         await evm.token_transfer(url, token, SENDER, address, 2 * NEXO)
     await evm.mine(url, 3)
     # Kill the watcher (a fresh Watcher each time: nothing survives in memory) and the
-    # dispatcher at many points; each restart continues from what the database holds.
+    # dispatcher at many points; each restart continues from what the database holds. The same
+    # instance restarts its watcher, so it keeps its instance id (and with it the lease).
+    holder = eth.watcher.leadership.holder
     for delay in (0, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.03, 0.06):
-        watcher = Watcher(eth.watcher.adapter, eth.db)
+        watcher = Watcher(eth.watcher.adapter, eth.db, holder=holder)
         task = asyncio.create_task(watcher.step())
         await asyncio.sleep(delay)
         task.cancel()
@@ -116,7 +118,7 @@ async def test_cancelling_watcher_and_dispatcher_anywhere_credits_once(
         delivery.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await delivery
-    eth.watcher = Watcher(eth.watcher.adapter, eth.db)
+    eth.watcher = Watcher(eth.watcher.adapter, eth.db, holder=holder)
     await eth.sync()
     # Leases of cancelled deliveries expire; deliver until the outbox is empty.
     await eth.db.execute(
@@ -201,8 +203,9 @@ async def test_refused_deposits_are_recorded_with_their_reason(
         ("unlisted_token", "rejected"),
     ]
     assert await eth.balances("frank") == {}
-    mismatch = [a for a in await eth.alerts() if a["kind"] == "network_mismatch"]
-    assert len(mismatch) == 1 and mismatch[0]["details"]["contract"] == lookalike.lower()
+    unlisted = [a for a in await eth.alerts() if a["kind"] == "unlisted_token"]
+    assert len(unlisted) == 1 and unlisted[0]["details"]["contract"] == lookalike.lower()
+    assert unlisted[0]["severity"] == "warning"
 
 
 async def test_eth_sent_by_a_contract_is_credited(eth: Gateway, devnet: DevnetState) -> None:
@@ -293,6 +296,7 @@ async def test_killing_the_gateway_process_mid_run_credits_once(
         "CHAINGATE_LEDGER_SECRET": LEDGER_SECRET.decode(),
         "CHAINGATE_LOG_FORMAT": "json",
         "CHAINGATE_OUTBOX_LEASE_SECONDS": "2",  # rows leased by a killed process come back soon
+        "CHAINGATE_WATCHER_LEASE_SECONDS": "2",  # and so does the network it was leading
     }
     cmd = [sys.executable, "-m", "chaingate.cli", "run", "--roles", "watchers,dispatcher"]
     for lifetime in (0.8, 1.2, 1.6):

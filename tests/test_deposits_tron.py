@@ -187,9 +187,10 @@ async def test_failed_lookalike_and_unlisted_transfers_are_rejected_with_their_r
     assert await gw.credits(USER) == []
     assert await gw.balances(USER) == {}
     # Money that reached us over a path we do not credit is for operations to sort out.
-    mismatches = {a["txid"]: a for a in await gw.alerts() if a["kind"] == "network_mismatch"}
-    assert set(mismatches) == {fake, trc10}
-    assert all(a["user_id"] == USER for a in mismatches.values())
+    # Unlisted contracts alert once per contract and day, at a low severity.
+    unlisted = {a["txid"]: a for a in await gw.alerts() if a["kind"] == "unlisted_token"}
+    assert set(unlisted) == {fake, trc10}
+    assert all((a["user_id"], a["severity"]) == (USER, "warning") for a in unlisted.values())
 
 
 # --- forks ---------------------------------------------------------------------------------------

@@ -303,3 +303,38 @@ def test_approval_settings_default_to_a_quorum_of_two_and_never_show_the_key() -
     )
     assert (settings.approval_quorum, settings.approval_seal_key) == (3, key.encode())
     assert key not in repr(settings)
+
+
+TRON_GOOD = GOOD.replace(
+    'kind = "evm"\nchain_id = 5', 'kind = "tron"\ngenesis = "' + "ab" * 32 + '"'
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("genesis = ", "# genesis = "), "genesis: is required"),
+        (("ab" * 32, "AB" * 32), "genesis: must be 64 lowercase hex digits"),
+        (("genesis = ", "learn_genesis = true\n# "), "learn_genesis: is allowed on a testnet"),
+        (
+            ("genesis = ", "testnet = true\nlearn_genesis = true\ngenesis = "),
+            "give either genesis or learn_genesis",
+        ),
+    ],
+)
+def test_bitcoin_and_tron_networks_name_their_genesis_block(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    folder = _write(tmp_path, "x-net", TRON_GOOD.replace(*change))
+    with pytest.raises(ConfigError, match=message):
+        load_registry(folder, {})
+
+
+def test_the_registry_holds_the_real_genesis_blocks() -> None:
+    networks = load_registry(CHAINS, MAINNET_ENV)
+    assert networks["bitcoin-mainnet"].genesis == (
+        "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"
+    )
+    assert networks["tron-mainnet"].genesis == (
+        "00000000000000001ebf88508a03865c71d452e25f4d51194196a1d22b6653dc"
+    )

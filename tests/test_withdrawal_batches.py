@@ -5,6 +5,7 @@ funds held, settled and released at the reference ledger."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import random
 from collections.abc import AsyncIterator
@@ -12,8 +13,12 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from chaingate.errors import InvalidTransitionError
+from chaingate.api.common import CTX_KEY
+from chaingate.api.withdrawals import rules_of
+from chaingate.errors import InvalidTransitionError, SealKeyMissingError
 from chaingate.withdrawals import record_batch_status, record_status
+from chaingate.withdrawals.approvals import approve
+from chaingate.withdrawals.batching import make_batch
 from conftest import scratch_database
 from withdrawal_desk import DEST, DEST2, ETH, ETHER, Desk, desk
 
@@ -125,6 +130,23 @@ async def test_maker_and_two_approvers_queue_exactly_one_signer_job(d: Desk) -> 
     for wid in ids:
         statuses = [e["s"] for e in events if e["w"] == str(wid)]
         assert statuses == ["requested", "batched", "approved"]
+
+
+async def test_without_a_seal_key_nothing_is_batched_or_approved(d: Desk) -> None:
+    await requested(d, "u-nokey", ETHER)
+    batch = await d.make_batch()
+    rules = rules_of(d.api.server.app[CTX_KEY])
+    keyless = dataclasses.replace(rules, seal_key=b"")
+    async with d.db.acquire() as conn:
+        with pytest.raises(SealKeyMissingError):
+            await approve(conn, keyless, "alice", batch["id"], batch["content_hash"])
+        with pytest.raises(SealKeyMissingError):
+            await make_batch(conn, keyless, "mia", ETH, "ETH")
+    assert await d.db.fetchval("SELECT count(*) FROM approvals") == 0
+    status, page = await d.call("GET", "/v1/batches", "alice", status="pending_approval")
+    assert status == 200 and [b["id"] for b in page["batches"]] == [batch["id"]]
+    assert "outputs" not in page["batches"][0]
+    assert (await d.call("GET", "/v1/batches", "alice", status="paid"))[0] == 422
 
 
 async def test_the_maker_cannot_approve_and_concurrent_approvals_queue_one_job(d: Desk) -> None:
@@ -253,25 +275,112 @@ async def test_signed_to_confirmed_settles_at_the_ledger_and_completes_the_batch
 
 
 async def test_a_hold_the_ledger_refuses_cancels_the_withdrawal_visibly(d: Desk) -> None:
-    user = "u-poor"
+    user, amount = "u-poor", 6 * ETHER // 10
     await d.fund(user, ETHER)
-    ok_status, covered = await d.withdraw(user, ETHER // 2)
-    bad_status, uncovered = await d.withdraw(user, ETHER)  # only half is left to hold
-    assert (ok_status, bad_status) == (201, 201)
+    # Two holds of 0.6 ETH against 1 ETH: the ledger takes whichever comes first (the
+    # dispatcher sends independent withdrawals in parallel) and refuses the other.
+    answers = [await d.withdraw(user, amount) for _ in range(2)]
+    assert [s for s, _ in answers] == [201, 201]
+    ids = [w["id"] for _, w in answers]
     # Batched before the ledger answered: the refusal voids that batch, the rest is released.
     batch = await d.make_batch()
     await d.deliver()
-    assert await d.statuses(covered["id"], uncovered["id"]) == ["requested", "cancelled"]
-    _, shown = await d.call("GET", f"/v1/withdrawals/{uncovered['id']}", "service")
+    statuses = dict(zip(ids, await d.statuses(*ids), strict=True))
+    assert sorted(statuses.values()) == ["cancelled", "requested"]
+    (cancelled,) = [i for i, s in statuses.items() if s == "cancelled"]
+    _, shown = await d.call("GET", f"/v1/withdrawals/{cancelled}", "service")
     assert "refused to hold" in shown["failure_reason"]
     _, b = await d.call("GET", f"/v1/batches/{batch['id']}", "viewer")
     assert (b["status"], b["rejected_by"]) == ("rejected", "ledger")
     alert = await d.db.fetchrow("SELECT * FROM alerts WHERE kind = 'ledger_rejected'")
     assert alert["severity"] == "critical" and alert["user_id"] == user
     await d.deliver()
-    assert await d.books(user) == (ETHER, ETHER // 2)
+    assert await d.books(user) == (ETHER, amount)
     # Nothing about the cancelled one waits in the outbox for ever as "pending".
     stuck = await d.db.fetchval(
         "SELECT count(*) FROM ledger_outbox WHERE delivered_at IS NULL AND parked_at IS NULL"
     )
     assert stuck == 0
+
+
+async def test_a_batch_stops_at_the_assets_batch_limit(d: Desk) -> None:
+    # 1,000 ETH per batch on the devnet: eleven withdrawals of 100 ETH make two batches.
+    first = await requested(d, "u-big-1", *[100 * ETHER] * 10)
+    second = await requested(d, "u-big-2", 100 * ETHER)
+    batch = await d.make_batch()
+    assert (batch["output_count"], batch["total"]) == (10, str(1000 * ETHER))
+    assert [o["withdrawal_id"] for o in batch["outputs"]] == first
+    rest = await d.make_batch()
+    assert [o["withdrawal_id"] for o in rest["outputs"]] == second
+
+
+async def test_a_refused_hold_voids_an_approved_batch_nobody_signed(d: Desk) -> None:
+    user, amount = "u-poor-2", 6 * ETHER // 10
+    await d.fund(user, ETHER)
+    ids = [(await d.withdraw(user, amount))[1]["id"] for _ in range(2)]
+    batch = await d.make_batch()
+    await d.approve(batch, "alice")
+    status, approved = await d.approve(batch, "bob")  # approved before the ledger answered
+    assert status == 201 and approved["status"] == "approved"
+    await d.deliver()
+    assert sorted(await d.statuses(*ids)) == ["cancelled", "requested"]
+    _, b = await d.call("GET", f"/v1/batches/{batch['id']}", "viewer")
+    assert b["status"] == "failed" and "refused to hold" in b["failure_reason"]
+    job = await d.db.fetchrow("SELECT done_at, last_error FROM signer_jobs")
+    assert job["done_at"] is not None and "voided before signing" in job["last_error"]
+    # The released withdrawal is batched again; the ledger still holds its funds.
+    again = await d.make_batch()
+    assert again["output_count"] == 1
+    await d.deliver()
+    assert await d.books(user) == (ETHER, amount)
+
+
+async def test_a_refused_hold_never_voids_a_batch_the_signer_has_signed(d: Desk) -> None:
+    user, amount = "u-poor-3", 6 * ETHER // 10
+    await d.fund(user, ETHER)
+    ids = [(await d.withdraw(user, amount))[1]["id"] for _ in range(2)]
+    batch = await d.make_batch()
+    await d.approve(batch, "alice")
+    await d.approve(batch, "bob")
+    # What the signer records when it signs (stands in for the signer, which test_signer runs).
+    for n, wid in enumerate(ids):
+        await d.db.execute(
+            """INSERT INTO withdrawal_txs (batch_id, withdrawal_id, network, from_address, nonce,
+                                           raw_tx, txid)
+               VALUES ($1, $2, $3, '0xhot', $4, '0x02', $5)""",
+            batch["id"],
+            wid,
+            ETH,
+            n,
+            f"0x{n:064x}",
+        )
+    await d.deliver()
+    assert await d.statuses(*ids) == ["approved", "approved"]  # signed bytes stay in charge
+    _, b = await d.call("GET", f"/v1/batches/{batch['id']}", "viewer")
+    assert b["status"] == "approved"
+    alert = await d.db.fetchrow("SELECT * FROM alerts WHERE kind = 'withdrawal_hold_refused_late'")
+    assert alert["severity"] == "critical" and alert["user_id"] == user
+
+
+async def test_an_approved_batch_is_rejected_only_after_the_signer_refused_it(d: Desk) -> None:
+    user = "u-refused"
+    ids = await requested(d, user, ETHER, 2 * ETHER)
+    batch = await d.make_batch()
+    await d.approve(batch, "alice")
+    await d.approve(batch, "bob")
+    path = f"/v1/batches/{batch['id']}/rejection"
+    body = {"reason": "the signer refused it: destination edited", "release": False}
+    status, answer = await d.call("POST", path, "carol", body)
+    assert (status, answer["error"]["code"]) == (409, "invalid_transition")  # signer's hands
+    # The signer refuses the batch: it parks the job (and alerts).
+    await d.db.execute(
+        "UPDATE signer_jobs SET parked_at = now(), next_attempt_at = 'infinity' WHERE batch_id = $1",
+        batch["id"],
+    )
+    status, answer = await d.call("POST", path, "carol", body)
+    assert status == 200 and answer["status"] == "rejected"
+    assert await d.statuses(*ids) == ["failed", "failed"]
+    job = await d.db.fetchrow("SELECT done_at FROM signer_jobs WHERE batch_id = $1", batch["id"])
+    assert job["done_at"] is not None  # un-parking it later signs nothing
+    await d.deliver()
+    assert await d.books(user) == (3 * ETHER, 0)

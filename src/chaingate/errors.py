@@ -39,6 +39,10 @@ class EndpointLaggingError(ProviderError):
     """Raised when an endpoint's head is too far behind the best known head."""
 
 
+class EndpointWrongChainError(ProviderError):
+    """Raised when an endpoint serves another chain than the registry names (chain id, genesis)."""
+
+
 class RpcError(ProviderError):
     """Raised when an endpoint answered with a JSON-RPC error object."""
 
@@ -60,6 +64,10 @@ class ChainDataError(ChaingateError):
     """Raised when a node's answer is malformed or contradicts what was asked (RequestCorrupted)."""
 
     code = "chain_data"
+
+
+class IncompleteLogsError(ChainDataError):
+    """Raised when an eth_getLogs answer lacks logs its block's logsBloom says are there."""
 
 
 class BlockNotFoundError(ChainDataError):

@@ -14,11 +14,13 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from chaingate.alerting import AlertPusher, WebhookSink
+from chaingate.alerting.endpoints import wrong_chain_alerts
 from chaingate.api import ApiContext, build_app
 from chaingate.api.accesslog import StructuredAccessLogger
 from chaingate.api.issuance import open_address_history
 from chaingate.chains.base import ChainAdapter
 from chaingate.chains.registry import address_codec, build_adapter, open_pool
+from chaingate.domain import NetworkKind
 from chaingate.errors import ChaingateError, ConfigError, ReorgTooDeepError
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.dispatcher import OutboxDispatcher
@@ -26,13 +28,13 @@ from chaingate.metrics import ReconcileMetrics, WatcherMetrics
 from chaingate.providers import EndpointPool
 from chaingate.providers.metrics import ProviderMetrics
 from chaingate.settings import Settings
-from chaingate.store import connect_pool
+from chaingate.store import connect_pool, leases
 from chaingate.store.migrate import pending_migrations
 from chaingate.watcher import Watcher
 from chaingate.watcher.reconcile import reconciler_for
 
 log = structlog.get_logger(__name__)
-ROLES = ("api", "watchers", "dispatcher")
+ROLES = ("api", "watchers", "dispatcher", "broadcaster")
 
 
 def parse_roles(text: str | None) -> list[str]:
@@ -40,8 +42,6 @@ def parse_roles(text: str | None) -> list[str]:
         return list(ROLES)
     roles = [r.strip() for r in text.split(",") if r.strip()]
     for role in roles:
-        if role == "broadcaster":
-            raise ConfigError("--roles: 'broadcaster' arrives with withdrawals; not in this build")
         if role not in ROLES:
             raise ConfigError(f"--roles: unknown role {role!r} (one of {', '.join(ROLES)})")
     return roles
@@ -84,13 +84,22 @@ async def _run_roles(
         adapters: dict[str, ChainAdapter] = {}
         if "watchers" in roles:
             for network in settings.networks.values():
-                pool = await stack.enter_async_context(open_pool(network, provider_metrics))
+                pool = await stack.enter_async_context(
+                    open_pool(network, provider_metrics, wrong_chain_alerts(db))
+                )
                 pools[network.name] = pool
                 adapters[network.name] = build_adapter(network, pool)
         halted: dict[str, str] = {}
+        instance = leases.new_holder_id()  # one id per process: the holder of its leases
         async with asyncio.TaskGroup() as tasks:
             for name, adapter in adapters.items():
-                watcher = Watcher(adapter, db, metrics=watcher_metrics)
+                watcher = Watcher(
+                    adapter,
+                    db,
+                    metrics=watcher_metrics,
+                    holder=instance,
+                    lease_ttl=settings.watcher_lease_seconds,
+                )
                 tasks.create_task(_watch(watcher, stop, halted), name=f"watcher:{name}")
                 # Health tracking needs every endpoint's head, not just the one answering.
                 tasks.create_task(_probe_heads(pools[name], stop), name=f"heads:{name}")
@@ -110,6 +119,8 @@ async def _run_roles(
                 )
                 tasks.create_task(dispatcher.run(stop, 0.5), name="dispatcher")
                 await _start_alert_pusher(settings, db, registry, stack, tasks, stop)
+            if "broadcaster" in roles:
+                await _start_broadcasters(settings, db, pools, provider_metrics, stack, tasks, stop)
             if "api" in roles:
                 tasks.create_task(
                     _serve_api(settings, db, registry, pools, halted, stop), name="api"
@@ -134,6 +145,32 @@ async def _start_alert_pusher(
     )
     pusher = AlertPusher(db, sink, registry=registry, lease_seconds=settings.outbox_lease_seconds)
     tasks.create_task(pusher.run(stop, 1.0), name="alert-pusher")
+
+
+async def _start_broadcasters(
+    settings: Settings,
+    db: asyncpg.Pool,
+    pools: dict[str, EndpointPool],
+    metrics: ProviderMetrics,
+    stack: AsyncExitStack,
+    tasks: asyncio.TaskGroup,
+    stop: asyncio.Event,
+) -> None:
+    """Plan, send and track withdrawals on every EVM network with a hot address."""
+    from chaingate.chains.evm.rpc import EvmRpc
+    from chaingate.withdrawals.broadcaster import Broadcaster
+
+    for network in settings.networks.values():
+        if network.kind is not NetworkKind.EVM or network.hot_address is None:
+            continue
+        pool = pools.get(network.name)
+        if pool is None:
+            pool = await stack.enter_async_context(open_pool(network, metrics))
+            pools[network.name] = pool
+        broadcaster = Broadcaster(
+            db, network, EvmRpc(pool, network.name), lease_seconds=settings.outbox_lease_seconds
+        )
+        tasks.create_task(broadcaster.run(stop), name=f"broadcaster:{network.name}")
 
 
 async def _serve_api(
@@ -180,9 +217,16 @@ def _endpoint_probe(pool: EndpointPool) -> Callable[[], tuple[bool, Any]]:
     """Ready while at least one endpoint of the network is healthy."""
 
     def probe() -> tuple[bool, Any]:
-        health = pool.health()
+        health = pool.health_snapshot()
         return any(h.healthy for h in health), [
-            {"endpoint": h.name, "healthy": h.healthy, "head": h.head} for h in health
+            {
+                "endpoint": h.name,
+                "healthy": h.healthy,
+                "head": h.head,
+                "benched_reason": h.benched_reason,
+                "chain_check": h.chain_check.value,
+            }
+            for h in health
         ]
 
     return probe

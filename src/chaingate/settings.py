@@ -53,6 +53,9 @@ class Settings:
     # Fernet key that encrypts the ops console's session cookie; without one the console is
     # not served (its pages answer 503 saying which variable to set).
     console_session_key: str | None = field(default=None, repr=False)
+    # How long a network's watcher lease lasts without renewal: a killed leader's network is
+    # taken over by a standby after at most this long (store/leases.py).
+    watcher_lease_seconds: float = 30.0
     # Where each network's deposit addresses start on a database that has issued none
     # (CHAINGATE_<NETWORK>_ADDRESS_START_INDEX; the address-index guard, api/issuance.py).
     address_start: dict[str, int] = field(default_factory=dict)
@@ -86,6 +89,7 @@ class Settings:
             api_host=env.get("CHAINGATE_API_HOST", "127.0.0.1"),
             api_port=_port(env.get("CHAINGATE_API_PORT", "8080"), "CHAINGATE_API_PORT"),
             outbox_lease_seconds=_seconds(env, "CHAINGATE_OUTBOX_LEASE_SECONDS", 30.0),
+            watcher_lease_seconds=_seconds(env, "CHAINGATE_WATCHER_LEASE_SECONDS", 30.0),
             alert_webhook_url=_webhook_url(env.get("CHAINGATE_ALERT_WEBHOOK_URL", "").strip()),
             alert_webhook_secret=webhook_secret.encode(),
             approval_quorum=_quorum(env.get("CHAINGATE_APPROVAL_QUORUM", "").strip()),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -39,15 +39,32 @@ class AddressCodec(Protocol):
         ...
 
 
+# A check of one answer, run inside the pool on the endpoint that gave it: it raises
+# ChainDataError when the answer is malformed or is not what was asked for, and the pool then
+# books the failure against that endpoint and asks another one (Electrum's RequestCorrupted).
+Check = Callable[[Any], None]
+
+
 class RpcClient(Protocol):
     """JSON-RPC through the provider pool (EVM, Bitcoin)."""
 
     async def request(
-        self, method: str, params: Sequence[Any] = (), *, idempotent: bool = True
+        self,
+        method: str,
+        params: Sequence[Any] = (),
+        *,
+        idempotent: bool = True,
+        check: Check | None = None,
     ) -> Any: ...
 
-    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
-        """Idempotent calls sent as JSON-RPC batches, split when refused; results in order."""
+    async def batch(
+        self,
+        calls: Sequence[tuple[str, Sequence[Any]]],
+        *,
+        checks: Sequence[Check | None] | None = None,
+    ) -> list[Any]:
+        """Idempotent calls sent as JSON-RPC batches, split when refused; results in order.
+        ``checks`` (one per call) run on each answer inside the pool."""
         ...
 
 
@@ -55,7 +72,12 @@ class HttpClient(Protocol):
     """Plain HTTP JSON through the provider pool (TRON /wallet, /walletsolidity)."""
 
     async def post(
-        self, path: str, payload: dict[str, Any] | None = None, *, idempotent: bool = True
+        self,
+        path: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        idempotent: bool = True,
+        check: Check | None = None,
     ) -> Any: ...
 
 

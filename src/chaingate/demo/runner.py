@@ -35,6 +35,7 @@ from chaingate.demo.outcomes import (
     progress,
     report,
 )
+from chaingate.demo.wallets import fresh_deposit_xpubs
 from chaingate.demo.webhook import alert_receiver
 from chaingate.devnet import manager, postgres
 from chaingate.devnet.config import DevnetConfig, free_ports
@@ -158,6 +159,7 @@ async def _demo_settings(
         "CHAINGATE_LEDGER_URL": ledger_url,
         "CHAINGATE_LEDGER_SECRET": secret,
         "CHAINGATE_API_PORT": str(free_ports(1)[0]),
+        **fresh_deposit_xpubs(),
     }
     settings = Settings.from_env(env)
     for name in (ETH, BSC, BTC, TRON):

@@ -22,17 +22,28 @@ class BenchReason(StrEnum):
     FAILING = "failing"
     LAGGING = "lagging"
     STEPPED_BACK = "head_stepped_back"
+    WRONG_CHAIN = "wrong_chain"
+
+
+class ChainCheck(StrEnum):
+    """Whether an endpoint proved it serves the configured chain (chain id or genesis block)."""
+
+    UNKNOWN = "unknown"  # not asked yet, or the last proof could not be read
+    OK = "ok"
+    MISMATCH = "mismatch"  # another chain: never used, never counted for the best head
 
 
 @dataclass(frozen=True, slots=True)
 class EndpointHealth:
-    """What /readyz shows for one endpoint (never the URL)."""
+    """What /readyz and GET /v1/networks show for one endpoint (its name, never the URL)."""
 
     name: str
     head: int | None
+    lag: int | None  # blocks behind the best head of the last probe round
     latency_ms: float | None
     healthy: bool
     benched_reason: str | None
+    chain_check: ChainCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +67,9 @@ class EndpointState:
         self.consecutive_failures = 0
         self.failing_until = 0.0
         self.lag_reason: BenchReason | None = None
+        self.lag: int | None = None
+        self.chain = ChainCheck.UNKNOWN
+        self.observed_chain: str | None = None  # what it answered when it was not our chain
         self.batch_limit = endpoint.max_batch  # lowered when the endpoint refuses a batch size
 
     # --- availability ---------------------------------------------------------------------
@@ -63,9 +77,15 @@ class EndpointState:
         return (now if now is not None else time.monotonic()) < self.failing_until
 
     def is_available(self, now: float | None = None) -> bool:
-        return self.lag_reason is None and not self.is_failing(now)
+        return (
+            self.chain is not ChainCheck.MISMATCH
+            and self.lag_reason is None
+            and not self.is_failing(now)
+        )
 
     def bench_reason(self, now: float | None = None) -> str | None:
+        if self.chain is ChainCheck.MISMATCH:
+            return BenchReason.WRONG_CHAIN.value
         if self.lag_reason is not None:
             return self.lag_reason.value
         return BenchReason.FAILING.value if self.is_failing(now) else None
@@ -74,9 +94,11 @@ class EndpointState:
         return EndpointHealth(
             name=self.endpoint.name,
             head=self.head,
+            lag=self.lag,
             latency_ms=None if self.latency is None else round(self.latency * 1000, 1),
             healthy=self.is_available(),
             benched_reason=self.bench_reason(),
+            chain_check=self.chain,
         )
 
     # --- outcomes -------------------------------------------------------------------------
@@ -96,6 +118,7 @@ class EndpointState:
         """Judge a probed head against the best head of this probe round."""
         self.head = head
         behind = best - head
+        self.lag = behind
         stepped_back = self.peak is not None and head < self.peak
         if behind > max_lag:
             self.lag_reason = BenchReason.LAGGING

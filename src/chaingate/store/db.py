@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -31,9 +30,3 @@ async def connect_pool(
     except (OSError, asyncpg.PostgresError) as exc:
         raise StoreError(f"cannot connect to the database: {type(exc).__name__}: {exc}") from exc
     return pool  # type: ignore[no-any-return]
-
-
-def advisory_lock_id(name: str) -> int:
-    """A stable PostgreSQL advisory-lock key (signed 64-bit) for a named purpose, such as
-    ``watcher:<network>``: the same name gives the same key in every process."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from chaingate.domain import AlertKind, AlertSeverity, NewAlert
 from chaingate.domain.approvals import Act, check_quorum, seal_approval, verify_seal
 from chaingate.domain.batch_content import content_hash
 from chaingate.domain.withdrawals import BatchStatus, WithdrawalStatus
@@ -33,7 +34,7 @@ from chaingate.errors import (
 from chaingate.store import audit
 from chaingate.store import batches as batch_rows
 from chaingate.store import withdrawals as rows
-from chaingate.store.alerts import NewAlert, raise_alert
+from chaingate.store.alerts import raise_alert
 from chaingate.withdrawals.rules import WithdrawalRules
 from chaingate.withdrawals.status import record_batch_status, record_status
 from chaingate.withdrawals.views import get_batch
@@ -223,8 +224,8 @@ async def _alert_tampered(
         await raise_alert(
             conn,
             NewAlert(
-                kind="batch_tampered",
-                severity="critical",
+                kind=AlertKind.BATCH_TAMPERED,
+                severity=AlertSeverity.CRITICAL,
                 message=f"batch {batch_id} does not match its sealed record: {what}; "
                 f"approval by {principal} refused",
                 dedup_key=f"batch_tampered:{batch_id}:{what}",

@@ -54,11 +54,13 @@ class BitcoinAdapter:
         for offset in range(0, len(hashes), BLOCKS_PER_BATCH):
             chunk = hashes[offset : offset + BLOCKS_PER_BATCH]
             blocks = await self.rpc.getblocks(chunk, start + offset)
-            if refs and parent_hash(blocks[0]) != refs[-1].hash:
-                raise ChainDataError(f"block {blocks[0]['hash']} does not link to its parent")
-            for block in blocks:
+            if refs and parent_hash(blocks[0][0]) != refs[-1].hash:
+                raise ChainDataError(f"block {blocks[0][0]['hash']} does not link to its parent")
+            for block, txs in blocks:
                 refs.append(BlockRef(block["height"], block["hash"], parent_hash(block)))
-                transfers.extend(transfers_in_block(self.network.name, self.asset, block, watched))
+                transfers.extend(
+                    transfers_in_block(self.network.name, self.asset, block, txs, watched)
+                )
         log.debug(
             "bitcoin_scan", network=self.network.name, start=start, end=end, found=len(transfers)
         )

@@ -1,0 +1,69 @@
+"""Holding a named lease (store/leases.py) from a long-running role: the network's watcher and
+its reconciler. Leadership is what the lease row says, checked in every write transaction; this
+object only takes, renews and gives back the row and says so in the logs."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+
+import asyncpg
+import structlog
+
+from chaingate.errors import ChaingateError
+from chaingate.store import leases
+from chaingate.store.leases import Lease
+
+log = structlog.get_logger(__name__)
+_DB_ERRORS = (ChaingateError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+class LeaseKeeper:
+    def __init__(self, db: asyncpg.Pool, name: str, holder: str, ttl: float) -> None:
+        self.db = db
+        self.name = name
+        self.holder = holder
+        self.ttl = ttl
+        self.lease: Lease | None = None
+
+    @property
+    def retry_interval(self) -> float:
+        """How often a standby asks for the lease, and how often a leader renews it."""
+        return min(5.0, self.ttl / 3)
+
+    async def hold(self) -> Lease | None:
+        """Take the lease, or renew it when already ours; None while another holder has it."""
+        before = self.lease
+        lease = await leases.acquire(self.db, self.name, self.holder, self.ttl)
+        self.lease = lease
+        if lease is not None and (before is None or before.epoch != lease.epoch):
+            log.info("lease_acquired", lease=self.name, holder=self.holder, epoch=lease.epoch)
+        elif lease is None and before is not None:
+            log.warning("lease_lost", lease=self.name, holder=self.holder, epoch=before.epoch)
+        return lease
+
+    async def keep(self, stop: asyncio.Event) -> None:
+        """Renew while held, for work that outlasts the lease (a long catch-up step). A lost
+        lease is only logged here: the next fenced write refuses and the leader steps down."""
+        while not stop.is_set():
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.retry_interval)
+            lease = self.lease
+            if lease is None or stop.is_set():
+                continue
+            try:
+                renewed = await leases.renew(self.db, lease, self.ttl)
+            except _DB_ERRORS as exc:
+                log.warning("lease_renew_failed", lease=self.name, error=type(exc).__name__)
+                continue
+            if renewed is None:
+                log.warning("lease_lost", lease=self.name, holder=self.holder, epoch=lease.epoch)
+            if self.lease is lease:  # a concurrent hold() may have replaced it meanwhile
+                self.lease = renewed
+
+    async def release(self) -> None:
+        """Hand the lease over now (on shutdown), so a standby need not wait for the expiry."""
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            with suppress(*_DB_ERRORS):
+                await leases.release(self.db, lease)
