@@ -7,10 +7,9 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 import asyncpg
@@ -21,7 +20,7 @@ from chaingate.api import ApiContext, build_app
 from chaingate.chains.registry import address_codec
 from chaingate.devnet import postgres
 from chaingate.settings import Principal
-from chaingate.store import connect_pool
+from chaingate.store import connect_pool, netstatus
 from harness import SERVICE_TOKEN, TOKENS, devnet_network
 
 MAKER = "console-maker-token-00000001"
@@ -35,6 +34,7 @@ CONSOLE_TOKENS = {
     BOB: Principal("bob", frozenset({"ops_approver"})),
     VIEWER: Principal("vic", frozenset({"viewer"})),
 }
+HEADS = {"ethereum-devnet": 1293, "bsc-devnet": 880, "bitcoin-devnet": 431, "tron-devnet": 2101}
 NETWORKS = ("ethereum-devnet", "bsc-devnet", "bitcoin-devnet", "tron-devnet")
 SEAL_KEY = b"console-test-seal-key-0123456789abcdef"
 # Destinations of the demo-like withdrawals (EIP-55; any valid address will do).
@@ -51,16 +51,6 @@ class Console:
     db: asyncpg.Pool
     ctx: ApiContext
     ids: dict[str, int] = field(default_factory=dict)
-
-
-HEADS = {"ethereum-devnet": 1293, "bsc-devnet": 880, "bitcoin-devnet": 431, "tron-devnet": 2101}
-
-
-def _probe(name: str, head: int) -> Callable[[], tuple[bool, Any]]:
-    endpoints = [{"endpoint": "primary", "healthy": True, "head": head}]
-    if name == "tron-devnet":
-        endpoints.append({"endpoint": "backup", "healthy": False, "head": head - 40})
-    return lambda: (True, endpoints)
 
 
 @asynccontextmanager
@@ -81,10 +71,6 @@ async def serve_console(admin_dsn: str) -> AsyncIterator[Console]:
                 seal_key=SEAL_KEY,
                 approval_quorum=2,
             )
-            # These tests start no chain nodes: endpoint health is given as the service's probe
-            # of each network's endpoint pool reports it (service._endpoint_probe).
-            for name, head in HEADS.items():
-                ctx.readiness[f"endpoints:{name}"] = _probe(name, head)
             server = TestServer(build_app(ctx), host="127.0.0.1")
             await server.start_server()
             try:
@@ -162,6 +148,15 @@ async def seed(db: asyncpg.Pool) -> dict[str, int]:
                  FROM unnest($1::text[]) AS n""",
             list(NETWORKS),
         )
+        # What a watchers process publishes about its endpoint pool (watcher/status.py).
+        for network, head in HEADS.items():
+            endpoints = [{"name": "primary", "head": head, "healthy": True, "latency_ms": 38.0}]
+            if network == "tron-devnet":
+                endpoints.append(
+                    {"name": "backup", "head": head - 40, "healthy": False,
+                     "latency_ms": 912.0, "benched_reason": "lagging"}
+                )  # fmt: skip
+            await netstatus.publish(conn, network, "gw-1:4242:9f3a", head, endpoints)
         await conn.execute(
             """INSERT INTO chain_cursor (network, height) VALUES
                ('ethereum-devnet', 1290), ('bsc-devnet', 880), ('bitcoin-devnet', 431),

@@ -12,7 +12,7 @@ import pytest
 
 from chaingate.devnet import evm_contracts as evm
 from chaingate.devnet.manager import DevnetState
-from chaingate.store.deposits import DepositFilter, list_query
+from chaingate.store.deposits import DepositFilter, list_deposits, list_query
 from harness import SERVICE_TOKEN, Gateway, devnet_network, gateway
 from test_deposits_evm import ETH, SENDER, head
 
@@ -113,3 +113,26 @@ async def test_each_filter_is_an_index_scan_in_id_order(db: asyncpg.Pool) -> Non
         plan = "\n".join(r[0] for r in await db.fetch(f"EXPLAIN {sql}", *args))
         assert "Seq Scan on deposits" not in plan, (where, plan)
         assert re.search(r"Index (Only )?Scan (Backward )?(using|on) deposits\w*", plan), plan
+
+
+async def test_a_reversed_deposit_shows_its_reversal_and_a_remined_one_no_stale_credit(
+    db: asyncpg.Pool,
+) -> None:
+    """The ledger state speaks for the message in force: the reversal once reversed; nothing
+    for a deposit mined again and not yet re-credited (its old credit_key is history)."""
+    await db.execute(
+        """INSERT INTO deposits (network, txid, position, to_key, amount, status, user_id,
+                                 credit_key, reason)
+           VALUES ('ethereum-devnet', 'aa', '0', 'k', 1, 'reversed', 'u', 'c-aa', 'reorg'),
+                  ('ethereum-devnet', 'bb', '0', 'k', 1, 'confirming', 'u', 'c-bb', NULL)"""
+    )
+    await db.execute(
+        """INSERT INTO ledger_outbox (idempotency_key, kind, payload, delivered_at)
+           VALUES ('c-aa', 'credit', '{}', now()), ('reversal:c-aa', 'reversal', '{}', NULL),
+                  ('c-bb', 'credit', '{}', now())"""
+    )
+    async with db.acquire() as conn:
+        rows = {r["txid"]: r for r in await list_deposits(conn, DepositFilter(user_id="u"))}
+    assert (rows["aa"]["ledger_message"], rows["aa"]["ledger"]) == ("reversal", "pending")
+    assert rows["aa"]["delivered_at"] is None
+    assert (rows["bb"]["ledger_message"], rows["bb"]["ledger"]) == (None, None)

@@ -6,11 +6,13 @@ attacked too without anyone remembering to list them."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import re
 import signal
 import sys
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -113,6 +115,13 @@ _CONTENT_TYPES: dict[str, bytes] = {
     "form": b"application/x-www-form-urlencoded",
     "garbage_content_type": b"\xff/\xfe; charset=\xff",
 }
+# Compressed bodies: aiohttp inflates them, so the size limit must hold after inflation.
+_ENCODED: dict[str, tuple[bytes, bytes]] = {
+    "gzip_bomb": (b"Content-Encoding: gzip", gzip.compress(b'{"a": "' + b"x" * 20_000_000)),
+    "gzip_garbage": (b"Content-Encoding: gzip", b"\x1f\x8b not gzip at all"),
+    "deflate_small": (b"Content-Encoding: deflate", zlib.compress(b'{"user_id": "z"}')),
+    "unknown_encoding": (b"Content-Encoding: klingon", b"{}"),
+}
 _AUTH: dict[str, bytes] = {
     "auth_bytes_ff": b"Authorization: Bearer \xff\xfe\xfd" + ALL_ROLES.encode(),
     "auth_utf8_non_ascii": "Authorization: Bearer tökën-ünïcode-0001".encode(),
@@ -160,6 +169,21 @@ def cases(method: str, path: str) -> dict[str, bytes]:
     for name, ctype in _CONTENT_TYPES.items():
         out[name] = build(method, target, body=b'{"a": "b"}', content_type=ctype)
     out["no_content_type"] = build(method, target, body=b"{}", content_type=None)
+    chunk = b"x" * 35_000
+    out["chunked_huge"] = (
+        method.encode()
+        + b" "
+        + target
+        + b" HTTP/1.1\r\nHost: x\r\n"
+        + GOOD_AUTH
+        + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        + b"Connection: close\r\n\r\n"
+        + (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 3
+        + b"0\r\n\r\n"
+    )
+    out["other_method"] = build("PROPFIND", target, body=b"{}")
+    for name, (encoding, body) in _ENCODED.items():
+        out[name] = build(method, target, headers=(GOOD_AUTH, encoding), body=body)
     for name, header in _AUTH.items():
         out[name] = build(method, target, headers=(header,), body=b"{}")
     for name, query in _QUERIES.items():
@@ -265,6 +289,10 @@ CLASSES = (
     ("lone_surrogate", 422, "invalid_request"),
     ("newline_user", 422, "invalid_request"),
     ("huge_body", 413, "http_error"),
+    ("gzip_bomb", 413, "http_error"),  # 20 MB once inflated
+    ("gzip_garbage", 400, "bad_body"),
+    ("chunked_huge", 413, "http_error"),
+    ("other_method", 405, "http_error"),
     ("unknown_charset", 415, "unsupported_media_type"),
     ("other_charset", 415, "unsupported_media_type"),
     ("text_plain", 415, "unsupported_media_type"),
@@ -364,6 +392,9 @@ async def test_server_errors_and_access_log_are_json_lines_without_tracebacks(
         bad = await raw_http(port, b"GET / HTTP/1.1\r\nContent-Length: nope\r\n\r\n")
         assert bad.status == 400
         bad = await raw_http(port, b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert bad.status == 400
+        # The parser quotes the offending header line, bearer token and all, in its error.
+        bad = await raw_http(port, cases("GET", "/v1/deposits")["auth_control_chars"])
         assert bad.status == 400
         hostile = cases("GET", "/v1/deposits")
         for name in ("auth_bytes_ff", "limit_superscript", "after_garbage"):

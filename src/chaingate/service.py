@@ -32,6 +32,7 @@ from chaingate.store import connect_pool, leases
 from chaingate.store.migrate import pending_migrations
 from chaingate.watcher import Watcher
 from chaingate.watcher.reconcile import reconciler_for
+from chaingate.watcher.status import publish_status
 
 log = structlog.get_logger(__name__)
 ROLES = ("api", "watchers", "dispatcher", "broadcaster")
@@ -103,6 +104,13 @@ async def _run_roles(
                 tasks.create_task(_watch(watcher, stop, halted), name=f"watcher:{name}")
                 # Health tracking needs every endpoint's head, not just the one answering.
                 tasks.create_task(_probe_heads(pools[name], stop), name=f"heads:{name}")
+                # Head and endpoint health for GET /v1/networks, whichever process serves it.
+                tasks.create_task(
+                    publish_status(
+                        db, name, pools[name], instance, stop, _status_interval(adapter)
+                    ),
+                    name=f"status:{name}",
+                )
                 # The safety net for deposits the watcher cannot see (internal transfers without
                 # tracing, validator withdrawals): None where the network is not reconciled.
                 reconciler = reconciler_for(adapter, db, reconcile_metrics)
@@ -250,6 +258,11 @@ async def _probe_heads(pool: EndpointPool, stop: asyncio.Event) -> None:
             log.warning("head_probe_failed", network=pool.network, error=type(exc).__name__)
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+def _status_interval(adapter: ChainAdapter) -> float:
+    """Publish about as often as the watcher polls, within 1-5 s."""
+    return min(5.0, max(1.0, 2 * adapter.network.poll_interval))
 
 
 def _first(group: BaseExceptionGroup[ChaingateError]) -> ChaingateError:

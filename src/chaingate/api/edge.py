@@ -136,7 +136,12 @@ def decode_json(raw: bytes) -> Any:
 async def read_body(request: web.Request, *required: str) -> dict[str, Any]:
     """The JSON object body; each of ``required`` must be a non-empty string."""
     _check_content_type(request)
-    body = decode_json(await request.read())  # over client_max_size: 413 from aiohttp
+    try:
+        raw = await request.read()  # over client_max_size (after inflating): 413 from aiohttp
+    except web.RequestPayloadError:
+        # A Content-Encoding (gzip, deflate) whose data does not inflate, or a cut-off body.
+        raise ApiError(400, "bad_body", "the request body could not be read or inflated") from None
+    body = decode_json(raw)
     if not isinstance(body, dict):
         raise ApiError(400, "bad_json", "request body must be a JSON object")
     for name in required:

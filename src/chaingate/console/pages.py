@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp_session import get_session
 from multidict import MultiDictProxy
 
+from chaingate.api import networks as network_status
 from chaingate.api.common import CTX_KEY, ApiContext, cursor_id, cursor_of, parse_time
 from chaingate.console import recovery
 from chaingate.console.security import principal, refused, see_other
@@ -20,7 +21,7 @@ from chaingate.domain import DepositStatus
 from chaingate.errors import ChaingateError, PermissionDeniedError, ValidationError
 from chaingate.ops import actions
 from chaingate.settings import Principal
-from chaingate.store import alerts, audit, chainstate, deposits, leases, outbox
+from chaingate.store import alerts, audit, deposits, outbox
 
 PAGE = 50
 
@@ -77,31 +78,14 @@ async def index(_: web.Request) -> web.Response:
 async def networks(request: web.Request) -> dict[str, Any]:
     c = ctx(request)
     async with c.db.acquire() as conn:
-        cursors = await chainstate.cursors(conn)
+        status = await network_status.overview(conn, c.networks)
         backlog = await outbox.backlog(conn)
         open_alerts = await alerts.list_alerts(conn, open_only=True, limit=1000)
-        leaders = {name: await leases.current(conn, f"watcher:{name}") for name in c.networks}
-    rows = []
-    for name, network in sorted(c.networks.items()):
-        probe = c.readiness.get(f"endpoints:{name}")
-        endpoints = probe()[1] if probe else []
-        heads = [e["head"] for e in endpoints if e.get("head") is not None]
-        cursor = cursors.get(name)
-        head = max(heads) if heads else None
-        lag = head - cursor["height"] if head is not None and cursor else None
-        rows.append(
-            {
-                "network": network,
-                "cursor": cursor,
-                "head": head,
-                "lag": lag,
-                "lag_seconds": None if lag is None else round(lag * network.block_time),
-                "endpoints": endpoints,
-                "alerts": sum(1 for a in open_alerts if a["network"] == name),
-                "leader": leaders[name],
-            }
-        )
-    return {"rows": rows, "backlog": backlog, "now": datetime.now(UTC)}
+    for view in status["networks"]:
+        view["confirmations"] = c.networks[view["network"]].confirmations
+        view["chain_id"] = c.networks[view["network"]].chain_id
+        view["alerts"] = sum(1 for a in open_alerts if a["network"] == view["network"])
+    return {"status": status, "backlog": backlog, "now": datetime.now(UTC)}
 
 
 @aiohttp_jinja2.template("deposits.html")

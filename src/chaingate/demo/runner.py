@@ -45,7 +45,7 @@ from chaingate.errors import ChaingateError
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.reference.app import serve_reference_ledger
 from chaingate.service import ROLES, run_service
-from chaingate.settings import PROJECT_ROOT, Settings
+from chaingate.settings import PROJECT_ROOT, Settings, address_start_variable
 
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,50}$")
 
@@ -161,6 +161,13 @@ async def _demo_settings(
         "CHAINGATE_API_PORT": str(free_ports(1)[0]),
         **fresh_deposit_xpubs(),
     }
+    # The devnet keeps its chains between runs, so the addresses an earlier run issued have
+    # history and the address-index guard refuses a fresh database that starts at 0 again
+    # (rightly). Each run starts where no run has been, as ops would (docs/runbook.md 7a).
+    start = 1_000_000 + secrets.randbelow(2**30)
+    for name in (ETH, BTC, TRON):
+        env[address_start_variable(name)] = str(start)
+    out(f"==> deposit addresses from index {start} (earlier runs used other indexes)")
     settings = Settings.from_env(env)
     for name in (ETH, BSC, BTC, TRON):
         if name not in settings.networks:

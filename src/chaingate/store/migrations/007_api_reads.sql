@@ -14,3 +14,15 @@ CREATE TABLE xpub_fingerprints (
     history_checked_to  integer,   -- addresses start_index..this-1 showed no on-chain history
     recorded_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- GET /v1/networks reads what the watchers' processes publish here (the API process may run no
+-- watchers): per network the best head its endpoint pool sees and each endpoint's health, as
+-- written by the last instance that published (watcher/status.py). Cursor and leader come from
+-- chain_cursor and leases.
+CREATE TABLE network_status (
+    network     text PRIMARY KEY,
+    instance    text NOT NULL,                     -- the process that wrote this row
+    head        bigint,                            -- best head of the healthy endpoints
+    endpoints   jsonb NOT NULL DEFAULT '[]'::jsonb,  -- [{name, head, healthy, ...}], never URLs
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
