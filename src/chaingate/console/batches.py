@@ -80,7 +80,9 @@ async def batch(request: web.Request) -> dict[str, Any]:
         # Shown only where the action can succeed; the server refuses the rest regardless.
         "may_approve": open_ and actions.may(who, "batch.approve")
         and who.name != view["maker"] and who.name not in approvers,
-        "may_reject": open_ and actions.may(who, "batch.reject"),
+        # Also an approved batch the signer refused (its job parked, nothing signed).
+        "may_reject": actions.may(who, "batch.reject")
+        and (open_ or (view["status"] == "approved" and job is not None and job["parked_at"])),
         "own_batch": who.name == view["maker"],
         "approved_by_me": who.name in approvers,
     }  # fmt: skip
