@@ -224,7 +224,7 @@ async def test_rejection_without_release_fails_them_and_the_ledger_releases(d: D
         "bob",
         {"reason": "destination on a sanctions list", "release": False},
     )
-    assert status == 200 and answer["status"] == "rejected"
+    assert status == 200 and answer["status"] == "rejected", answer
     assert await d.statuses(*ids) == ["failed", "failed"]
     status, shown = await d.call("GET", f"/v1/withdrawals/{ids[0]}", "service")
     assert "sanctions" in shown["failure_reason"]
@@ -378,7 +378,7 @@ async def test_an_approved_batch_is_rejected_only_after_the_signer_refused_it(d:
         batch["id"],
     )
     status, answer = await d.call("POST", path, "carol", body)
-    assert status == 200 and answer["status"] == "rejected"
+    assert status == 200 and answer["status"] == "rejected", answer
     assert await d.statuses(*ids) == ["failed", "failed"]
     job = await d.db.fetchrow("SELECT done_at FROM signer_jobs WHERE batch_id = $1", batch["id"])
     assert job["done_at"] is not None  # un-parking it later signs nothing

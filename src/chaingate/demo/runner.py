@@ -35,7 +35,6 @@ from chaingate.demo.outcomes import (
     progress,
     report,
 )
-from chaingate.demo.wallets import fresh_deposit_xpubs
 from chaingate.demo.webhook import alert_receiver
 from chaingate.devnet import manager, postgres
 from chaingate.devnet.config import DevnetConfig, free_ports
@@ -159,7 +158,6 @@ async def _demo_settings(
         "CHAINGATE_LEDGER_URL": ledger_url,
         "CHAINGATE_LEDGER_SECRET": secret,
         "CHAINGATE_API_PORT": str(free_ports(1)[0]),
-        **fresh_deposit_xpubs(),
     }
     # The devnet keeps its chains between runs, so the addresses an earlier run issued have
     # history and the address-index guard refuses a fresh database that starts at 0 again
