@@ -256,3 +256,17 @@ async def test_a_stuck_batch_is_replaced_by_rbf_and_confirmed_once(
         r["idempotency_key"] for r in await db.fetch("SELECT idempotency_key FROM ledger_outbox")
     ]
     assert len([k for k in keys if k.endswith(":confirmed")]) == 1
+
+
+async def test_a_batch_the_hot_wallet_cannot_pay_waits_with_a_critical_alert(
+    gw: Gateway, network: Network, db: asyncpg.Pool
+) -> None:
+    assert gw.pool is not None
+    destination = encode_segwit("bcrt", 0, bytes(range(3, 23)))
+    batch_id = await approved_batch(db, network, "BTC", [(destination, 9 * COIN)], plan=False)
+    broadcaster = BitcoinBroadcaster(db, network, BitcoinRpc(gw.pool), track_every=0.01)
+    await gw.sync()
+    assert await broadcaster.planner.plan_once() == 0
+    assert await db.fetchval("SELECT plan FROM signer_jobs WHERE batch_id = $1", batch_id) is None
+    alert = await db.fetchrow("SELECT * FROM alerts")
+    assert (alert["kind"], alert["severity"]) == ("hot_wallet_insufficient", "critical")

@@ -26,6 +26,7 @@ class AlertKind(StrEnum):
     HOT_KEY_USED_ELSEWHERE = "hot_key_used_elsewhere"  # the chain counts more txs than we signed
     WITHDRAWAL_NONCE_CONTESTED = "withdrawal_nonce_contested"  # a foreign tx holds our nonce
     FEE_CAP_TOO_LOW = "fee_cap_too_low"  # the approved fee cap cannot pay the next block
+    HOT_WALLET_INSUFFICIENT = "hot_wallet_insufficient"  # coins cannot pay an approved batch
     WITHDRAWAL_STUCK = "withdrawal_stuck"  # unmined past replace_after: replaced, or cannot be
 
 

@@ -10,14 +10,18 @@ not used yet. The signer re-derives and re-checks all of it.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import asyncpg
 
 from chaingate.chains.bitcoin.addresses import BitcoinAddresses
+from chaingate.chains.bitcoin.coinselect import InsufficientFunds
 from chaingate.chains.bitcoin.rpc import BitcoinRpc
-from chaingate.chains.bitcoin.txbuilder import TxOut, build_batch
-from chaingate.domain import Network
+from chaingate.chains.bitcoin.txbuilder import FeeCapExceeded, TxOut, build_batch
+from chaingate.domain import AlertKind, AlertSeverity, Network, NewAlert
 from chaingate.domain.signing_plan import BitcoinPlan, PlannedCoin
 from chaingate.store import wallet
+from chaingate.store.alerts import raise_alert
 from chaingate.withdrawals.coins import wallet_address
 from chaingate.withdrawals.planner import Planner
 
@@ -73,13 +77,17 @@ class BitcoinPlanner(Planner):
             )
             coins = await wallet.spendable(conn, self._network.name)
             change = await next_change_index(conn, self._network.name)
-        built = build_batch(
-            payments,
-            coins,
-            change_script=bytes.fromhex(wallet_address(self._xpub, 1, change).script),
-            fee_rate=rate,
-            fee_cap=fee_cap,
-        )
+        try:
+            built = build_batch(
+                payments,
+                coins,
+                change_script=bytes.fromhex(wallet_address(self._xpub, 1, change).script),
+                fee_rate=rate,
+                fee_cap=fee_cap,
+            )
+        except (InsufficientFunds, FeeCapExceeded) as exc:
+            await self._alert(batch_id, exc)
+            raise
         return BitcoinPlan(
             coins=tuple(
                 PlannedCoin(c.txid, c.vout, c.amount, c.chain, c.index) for c in built.coins
@@ -87,3 +95,20 @@ class BitcoinPlanner(Planner):
             fee_rate=rate,
             change_index=change,
         )
+
+    async def _alert(self, batch_id: int, exc: InsufficientFunds | FeeCapExceeded) -> None:
+        """No plan can be made: the batch waits, and an operator is told why (once a day)."""
+        short = isinstance(exc, InsufficientFunds)
+        kind = AlertKind.HOT_WALLET_INSUFFICIENT if short else AlertKind.FEE_CAP_TOO_LOW
+        async with self._db.acquire() as conn:
+            await raise_alert(
+                conn,
+                NewAlert(
+                    kind=kind,
+                    severity=AlertSeverity.CRITICAL if short else AlertSeverity.WARNING,
+                    network=self._network.name,
+                    message=f"{self._network.name}: batch {batch_id} cannot be planned: {exc}",
+                    details={"batch_id": batch_id},
+                    dedup_key=f"{kind}:{batch_id}:{datetime.now(UTC):%Y-%m-%d}",
+                ),
+            )
