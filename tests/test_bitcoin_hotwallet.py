@@ -17,13 +17,25 @@ from harness import devnet_network
 
 DEVNET_HOT_KEY = bytes.fromhex("d6b5fd942e9ff4c0255733e9b2ada47f22cd858eccf34db10078a8e5a433b6c9")
 BTC = "bitcoin-devnet"
+MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def devnet_hot_account(account: int) -> tuple[str, bytes]:
+    """(xpub, private key) of m/84'/1'/<account>' of the devnet mnemonic: a hot wallet of its
+    own per test, so coins other tests left on the shared litecoind are never this one's."""
+    seed = Mnemonic().to_seed(MNEMONIC)
+    key = HDKey.from_seed(seed, network="testnet", witness_type="segwit").subkey_for_path(
+        f"m/84'/1'/{account}'"
+    )
+    return str(key.wif_public()), bytes.fromhex(key.private_hex)
 
 
 def test_the_devnet_hot_wallet_derives_what_bip32_derives_from_the_mnemonic() -> None:
     network = devnet_network(BTC, "http://127.0.0.1:1")
     assert network.hot_xpub and network.hot_xpub != network.xpub
+    assert devnet_hot_account(1) == (network.hot_xpub, DEVNET_HOT_KEY)
     wallet = hot_wallet(network, KeyRing([hot_key(DEVNET_HOT_KEY)]))
-    seed = Mnemonic().to_seed("test test test test test test test test test test test junk")
+    seed = Mnemonic().to_seed(MNEMONIC)
     account = HDKey.from_seed(seed, network="testnet", witness_type="segwit").subkey_for_path(
         "m/84'/1'/1'"
     )

@@ -22,7 +22,7 @@ from chaingate.signer.keystore import KeyRing, hot_key
 from chaingate.store import wallet
 from chaingate.withdrawals.coins import CoinFollower, wallet_address
 from harness import Gateway, devnet_network, gateway
-from test_bitcoin_hotwallet import DEVNET_HOT_KEY
+from test_bitcoin_hotwallet import devnet_hot_account
 
 BTC = "bitcoin-devnet"
 
@@ -38,7 +38,10 @@ async def ltc(devnet: DevnetState) -> AsyncIterator[LitecoinRpc]:
 async def network(devnet: DevnetState, ltc: LitecoinRpc) -> Network:
     assert devnet.ltc_rpc_url is not None
     height = int(await ltc.call("getblockcount", wallet=False))
-    return devnet_network(BTC, devnet.ltc_rpc_url, start_height=height + 1, confirmations=1)
+    xpub, _ = devnet_hot_account(2)
+    return devnet_network(
+        BTC, devnet.ltc_rpc_url, start_height=height + 1, confirmations=1, hot_xpub=xpub
+    )
 
 
 @pytest.fixture
@@ -80,7 +83,7 @@ async def test_the_hot_wallets_coins_follow_the_chain_through_a_spend_and_a_reor
 ) -> None:
     assert gw.pool is not None and network.hot_xpub
     follower = CoinFollower(gw.db, network, BitcoinRpc(gw.pool))
-    hot = hot_wallet(network, KeyRing([hot_key(DEVNET_HOT_KEY)]))
+    hot = hot_wallet(network, KeyRing([hot_key(devnet_hot_account(2)[1])]))
     receive = [wallet_address(network.hot_xpub, 0, i) for i in (0, 5)]
     await ltc.send_to_script(bytes.fromhex(receive[0].script), 150_000)
     await ltc.send_to_script(bytes.fromhex(receive[1].script), 250_000)

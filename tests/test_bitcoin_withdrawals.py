@@ -34,7 +34,7 @@ from chaingate.withdrawals.coins import wallet_address
 from harness import Gateway, devnet_network, gateway
 from signer_support import SEAL_KEY, approved_batch
 from test_bitcoin_destinations import b58check
-from test_bitcoin_hotwallet import DEVNET_HOT_KEY
+from test_bitcoin_hotwallet import devnet_hot_account
 
 BTC = "bitcoin-devnet"
 COIN = 100_000_000
@@ -60,11 +60,16 @@ async def gw(network: Network, db: asyncpg.Pool, ledger_url: str) -> AsyncIterat
         yield gw
 
 
-def signer_for(db: asyncpg.Pool, network: Network) -> Signer:
+def own_wallet(network: Network, account: int) -> tuple[Network, bytes]:
+    xpub, key = devnet_hot_account(account)
+    return dataclasses.replace(network, hot_xpub=xpub), key
+
+
+def signer_for(db: asyncpg.Pool, network: Network, key: bytes) -> Signer:
     settings = SignerSettings(
         database_url="unused",
         networks={BTC: network},
-        keys=KeyRing([hot_key(DEVNET_HOT_KEY)]),
+        keys=KeyRing([hot_key(key)]),
         seal_key=SEAL_KEY,
         quorum=2,
         limits={(BTC, "BTC"): SignerLimit(10 * COIN, 100 * COIN)},
@@ -119,6 +124,7 @@ async def run_until(
 async def test_a_batch_of_five_script_types_is_one_transaction_confirmed_once(
     gw: Gateway, ltc: LitecoinRpc, network: Network, db: asyncpg.Pool
 ) -> None:
+    network, key = own_wallet(network, 3)
     assert gw.pool is not None and network.hot_xpub
     for index, sats in ((0, 300_000), (1, 200_000), (2, 150_000)):
         await ltc.send_to_script(
@@ -134,7 +140,7 @@ async def test_a_batch_of_five_script_types_is_one_transaction_confirmed_once(
         (encode_segwit("bcrt", 0, body32), 45_005),  # P2WSH
     ]
     batch_id = await approved_batch(db, network, "BTC", destinations, plan=False)
-    signer = signer_for(db, network)
+    signer = signer_for(db, network, key)
     broadcaster = BitcoinBroadcaster(db, network, BitcoinRpc(gw.pool), track_every=0.01)
 
     async def confirmed() -> bool:
@@ -206,13 +212,14 @@ async def test_a_batch_of_five_script_types_is_one_transaction_confirmed_once(
 async def test_a_stuck_batch_is_replaced_by_rbf_and_confirmed_once(
     gw: Gateway, ltc: LitecoinRpc, network: Network, db: asyncpg.Pool
 ) -> None:
+    network, key = own_wallet(network, 4)
     assert gw.pool is not None and network.hot_xpub
     network = dataclasses.replace(network, replace_after=0.5)
     await ltc.send_to_script(bytes.fromhex(wallet_address(network.hot_xpub, 0, 9).script), 500_000)
     await ltc.mine(1)
     destination = encode_segwit("bcrt", 0, bytes(range(7, 27)))
     batch_id = await approved_batch(db, network, "BTC", [(destination, 123_456)], plan=False)
-    signer = signer_for(db, network)
+    signer = signer_for(db, network, key)
     broadcaster = BitcoinBroadcaster(db, network, BitcoinRpc(gw.pool), track_every=0.01)
 
     async def replaced() -> bool:
