@@ -126,3 +126,41 @@ async def test_a_fee_rate_above_the_registry_cap_is_sent_back_to_the_planner(
     assert [o.result for o in await signer(db, net).sign_once()] == ["replanned"]
     assert await db.fetchval("SELECT count(*) FROM withdrawal_txs") == 0
     assert await db.fetchval("SELECT count(*) FROM wallet_coins WHERE locked_by IS NOT NULL") == 0
+
+
+async def test_a_replacement_that_does_not_beat_the_original_by_bip125_is_not_signed(
+    db: asyncpg.Pool,
+) -> None:
+    from chaingate.signer.replacements import replace_once
+
+    net = network()
+    coin = await add_coin(db, net, 60, 500_000)
+    batch = await approved_batch(db, net, "BTC", [(DEST, 100_000)], plan=False)
+    await plan(db, batch, [coin], rate=2_000)
+    s = signer(db, net)
+    assert [o.result for o in await s.sign_once()] == ["signed"]
+    await db.execute("UPDATE withdrawal_txs SET status = 'broadcast'")
+    await db.execute("UPDATE batches SET status = 'broadcast'")
+    tx_id = await db.fetchval("SELECT id FROM withdrawal_txs")
+    # a hair more fee rate: more fee, but not the incremental relay fee of its own size more
+    weak = BitcoinPlan((coin,), 2_001, 0).to_json()
+    await db.execute(
+        "INSERT INTO signer_replacements (tx_id, plan) VALUES ($1, $2::text::jsonb)",
+        tx_id,
+        json.dumps(weak),
+    )
+    assert [o.result for o in await replace_once(s)] == ["deferred"]
+    assert await db.fetchval("SELECT count(*) FROM withdrawal_txs") == 1
+    # a real bump is signed, and the coin moves over to the replacement
+    await db.execute(
+        "UPDATE signer_replacements SET plan = $1::text::jsonb, next_attempt_at = now()",
+        json.dumps(BitcoinPlan((coin,), 4_000, 0).to_json()),
+    )
+    assert [o.result for o in await replace_once(s)] == ["signed"]
+    rows = await db.fetch("SELECT id, status, replaced_by FROM withdrawal_txs ORDER BY id")
+    assert [(r["status"], r["replaced_by"]) for r in rows] == [
+        ("replaced", rows[1]["id"]),
+        ("signed", None),
+    ]
+    locked = await db.fetchval("SELECT locked_by FROM wallet_coins WHERE txid = $1", coin.txid)
+    assert locked == rows[1]["id"]
