@@ -30,8 +30,8 @@ def network() -> Network:
     return devnet_network(BTC, "http://127.0.0.1:1")
 
 
-def signer(db: asyncpg.Pool, net: Network, name: str = "s1") -> Signer:
-    settings = SignerSettings(
+def signer_settings_for(net: Network) -> SignerSettings:
+    return SignerSettings(
         database_url="unused",
         networks={BTC: net},
         keys=KeyRing([hot_key(DEVNET_HOT_KEY)]),
@@ -39,7 +39,10 @@ def signer(db: asyncpg.Pool, net: Network, name: str = "s1") -> Signer:
         quorum=2,
         limits={(BTC, "BTC"): SignerLimit(10**9, 10**10)},
     )
-    return Signer(db, settings, holder=name)
+
+
+def signer(db: asyncpg.Pool, net: Network, name: str = "s1") -> Signer:
+    return Signer(db, signer_settings_for(net), holder=name)
 
 
 async def add_coin(db: asyncpg.Pool, net: Network, n: int, amount: int) -> PlannedCoin:

@@ -364,3 +364,30 @@ async def test_signer_role_may_sign_and_nothing_else(
     finally:
         await own.close()
     assert len(await txs(db)) == 1
+
+
+async def test_signer_role_may_sign_a_bitcoin_batch_and_lock_its_coins(
+    db: asyncpg.Pool, signer_role_dsn: str
+) -> None:
+    from test_bitcoin_signer import DEST, add_coin, network, plan, signer_settings_for
+
+    net = network()
+    coin = await add_coin(db, net, 0, 500_000)
+    batch_id = await approved_batch(db, net, "BTC", [(DEST, 100_000)], plan=False)
+    await plan(db, batch_id, [coin])
+    own = await connect_pool(signer_role_dsn, max_size=2)
+    try:
+        s = Signer(own, signer_settings_for(net))
+        assert [o.result for o in await s.sign_once()] == ["signed"]
+        async with own.acquire() as conn:
+            for statement in (
+                "UPDATE wallet_coins SET amount = 1",
+                "UPDATE wallet_coins SET block_number = 1",
+                "DELETE FROM wallet_coins",
+                "UPDATE wallet_addresses SET used = true",
+            ):
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await conn.execute(statement)
+    finally:
+        await own.close()
+    assert await db.fetchval("SELECT count(*) FROM wallet_coins WHERE locked_by IS NOT NULL") == 1
