@@ -154,3 +154,15 @@ def test_thousand_coin_wallet_does_not_hit_the_recursion_limit() -> None:
         [TxOut(2_500_000, P2WPKH)], coins, change_script=CHANGE, fee_rate=1_000, fee_cap=1_000_000
     )
     assert sum(c.amount for c in batch.coins) >= 2_500_000
+
+
+def test_the_fee_rate_is_the_estimate_held_within_the_registry_floor_and_cap() -> None:
+    from chaingate.withdrawals.bitcoin_planner import clamp_fee_rate
+    from harness import devnet_network
+
+    network = devnet_network("bitcoin-devnet", "http://127.0.0.1:1")
+    assert (network.min_fee_rate, network.max_fee_rate) == (1_000, 50_000)
+    assert clamp_fee_rate(network, None) == 1_000  # litecoind regtest: no estimate
+    assert clamp_fee_rate(network, 300) == 1_000
+    assert clamp_fee_rate(network, 12_345) == 12_345
+    assert clamp_fee_rate(network, 900_000) == 50_000
