@@ -203,13 +203,15 @@ class BitcoinBroadcaster(Broadcaster):
                 break
         return await super()._pass()
 
-    async def send_bytes(self, claim: Claim) -> str | None:
+    async def send(self, claim: Claim) -> None:
         row = claim.record
+        await self._mark_signed(row)
         try:
             fresh = await self._btc.send_raw_transaction(row["raw_tx"], row["txid"])
+            outcome = "sent" if fresh else "already_known"
         except RpcError as exc:
             # Refused (an input spent meanwhile, a fee below the node's floor): counted as sent,
             # the tracker decides from the coins, and resends while nothing is decided.
             log.warning("withdrawal_send_refused", txid=row["txid"], error=str(exc)[:200])
-            return "refused"
-        return "sent" if fresh else "already_known"
+            outcome = "refused"
+        await self.sent(claim, outcome)

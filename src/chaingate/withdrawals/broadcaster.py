@@ -137,9 +137,23 @@ class Broadcaster:
     async def send(self, claim: Claim) -> None:
         row = claim.record
         await self._mark_signed(row)
-        outcome = await self.send_bytes(claim)
-        if outcome is None:
+        outcome = await self._rpc.send_raw_transaction("0x" + row["raw_tx"], row["txid"])
+        if outcome is SendOutcome.UNDERPRICED:
+            await self._underpriced(claim)
             return
+        if (
+            outcome is SendOutcome.NONCE_TOO_LOW
+            and await self._rpc.transaction(row["txid"]) is None
+        ):
+            # The nonce went to another transaction: the tracker decides, after reorg depth,
+            # whether this withdrawal failed. Until then it counts as sent.
+            log.warning("withdrawal_nonce_used_elsewhere", txid=row["txid"], nonce=row["nonce"])
+        await self.sent(claim, outcome.value)
+
+    async def sent(self, claim: Claim, outcome: str) -> None:
+        """The row's bytes went out: it, its withdrawal(s) and its batch move to ``broadcast``
+        (every family; what counts as sent is the family's ``send``)."""
+        row = claim.record
         async with self._db.acquire() as conn, conn.transaction():
             done = await conn.fetchval(
                 """UPDATE withdrawal_txs
@@ -164,23 +178,6 @@ class Broadcaster:
             nonce=row["nonce"],
             outcome=outcome,
         )
-
-    async def send_bytes(self, claim: Claim) -> str | None:
-        """Send the stored bytes; the outcome to log, or None when the row was dealt with
-        otherwise (and is not broadcast)."""
-        row = claim.record
-        outcome = await self._rpc.send_raw_transaction("0x" + row["raw_tx"], row["txid"])
-        if outcome is SendOutcome.UNDERPRICED:
-            await self._underpriced(claim)
-            return None
-        if (
-            outcome is SendOutcome.NONCE_TOO_LOW
-            and await self._rpc.transaction(row["txid"]) is None
-        ):
-            # The nonce went to another transaction: the tracker decides, after reorg depth,
-            # whether this withdrawal failed. Until then it counts as sent.
-            log.warning("withdrawal_nonce_used_elsewhere", txid=row["txid"], nonce=row["nonce"])
-        return outcome.value
 
     async def _mark_signed(self, row: asyncpg.Record) -> None:
         """approved -> signing -> signed for the withdrawal and its batch (each step once)."""
