@@ -20,13 +20,17 @@ import pytest
 from chaindrivers.bitcoin import ltc_rpc
 from chaingate.chains.bitcoin.addresses import BitcoinAddresses
 from chaingate.chains.bitcoin.bech32 import encode_segwit
+from chaingate.chains.bitcoin.coinselect import Coin
 from chaingate.chains.bitcoin.rawtx import decode_tx
 from chaingate.chains.bitcoin.rpc import BitcoinRpc
+from chaingate.chains.bitcoin.txbuilder import TxOut, build_batch
 from chaingate.devnet.bitcoin import LitecoinRpc
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
+from chaingate.signer.bitcoin import sign_p2wpkh
 from chaingate.signer.checks import SignerLimit
 from chaingate.signer.config import SignerSettings
+from chaingate.signer.hotwallet import hot_wallet
 from chaingate.signer.keystore import KeyRing, hot_key
 from chaingate.signer.service import Signer
 from chaingate.withdrawals.bitcoin_tracker import BitcoinBroadcaster
@@ -277,3 +281,45 @@ async def test_a_batch_the_hot_wallet_cannot_pay_waits_with_a_critical_alert(
     assert await db.fetchval("SELECT plan FROM signer_jobs WHERE batch_id = $1", batch_id) is None
     alert = await db.fetchrow("SELECT * FROM alerts")
     assert (alert["kind"], alert["severity"]) == ("hot_wallet_insufficient", "critical")
+
+
+async def test_a_batch_whose_input_a_foreign_transaction_spent_fails_and_returns_the_funds(
+    gw: Gateway, ltc: LitecoinRpc, network: Network, db: asyncpg.Pool
+) -> None:
+    network, key = own_wallet(network, 5)
+    assert gw.pool is not None and network.hot_xpub
+    await ltc.send_to_script(bytes.fromhex(wallet_address(network.hot_xpub, 0, 0).script), 400_000)
+    await ltc.mine(1)
+    destination = encode_segwit("bcrt", 0, bytes(range(33, 53)))
+    batch_id = await approved_batch(db, network, "BTC", [(destination, 100_000)], plan=False)
+    signer = signer_for(db, network, key)
+    broadcaster = BitcoinBroadcaster(db, network, BitcoinRpc(gw.pool), track_every=0.01)
+    await gw.sync()
+    await broadcaster.follower.follow_once()
+    assert await broadcaster.planner.plan_once() == 1
+    assert [o.result for o in await signer.sign_once()] == ["signed"]
+    # Before our bytes go out, the same coin is spent elsewhere (the hot key used outside
+    # chaingate) and mined: our batch can never be mined.
+    hot = hot_wallet(network, KeyRing([hot_key(key)]))
+    [coin] = await db.fetch("SELECT txid, vout FROM wallet_coins WHERE NOT own_change")
+    theirs = build_batch(
+        [TxOut(390_000, bytes.fromhex("0014" + "ee" * 20))],
+        (),
+        change_script=hot.change_script(7),
+        fee_rate=5_000,
+        fee_cap=10_000,
+        required=[Coin(coin["txid"], coin["vout"], 400_000, hot.script(0, 0), 0, 0, True)],
+    )
+    foreign = sign_p2wpkh(theirs, hot.key)
+    await ltc.call("sendrawtransaction", foreign.raw.hex(), wallet=False)
+
+    async def failed() -> bool:
+        return await statuses(db, batch_id) == ["failed"]
+
+    await run_until(gw, ltc, signer, broadcaster, failed)
+    row = await db.fetchrow("SELECT * FROM withdrawals WHERE batch_id = $1", batch_id)
+    assert "not ours" in row["failure_reason"]
+    keys = [
+        r["idempotency_key"] for r in await db.fetch("SELECT idempotency_key FROM ledger_outbox")
+    ]
+    assert f"withdrawal:{row['id']}:failed" in keys  # the ledger releases the held funds
