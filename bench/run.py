@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, run
 
 from addressbook_memory import run_addressbook
 from btc_scan import BtcParams, run_bitcoin
-from chaingate.devnet.nodes import LITECOIND
+from chaingate.devnet.config import LITECOIND
 from chaingate.logs import configure_logging
 from chaingate.settings import PROJECT_ROOT
 from common import ADMIN_DSN, load_average, machine_info, throwaway_database

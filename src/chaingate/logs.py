@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -45,12 +45,17 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     return event
 
 
-def configure_logging(fmt: str = "auto", level: str = "info") -> None:
-    """Call once from ``main``. ``fmt``: json, console, or auto (console on a terminal)."""
+def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
+    """Call from ``main`` (again from a command that sends its logs elsewhere, before it logs).
+
+    ``fmt``: json, console, or auto (console on a terminal). ``stream``: where every log line
+    goes, the standard library's and Python warnings included (default stderr).
+    """
+    out = sys.stderr if stream is None else stream
     if fmt == "auto":
-        fmt = "console" if sys.stderr.isatty() else "json"
+        fmt = "console" if out.isatty() else "json"
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        structlog.dev.ConsoleRenderer(colors=out.isatty())
         if fmt == "console"
         else structlog.processors.JSONRenderer()
     )
@@ -64,10 +69,13 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=True,
     )
     # bitcoinlib and web3 log through the standard library; keep them quiet unless asked.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=out, format="%(name)s: %(message)s", force=True
+    )
+    logging.captureWarnings(True)  # a library's warning is a log line, not terminal output
     for noisy in ("bitcoinlib", "web3", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
