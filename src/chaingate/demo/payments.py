@@ -34,8 +34,7 @@ async def pay_ethereum(state: DevnetState, to: str) -> list[Expected]:
     eth.txid = await evm.send_eth(url, sender, to, eth.amount)
     nexo.txid = await evm.token_transfer(url, token, sender, to, nexo.amount)
     dust.txid = await evm.send_eth(url, sender, to, dust.amount)
-    await evm.mine(url, 1)
-    return [eth, nexo, dust]
+    return [eth, nexo, dust]  # anvil mines each transaction as it arrives
 
 
 async def pay_bsc(state: DevnetState, to: str) -> Expected:
@@ -44,7 +43,6 @@ async def pay_bsc(state: DevnetState, to: str) -> Expected:
     url = str(state.bsc_url)
     bep20.txid = await evm.token_transfer(url, str(state.bsc_token), evm.DEFAULT_SENDER, to,
                                           bep20.amount)  # fmt: skip
-    await evm.mine(url, 1)
     return bep20
 
 

@@ -4,7 +4,8 @@ The demo's acts (deposits today; withdrawal batches and the ops console as they 
 what they show as ``Section``s, plain data; a ``Story`` decides how to draw them. On a terminal
 the sections being watched are redrawn in place (rich's Live); with ``--once``, in CI or when
 stdout is not a terminal, the same story is told without redraws: a line for every row that
-changed. ``--capture`` records the output as an SVG or text file (docs/demo.svg is one).
+changed. ``--capture`` records the output as an SVG (and its text beside it) or a text file:
+docs/demo.svg and docs/demo.txt are one run's.
 """
 
 from __future__ import annotations
@@ -108,14 +109,20 @@ class Story:
         self.stop_watching()
         if self.capture is None:
             return
+        # export_* clear the record by default: keep it for the second export.
+        text = self.console.export_text(clear=False)
         if self.capture.suffix == ".svg":
             self.capture.write_text(self.console.export_svg(title="chaingate demo"))
+            self.capture.with_suffix(".txt").write_text(text)  # the same run, greppable
         else:
-            self.capture.write_text(self.console.export_text())
+            self.capture.write_text(text)
 
     # --- plain mode ------------------------------------------------------------------------
     def _changed_rows(self, section: Section) -> None:
-        widths = self._widths.setdefault(section.title, [max(len(c), 8) for c in section.columns])
+        least = section.widths or (0,) * len(section.columns)
+        widths = self._widths.setdefault(
+            section.title, [max(len(c), w) for c, w in zip(section.columns, least, strict=True)]
+        )
         for row in section.rows:
             for i, cell in enumerate(row):
                 widths[i] = max(widths[i], len(cell))
