@@ -98,6 +98,10 @@ class DatabaseUnavailableError(StoreError):
     hint = "start PostgreSQL there, or point CHAINGATE_DATABASE_URL at a server that runs"
 
 
+class FencedOut(StoreError):
+    """Raised when a write carries a lease epoch that no longer holds."""
+
+
 class MigrationError(StoreError):
     """Raised when a migration cannot be applied or a recorded one has changed."""
 
