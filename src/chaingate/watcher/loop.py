@@ -24,6 +24,7 @@ from chaingate.metrics import WatcherMetrics
 from chaingate.store import addresses, advisory_lock_id, chainstate, deposits, outbox
 from chaingate.store.alerts import NewAlert, raise_alert
 from chaingate.watcher.addressbook import AddressBook
+from chaingate.watcher.progress import CatchUp
 from chaingate.watcher.rules import credit_key, decide
 
 log = structlog.get_logger(__name__)
@@ -57,6 +58,7 @@ class Watcher:
         self.db = db
         self.book = AddressBook(adapter.network)
         self.metrics = metrics or WatcherMetrics()
+        self.catch_up = CatchUp(self.name, behind=2 * adapter.network.scan_batch)
         # While catching up, the scan of the next range runs while this one is stored and
         # credited. It is only a read: it is used when it starts exactly at the cursor (and
         # _store_range still checks it links to the stored tip), and dropped otherwise.
@@ -89,6 +91,7 @@ class Watcher:
             try:
                 result = await self.step()
                 failures = 0
+                await self.catch_up.after_step(self.db, result.cursor, result.head)
             except ReorgTooDeepError:
                 raise  # needs a human: alerted in _find_fork; the service stops this watcher
             except (ChaingateError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
