@@ -1,10 +1,12 @@
-"""A failing command says what failed, why and what to do in ONE stderr line, exits non-zero,
-and shows a traceback only with ``--debug``. Each case runs the real CLI in a subprocess."""
+"""What the command line tells a person. A failing command says what failed, why and what to do
+in ONE stderr line, exits non-zero, and shows a traceback only with ``--debug``; `devnet up`
+says what it starts and how long each part took. Each case runs the real CLI in a subprocess."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +131,19 @@ def test_an_unclassified_failure_names_its_type_and_points_to_debug() -> None:
     )
     inner = ExceptionGroup("service", [DevnetError("eth exited\nlog tail", hint="see the log")])
     assert failure_line("devnet up", inner) == "chaingate devnet up: eth exited; see the log"
+
+
+async def test_devnet_up_says_what_it_starts_and_how_long_each_part_took(
+    devnet: DevnetState,
+) -> None:
+    root = devnet.config.root
+    result = chaingate("devnet", "up", "--root", str(root))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # the logs went to the devnet's log file
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"devnet up under {root} (logs: {root / 'devnet.log'})"
+    assert lines[1].startswith("  starting bsc (anvil, chain 31338, port ")
+    assert "litecoind (litecoind regtest (Bitcoin stand-in), port " in lines[1]
+    for name in ("eth", "bsc", "litecoind", "tron"):  # all already running: reused, timed
+        assert any(re.match(rf"  {name} +already running +\d+\.\d s", line) for line in lines)
+    assert re.match(r"devnet up in \d+\.\d s", lines[6]), lines
