@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from chaingate.chains.evm import EvmAdapter
+from chaingate.chains.evm.adapter import EvmAdapter
 from chaingate.chains.evm.codec import TRANSFER_TOPIC
 from chaingate.chains.evm.rpc import EvmRpc
 from chaingate.devnet import evm_contracts as dev

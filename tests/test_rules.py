@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 from chaingate.domain import DepositStatus, RejectReason, Transfer
+from chaingate.ledger.messages import credit_key
 from chaingate.store.addresses import AddressRow
-from chaingate.watcher.rules import credit_key, decide
+from chaingate.watcher.rules import decide
 from harness import devnet_network
 
 NETWORK = devnet_network("ethereum-devnet", "http://127.0.0.1:1")

@@ -147,7 +147,12 @@ async def _serve_api(
         codecs={name: address_codec(n) for name, n in settings.networks.items()},
         tokens=settings.api_tokens,
         registry=registry,
+        approval_quorum=settings.approval_quorum,
+        seal_key=settings.approval_seal_key,
+        console_session_key=settings.console_session_key,
     )
+    if settings.console_session_key is None:
+        log.warning("console_disabled", hint="set CHAINGATE_CONSOLE_SESSION_KEY to serve /ops")
     for name, pool in pools.items():
         ctx.readiness[f"endpoints:{name}"] = _endpoint_probe(pool)
     ctx.readiness["watchers"] = lambda: (not halted, halted or "ok")

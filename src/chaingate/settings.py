@@ -14,7 +14,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from chaingate.domain import Network
-from chaingate.errors import ConfigError
+from chaingate.domain.approvals import SEAL_KEY_ENV, parse_seal_key
+from chaingate.errors import ConfigError, ValidationError
 from chaingate.registry import load_registry
 
 ROLES = frozenset({"service", "ops_maker", "ops_approver", "viewer"})
@@ -44,6 +45,13 @@ class Settings:
     # How long a dispatcher owns the outbox rows it claimed; a crashed dispatcher's rows are
     # delivered by another (or the restarted one) after this, with the same idempotency keys.
     outbox_lease_seconds: float = 30.0
+    # Withdrawal approvals (SPEC 7): how many distinct approvers a batch needs, and the HMAC key
+    # that seals each approval (held by the API and the signer, never by the database).
+    approval_quorum: int = 2
+    approval_seal_key: bytes = field(default=b"", repr=False)
+    # Fernet key that encrypts the ops console's session cookie; without one the console is
+    # not served (its pages answer 503 saying which variable to set).
+    console_session_key: str | None = field(default=None, repr=False)
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
 
@@ -78,6 +86,9 @@ class Settings:
             outbox_lease_seconds=_seconds(env, "CHAINGATE_OUTBOX_LEASE_SECONDS", 30.0),
             alert_webhook_url=_webhook_url(env.get("CHAINGATE_ALERT_WEBHOOK_URL", "").strip()),
             alert_webhook_secret=webhook_secret.encode(),
+            approval_quorum=_quorum(env.get("CHAINGATE_APPROVAL_QUORUM", "").strip()),
+            approval_seal_key=_seal_key(env.get(SEAL_KEY_ENV, "")),
+            console_session_key=console_session_key(env),
             log_format=_choice(env, "CHAINGATE_LOG_FORMAT", "auto", {"auto", "json", "console"}),
             log_level=_choice(
                 env, "CHAINGATE_LOG_LEVEL", "info", {"debug", "info", "warning", "error"}
@@ -116,6 +127,24 @@ def parse_api_tokens(raw: str) -> dict[str, Principal]:
     return tokens
 
 
+def console_session_key(env: Mapping[str, str]) -> str | None:
+    """``CHAINGATE_CONSOLE_SESSION_KEY``: a Fernet key (32 bytes, url-safe base64), or unset."""
+    raw = env.get("CHAINGATE_CONSOLE_SESSION_KEY", "").strip()
+    if not raw:
+        return None
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(raw)
+    except ValueError:
+        raise ConfigError(
+            "CHAINGATE_CONSOLE_SESSION_KEY: expected a Fernet key (32 bytes, url-safe base64); "
+            "make one with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'"
+        ) from None
+    return raw
+
+
 def _webhook_url(raw: str) -> str | None:
     """``CHAINGATE_ALERT_WEBHOOK_URL``: an http(s) URL with a host, or unset. Never echoed: its
     path or query may hold the receiver's token."""
@@ -132,6 +161,28 @@ def _webhook_url(raw: str) -> str | None:
             "CHAINGATE_ALERT_WEBHOOK_URL: expected an http:// or https:// URL with a host"
         )
     return raw
+
+
+def _quorum(raw: str) -> int:
+    """``CHAINGATE_APPROVAL_QUORUM``: distinct approvers per batch (the maker never counts)."""
+    if not raw:
+        return 2
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 10:
+        raise ConfigError(
+            f"CHAINGATE_APPROVAL_QUORUM: expected an integer from 1 to 10, got {raw!r}"
+        )
+    return int(raw)
+
+
+def _seal_key(raw: str) -> bytes:
+    """``CHAINGATE_APPROVAL_SEAL_KEY``: optional here (only approving and signing need it);
+    when set, long enough to be a key. Never echoed."""
+    if not raw.strip():
+        return b""
+    try:
+        return parse_seal_key(raw)
+    except ValidationError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _port(raw: str, name: str) -> int:

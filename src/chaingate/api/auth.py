@@ -27,8 +27,15 @@ class TokenTable:
     def __init__(self, tokens: Mapping[str, Principal]) -> None:
         self._by_digest = {hashlib.sha256(t.encode()).digest(): p for t, p in tokens.items()}
 
+    @staticmethod
+    def digest(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
     def principal(self, token: str) -> Principal | None:
-        digest = hashlib.sha256(token.encode()).digest()
+        return self.by_digest(self.digest(token))
+
+    def by_digest(self, digest: bytes) -> Principal | None:
+        """The principal of a token known only by its digest (the console keeps no token)."""
         for known, principal in self._by_digest.items():
             if hmac.compare_digest(known, digest):
                 return principal

@@ -18,7 +18,14 @@ from prometheus_client import CollectorRegistry
 from chaingate.api.auth import ApiError, Handler
 from chaingate.chains.base import AddressCodec
 from chaingate.domain import Network
-from chaingate.errors import ChaingateError, NotFoundError, ValidationError
+from chaingate.errors import (
+    ChaingateError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    SealKeyMissingError,
+    ValidationError,
+)
 from chaingate.settings import Principal
 
 log = structlog.get_logger(__name__)
@@ -32,8 +39,13 @@ class ApiContext:
     codecs: Mapping[str, AddressCodec]
     tokens: Mapping[str, Principal]
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # Withdrawal approvals: distinct approvers a batch needs, and the key that seals approvals.
+    approval_quorum: int = 2
+    seal_key: bytes = field(default=b"", repr=False)
     # Extra readiness probes (watchers, endpoint health): name -> () -> (ok, details)
     readiness: dict[str, Callable[[], tuple[bool, Any]]] = field(default_factory=dict)
+    # Fernet key of the ops console's session cookie; None serves no console (see console/).
+    console_session_key: str | None = field(default=None, repr=False)
 
 
 CTX_KEY = web.AppKey("ctx", ApiContext)
@@ -71,6 +83,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(422, exc.code, str(exc))
     except NotFoundError as exc:
         return error_response(404, exc.code, str(exc))
+    except ConflictError as exc:
+        return error_response(409, exc.code, str(exc))
+    except PermissionDeniedError as exc:
+        return error_response(403, exc.code, str(exc))
+    except SealKeyMissingError as exc:
+        return error_response(503, exc.code, str(exc))
     except web.HTTPException as exc:
         return error_response(exc.status, "http_error", exc.reason)
     except ChaingateError as exc:
@@ -92,6 +110,21 @@ async def read_body(request: web.Request, *required: str) -> dict[str, Any]:
         if not isinstance(body.get(name), str) or not body[name].strip():
             raise ValidationError(f"'{name}' is required and must be a non-empty string")
     return body
+
+
+async def optional_body(request: web.Request) -> dict[str, Any]:
+    """The JSON object body, or {} when the request has none (e.g. an ack without a note)."""
+    if not request.can_read_body:
+        return {}
+    return await read_body(request)
+
+
+def id_of(request: web.Request, name: str, what: str) -> int:
+    """A positive integer path parameter."""
+    raw = request.match_info[name]
+    if not raw.isdigit() or int(raw) == 0 or len(raw) > 18:
+        raise ValidationError(f"{what} must be a positive integer")
+    return int(raw)
 
 
 def network_of(ctx: ApiContext, name: str) -> Network:
@@ -117,6 +150,29 @@ def parse_limit(raw: str | None) -> int:
     return int(raw)
 
 
+def parse_time(raw: str | None, name: str) -> datetime | None:
+    """An ISO-8601 time with its offset (a bare date or naive time is refused: ambiguous)."""
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise ValidationError(
+            f"'{name}' must be an ISO-8601 time with an offset, e.g. 2026-11-30T12:00Z"
+        )
+    return value
+
+
+def parse_cursor(raw: str | None) -> int | None:
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ValidationError("'before' must be a row id")
+    return int(raw)
+
+
 __all__ = [
     "CTX_KEY",
     "ApiContext",
@@ -124,9 +180,13 @@ __all__ = [
     "ctx_of",
     "error_response",
     "errors_middleware",
+    "id_of",
     "json_response",
     "network_of",
+    "optional_body",
+    "parse_cursor",
     "parse_limit",
+    "parse_time",
     "read_body",
     "user_id_of",
 ]

@@ -10,6 +10,7 @@ from chaingate.api.common import (
     ctx_of,
     json_response,
     network_of,
+    parse_cursor,
     parse_limit,
     read_body,
     user_id_of,
@@ -61,7 +62,14 @@ async def get_deposits(request: web.Request) -> web.Response:
     limit = parse_limit(q.get("limit"))
     async with ctx.db.acquire() as conn:
         rows = await deposits.list_deposits(
-            conn, user_id=user_id, network=network, status=status, limit=limit
+            conn,
+            user_id=user_id,
+            network=network,
+            status=status,
+            asset=q.get("asset") or None,
+            txid=q.get("txid") or None,
+            before_id=parse_cursor(q.get("before")),
+            limit=limit,
         )
     return json_response({"deposits": rows})
 

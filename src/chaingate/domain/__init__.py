@@ -8,7 +8,14 @@ from chaingate.domain.models import (
     ScanResult,
     Transfer,
 )
-from chaingate.domain.network import Asset, AssetStandard, Endpoint, Network, NetworkKind
+from chaingate.domain.network import (
+    Asset,
+    AssetStandard,
+    Endpoint,
+    Network,
+    NetworkKind,
+    WithdrawalLimits,
+)
 
 __all__ = [
     "Asset",
@@ -22,4 +29,5 @@ __all__ = [
     "RejectReason",
     "ScanResult",
     "Transfer",
+    "WithdrawalLimits",
 ]

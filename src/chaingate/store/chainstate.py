@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 
@@ -87,3 +88,9 @@ async def drop_blocks_above(conn: asyncpg.Connection, network: str, height: int)
         network,
         height,
     )
+
+
+async def cursors(conn: asyncpg.Connection) -> dict[str, dict[str, Any]]:
+    """Every network's cursor: the last fully processed height and when it moved."""
+    rows = await conn.fetch("SELECT network, height, updated_at FROM chain_cursor")
+    return {r["network"]: dict(r) for r in rows}

@@ -172,19 +172,35 @@ async def list_deposits(
     user_id: str | None = None,
     network: str | None = None,
     status: str | None = None,
+    asset: str | None = None,
+    txid: str | None = None,
+    before_id: int | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
+    """Deposits newest first; ``before_id`` is the cursor of the next page.
+
+    ``delivery`` is the ledger delivery state of the current credit: none (not credited),
+    pending, parked or delivered.
+    """
     rows = await conn.fetch(
-        """SELECT id, network, txid, position, asset, contract, decimals, user_id, amount,
-                  block_number, block_hash, status, reason, confirmations,
-                  required_confirmations, created_at, credited_at
-           FROM deposits
-           WHERE ($1::text IS NULL OR user_id = $1) AND ($2::text IS NULL OR network = $2)
-             AND ($3::text IS NULL OR status = $3)
-           ORDER BY id DESC LIMIT $4""",
+        """SELECT d.id, d.network, d.txid, d.position, d.asset, d.contract, d.decimals, d.user_id,
+                  d.amount, d.block_number, d.block_hash, d.status, d.reason, d.confirmations,
+                  d.required_confirmations, d.created_at, d.credited_at,
+                  CASE WHEN o.id IS NULL THEN 'none'
+                       WHEN o.delivered_at IS NOT NULL THEN 'delivered'
+                       WHEN o.parked_at IS NOT NULL THEN 'parked'
+                       ELSE 'pending' END AS delivery
+           FROM deposits d LEFT JOIN ledger_outbox o ON o.idempotency_key = d.credit_key
+           WHERE ($1::text IS NULL OR d.user_id = $1) AND ($2::text IS NULL OR d.network = $2)
+             AND ($3::text IS NULL OR d.status = $3) AND ($4::text IS NULL OR d.asset = $4)
+             AND ($5::text IS NULL OR d.txid = $5) AND ($6::bigint IS NULL OR d.id < $6)
+           ORDER BY d.id DESC LIMIT $7""",
         user_id,
         network,
         status,
+        asset,
+        txid,
+        before_id,
         limit,
     )
     return [dict(r) for r in rows]

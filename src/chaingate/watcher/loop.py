@@ -20,12 +20,13 @@ import structlog
 from chaingate.chains.base import ChainAdapter
 from chaingate.domain import ChainHead, DepositStatus, ScanResult, Transfer
 from chaingate.errors import BlockNotFoundError, ChainDataError, ChaingateError, ReorgTooDeepError
+from chaingate.ledger.messages import Credit, Reversal, credit_key, reversal_key
 from chaingate.metrics import WatcherMetrics
 from chaingate.store import addresses, advisory_lock_id, chainstate, deposits, outbox
 from chaingate.store.alerts import NewAlert, raise_alert
 from chaingate.watcher.addressbook import AddressBook
 from chaingate.watcher.progress import CatchUp
-from chaingate.watcher.rules import credit_key, decide
+from chaingate.watcher.rules import decide
 
 log = structlog.get_logger(__name__)
 
@@ -237,15 +238,12 @@ class Watcher:
         async with self.db.acquire() as conn, conn.transaction():
             orphaned, reversed_rows = await deposits.rollback_above(conn, self.name, fork)
             for row in reversed_rows:
-                await outbox.enqueue(
-                    conn,
-                    "reversal",
-                    f"reversal:{row['credit_key']}",
-                    {
-                        "credit_key": row["credit_key"],
-                        "reason": f"reorg: block {row['block_number']} left the chain",
-                    },
+                reversal = Reversal(
+                    idempotency_key=reversal_key(row["credit_key"]),
+                    credit_key=row["credit_key"],
+                    reason=f"reorg: block {row['block_number']} left the chain",
                 )
+                await outbox.enqueue(conn, reversal.KIND, reversal.idempotency_key, reversal.body())
                 await raise_alert(
                     conn,
                     NewAlert(
@@ -349,7 +347,7 @@ class Watcher:
             await outbox.enqueue_many(
                 conn,
                 "credit",
-                [(key, _credit_body(r)) for (_, key), r in zip(keys, due, strict=True)],
+                [(key, _credit(key, r).body()) for (_, key), r in zip(keys, due, strict=True)],
             )
         credited = len(due)
         for row in due:
@@ -366,17 +364,18 @@ class Watcher:
         return credited
 
 
-def _credit_body(row: asyncpg.Record) -> dict[str, object]:
-    return {
-        "user_id": row["user_id"],
-        "network": row["network"],
-        "asset": row["asset"],
-        "amount": str(int(row["amount"])),
-        "decimals": row["decimals"],
-        "txid": row["txid"],
-        "position": row["position"],
-        "block_number": row["block_number"],
-    }
+def _credit(key: str, row: asyncpg.Record) -> Credit:
+    return Credit(
+        idempotency_key=key,
+        user_id=row["user_id"],
+        network=row["network"],
+        asset=row["asset"],
+        amount=int(row["amount"]),
+        decimals=row["decimals"],
+        txid=row["txid"],
+        position=row["position"],
+        block_number=row["block_number"],
+    )
 
 
 def _retrieve(task: asyncio.Task[ScanResult]) -> None:
