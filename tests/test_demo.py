@@ -67,6 +67,9 @@ async def test_demo_once_tells_the_story_logs_to_a_file_and_matches_the_ledger(
     assert proc.returncode == 0, out + err
     assert out.rstrip().endswith("(exit code 0)"), out
     assert "PASS: all 7 deposits ended as expected" in out
+    # The ops console's address and a login token, after the demo logged in there itself.
+    assert re.search(r"==> ops console: http://127\.0\.0\.1:\d+/ops/ \(log in with token ops-", out)
+    assert "; the ops console shows them (exit code 0)" in out
     # The story, not the service's logs: no JSON log line on the terminal, nothing on stderr.
     assert not [line for line in out.splitlines() if _json_event(line)], out
     assert err == ""

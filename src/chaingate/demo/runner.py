@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -19,9 +20,10 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+from cryptography.fernet import Fernet
 
 from chaingate.chains.registry import build_adapter, open_pool
-from chaingate.demo import payments, sections
+from chaingate.demo import console, payments, sections
 from chaingate.demo.outcomes import BSC, BTC, ETH, TRON, USER, DemoError, Expected, Seen, problems
 from chaingate.demo.story import Story, shown, story_for
 from chaingate.demo.webhook import alert_receiver
@@ -142,9 +144,9 @@ async def _with_service(
             await _wait_for_api(http, service)
             story.step(f"gateway running: api {api_url}, roles {', '.join(ROLES)}")
             run = Run(http, ledger, state, settings, service, story, pushed, tick)
-            verdict = await _scenario(run, timeout)
-            # Hook for the ops console (issue 13): print its address and a login token here
-            # once the console is part of the gateway.
+            verdict, expected = await _scenario(run, timeout)
+            if verdict.code == 0:
+                verdict = await _console_act(api_url, token, expected, keep, story, verdict)
             if keep and not service.done():
                 story.step(f"gateway keeps running at {api_url} (demo token: {token}); "
                            "Ctrl-C stops it")  # fmt: skip
@@ -181,8 +183,12 @@ async def _demo_settings(
         "CHAINGATE_TRON_DEVNET_URL": str(state.tron_url),
         "CHAINGATE_DATABASE_URL": dsn,
         "CHAINGATE_API_TOKENS": json.dumps(
-            {token: {"principal": "demo", "roles": ["service", "viewer", "ops_maker"]}}
+            {
+                token: {"principal": "demo", "roles": ["service", "viewer", "ops_maker"]},
+                console_token(token): {"principal": "ops-demo", "roles": console.ROLES},
+            }
         ),
+        "CHAINGATE_CONSOLE_SESSION_KEY": Fernet.generate_key().decode(),
         "CHAINGATE_LEDGER_URL": ledger_url,
         "CHAINGATE_LEDGER_SECRET": secret,
         "CHAINGATE_API_PORT": str(free_ports(1)[0]),
@@ -206,6 +212,11 @@ async def _demo_settings(
     story.step("watching from the current heads: "
                + ", ".join(f"{n} #{net.start_height}" for n, net in sorted(networks.items())))  # fmt: skip
     return dataclasses.replace(settings, networks=networks)
+
+
+def console_token(token: str) -> str:
+    """The demo's console login token: its own principal, derived so the demo prints only it."""
+    return "ops-" + hashlib.sha256(token.encode()).hexdigest()[:24]
 
 
 def _fresh_xpub() -> str:
@@ -314,7 +325,21 @@ class Run:
         return bool(net and net.solidity_finality)
 
 
-async def _scenario(run: Run, timeout: float) -> Verdict:
+async def _console_act(
+    api_url: str, token: str, expected: list[Expected], keep: bool, story: Story, verdict: Verdict
+) -> Verdict:
+    """The ops console shows what the demo did: the demo logs in itself before it says so."""
+    try:
+        url = await console.check_console(api_url, console_token(token), expected)
+    except (DemoError, aiohttp.ClientError) as exc:
+        return Verdict(1, str(exc))
+    story.step(f"ops console: {url} (log in with token {console_token(token)}); it shows these "
+               "deposits and the alert" + ("" if keep else ", while the gateway runs: "
+               "`chaingate demo --keep-running` keeps it up"))  # fmt: skip
+    return dataclasses.replace(verdict, text=verdict.text + "; the ops console shows them")
+
+
+async def _scenario(run: Run, timeout: float) -> tuple[Verdict, list[Expected]]:
     """The deposit act. A withdrawal act (batches from approval to confirmation, issue 10)
     follows the same shape: pay, watch its sections tick, check, add summary sections."""
     story, state = run.story, run.state
@@ -346,14 +371,13 @@ async def _scenario(run: Run, timeout: float) -> Verdict:
     for problem in missing:
         story.detail(f"MISSING: {problem}")
     if missing:
-        return Verdict(
-            1, f"{len(missing)} expected outcome(s) did not happen within {timeout:.0f} s"
-        )
-    return Verdict(
-        0,
+        text = f"{len(missing)} expected outcome(s) did not happen within {timeout:.0f} s"
+        return Verdict(1, text), expected
+    text = (
         f"all {len(expected)} deposits ended as expected, the ledger balances are exact, and "
-        "the network-mismatch alert was raised and pushed to the webhook",
+        "the network-mismatch alert was raised and pushed to the webhook"
     )
+    return Verdict(0, text), expected
 
 
 async def _address(http: aiohttp.ClientSession, network: str) -> str:
