@@ -3,10 +3,13 @@ few seconds, in its log and in network_progress (read by GET /v1/networks and th
 
 from __future__ import annotations
 
+import aiohttp
 import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
+from chaingate.demo.console import login
+from chaingate.store import progress
 from chaingate.watcher.progress import CatchUp
 
 
@@ -68,3 +71,18 @@ async def test_progress_is_recorded_for_the_api(db: asyncpg.Pool) -> None:
     )  # fmt: skip
     assert row["blocks_per_second"] == pytest.approx(100.0)
     assert row["eta_seconds"] == pytest.approx(39.9)
+
+
+async def test_the_console_networks_page_shows_a_watcher_catching_up(pg_admin_dsn: str) -> None:
+    from console_support import VIEWER, serve_console
+
+    async with serve_console(pg_admin_dsn) as console:
+        async with console.db.acquire() as conn:
+            await progress.record(conn, "bitcoin-devnet", 5_000, 1_010, True, 1_000, 100.0, 39.9)
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(console.url, cookie_jar=jar) as http:
+            await login(http, VIEWER)
+            async with http.get("/ops/networks") as resp:
+                page = await resp.text()
+    assert resp.status == 200
+    assert "catching up: 1,000 done · 100 blk/s · ~40 s left" in page

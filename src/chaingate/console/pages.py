@@ -17,7 +17,7 @@ from chaingate.console.security import principal, refused, see_other
 from chaingate.domain import DepositStatus
 from chaingate.errors import ChaingateError, PermissionDeniedError, ValidationError
 from chaingate.ops import actions
-from chaingate.store import alerts, audit, chainstate, deposits, outbox
+from chaingate.store import alerts, audit, chainstate, deposits, outbox, progress
 
 PAGE = 50
 
@@ -70,6 +70,7 @@ async def networks(request: web.Request) -> dict[str, Any]:
         cursors = await chainstate.cursors(conn)
         backlog = await outbox.backlog(conn)
         open_alerts = await alerts.list_alerts(conn, open_only=True, limit=1000)
+        catch_up = {r["network"]: r for r in await progress.all_networks(conn)}
     rows = []
     for name, network in sorted(c.networks.items()):
         probe = c.readiness.get(f"endpoints:{name}")
@@ -87,6 +88,7 @@ async def networks(request: web.Request) -> dict[str, Any]:
                 "lag_seconds": None if lag is None else round(lag * network.block_time),
                 "endpoints": endpoints,
                 "alerts": sum(1 for a in open_alerts if a["network"] == name),
+                "catch_up": catch_up.get(name),  # watcher/progress.py, every few seconds
             }
         )
     return {"rows": rows, "backlog": backlog, "now": datetime.now(UTC)}
