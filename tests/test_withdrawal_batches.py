@@ -5,6 +5,7 @@ funds held, settled and released at the reference ledger."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import random
 from collections.abc import AsyncIterator
@@ -12,8 +13,12 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from chaingate.errors import InvalidTransitionError
+from chaingate.api.common import CTX_KEY
+from chaingate.api.withdrawals import rules_of
+from chaingate.errors import InvalidTransitionError, SealKeyMissingError
 from chaingate.withdrawals import record_batch_status, record_status
+from chaingate.withdrawals.approvals import approve
+from chaingate.withdrawals.batching import make_batch
 from conftest import scratch_database
 from withdrawal_desk import DEST, DEST2, ETH, ETHER, Desk, desk
 
@@ -125,6 +130,23 @@ async def test_maker_and_two_approvers_queue_exactly_one_signer_job(d: Desk) -> 
     for wid in ids:
         statuses = [e["s"] for e in events if e["w"] == str(wid)]
         assert statuses == ["requested", "batched", "approved"]
+
+
+async def test_without_a_seal_key_nothing_is_batched_or_approved(d: Desk) -> None:
+    await requested(d, "u-nokey", ETHER)
+    batch = await d.make_batch()
+    rules = rules_of(d.api.server.app[CTX_KEY])
+    keyless = dataclasses.replace(rules, seal_key=b"")
+    async with d.db.acquire() as conn:
+        with pytest.raises(SealKeyMissingError):
+            await approve(conn, keyless, "alice", batch["id"], batch["content_hash"])
+        with pytest.raises(SealKeyMissingError):
+            await make_batch(conn, keyless, "mia", ETH, "ETH")
+    assert await d.db.fetchval("SELECT count(*) FROM approvals") == 0
+    status, page = await d.call("GET", "/v1/batches", "alice", status="pending_approval")
+    assert status == 200 and [b["id"] for b in page["batches"]] == [batch["id"]]
+    assert "outputs" not in page["batches"][0]
+    assert (await d.call("GET", "/v1/batches", "alice", status="paid"))[0] == 422
 
 
 async def test_the_maker_cannot_approve_and_concurrent_approvals_queue_one_job(d: Desk) -> None:
@@ -275,3 +297,14 @@ async def test_a_hold_the_ledger_refuses_cancels_the_withdrawal_visibly(d: Desk)
         "SELECT count(*) FROM ledger_outbox WHERE delivered_at IS NULL AND parked_at IS NULL"
     )
     assert stuck == 0
+
+
+async def test_a_batch_stops_at_the_assets_batch_limit(d: Desk) -> None:
+    # 1,000 ETH per batch on the devnet: eleven withdrawals of 100 ETH make two batches.
+    first = await requested(d, "u-big-1", *[100 * ETHER] * 10)
+    second = await requested(d, "u-big-2", 100 * ETHER)
+    batch = await d.make_batch()
+    assert (batch["output_count"], batch["total"]) == (10, str(1000 * ETHER))
+    assert [o["withdrawal_id"] for o in batch["outputs"]] == first
+    rest = await d.make_batch()
+    assert [o["withdrawal_id"] for o in rest["outputs"]] == second

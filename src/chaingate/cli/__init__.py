@@ -16,12 +16,12 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from chaingate.cli import devnet, ops, service
+from chaingate.cli import devnet, ops, service, signer
 from chaingate.cli.common import log_level
 from chaingate.errors import ChaingateError
 from chaingate.logs import configure_logging
 
-AREAS = (service, devnet, ops)
+AREAS = (service, signer, devnet, ops)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,8 @@ Built once in ``chaingate signer`` from the chains/ registry and the environment
       per_day = "50000000000000000000"
 
   An asset without a limit is never signed (fail closed).
+- ``CHAINGATE_SIGNER_LEASE_SECONDS``: how long a claimed job and the allocator lease last
+  (default 30; renewed while working; a crashed signer's work comes back after it).
 - keys: see ``signer/keystore.py``.
 """
 
@@ -30,6 +32,7 @@ from chaingate.signer.keystore import KeyRing, load_keyring
 
 ENV_LIMITS = "CHAINGATE_SIGNER_LIMITS"
 ENV_DATABASE = "CHAINGATE_SIGNER_DATABASE_URL"
+ENV_LEASE = "CHAINGATE_SIGNER_LEASE_SECONDS"
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,23 @@ class SignerSettings:
             seal_key=base.approval_seal_key,
             quorum=base.approval_quorum,
             limits=load_limits(env.get(ENV_LIMITS, "").strip(), base.networks),
+            lease_seconds=_lease(env.get(ENV_LEASE, "").strip()),
+            allocator_ttl=_lease(env.get(ENV_LEASE, "").strip()),
         )
+
+
+def _lease(raw: str) -> float:
+    """How long a signer owns a claimed job and the allocator lease (renewed while working);
+    a crashed signer's job and nonces come back after this."""
+    if not raw:
+        return 30.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 1.0 <= value <= 600.0:
+        raise ConfigError(f"{ENV_LEASE}: seconds from 1 to 600, got {raw!r}")
+    return value
 
 
 def load_limits(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 import structlog
@@ -37,13 +38,14 @@ from chaingate.delivery import run_passes
 from chaingate.domain import Network, NetworkKind
 from chaingate.domain.batch_content import BatchContent
 from chaingate.domain.signing_plan import EvmPlan
-from chaingate.errors import FencedOut, ValidationError
+from chaingate.errors import ChaingateError, FencedOut, ValidationError
 from chaingate.signer.checks import Refused, check_limits, verify_batch
 from chaingate.signer.config import SignerSettings
 from chaingate.signer.evm import sign_evm
 from chaingate.signer.keystore import HotKey
 from chaingate.store import leases
 from chaingate.store.alerts import NewAlert, raise_alert
+from chaingate.store.batches import unheld
 from chaingate.store.queue import Claim, LeasedQueue, backoff, worker_name
 from chaingate.store.signer import (
     SIGNER_JOBS,
@@ -59,6 +61,8 @@ from chaingate.store.signer import (
 
 log = structlog.get_logger(__name__)
 _SIGNABLE = frozenset({"approved", "signing"})
+# A replacement re-signs a withdrawal of a batch that is already out.
+REPLACEABLE = frozenset({"signing", "signed", "broadcast"})
 
 
 class _LeaseLost(Exception):
@@ -77,8 +81,8 @@ def allocator_lease_name(network: str, address: str) -> str:
 
 class Signer:
     def __init__(self, db: asyncpg.Pool, settings: SignerSettings, *, holder: str | None = None):
-        self._db = db
-        self._settings = settings
+        self._db = self.db = db
+        self._settings = self.settings = settings
         self.holder = holder or worker_name("signer")
         self._queue = LeasedQueue(
             db, SIGNER_JOBS, holder=self.holder, lease_seconds=settings.lease_seconds
@@ -90,7 +94,9 @@ class Signer:
         )
 
     async def _pass(self) -> int:
-        return len(await self.sign_once())
+        from chaingate.signer.replacements import replace_once
+
+        return len(await self.sign_once()) + len(await replace_once(self))
 
     async def sign_once(self, limit: int = 1) -> list[Outcome]:
         """Claim up to ``limit`` planned jobs and work each; what became of them."""
@@ -98,7 +104,13 @@ class Signer:
         outcomes = []
         async with self._queue.keep_alive(claims):
             for claim in claims:
-                outcomes.append(await self._work(claim))
+                try:
+                    outcomes.append(await self._work(claim))
+                except ChaingateError as exc:
+                    # Nothing was recorded (the write is one transaction): try again later.
+                    log.error("signer_job_error", job_id=claim.id, error=str(exc)[:300])
+                    await self._queue.fail(claim, str(exc), backoff(claim.attempts, 2.0, 300.0))
+                    outcomes.append(Outcome(claim.id, "deferred"))
         return outcomes
 
     async def _work(self, claim: Claim) -> Outcome:
@@ -106,17 +118,27 @@ class Signer:
         async with self._db.acquire() as conn:
             material = await load_batch(conn, batch_id)
         if material is None:
-            await self._refuse(claim, None, Refused("no_batch", f"batch {batch_id} is gone"))
+            await self.refuse(
+                self._queue, claim, batch_id, None, Refused("no_batch", f"batch {batch_id} is gone")
+            )
             return Outcome(claim.id, "refused")
         if material.signed_txs:
             # Recorded by an earlier run whose completion was lost: never sign twice.
             await self._queue.complete(claim)
             return Outcome(claim.id, "done_already")
+        async with self._db.acquire() as conn:
+            waiting = await unheld(conn, [o.withdrawal_id for o in material.outputs])
+        if waiting:
+            # The ledger has not acknowledged holding these funds yet (or refused, and the
+            # withdrawal is being cancelled): nothing is signed before it has.
+            await self._queue.defer([claim], 2.0)
+            log.info("signer_waits_for_ledger_holds", batch_id=batch_id, withdrawals=waiting[:10])
+            return Outcome(claim.id, "deferred")
         try:
-            content, network = self._verify(material)
-            plan = self._plan(claim, network)
+            content, network = self.verify(material, _SIGNABLE)
+            plan = self.plan_of(claim, network)
         except Refused as exc:
-            await self._refuse(claim, material, exc)
+            await self.refuse(self._queue, claim, batch_id, material, exc)
             return Outcome(claim.id, "refused")
         except ValidationError as exc:
             log.warning("signer_plan_unusable", job_id=claim.id, batch_id=batch_id, error=str(exc))
@@ -125,9 +147,12 @@ class Signer:
             return Outcome(claim.id, "replanned")
         return await self._sign(claim, material, content, network, plan)
 
-    def _verify(self, material: BatchMaterial) -> tuple[BatchContent, Network]:
+    def verify(
+        self, material: BatchMaterial, statuses: frozenset[str]
+    ) -> tuple[BatchContent, Network]:
+        """Every check of ``signer/checks.py`` on what the database says about a batch."""
         batch = material.batch
-        if batch.status not in _SIGNABLE:
+        if batch.status not in statuses:
             raise Refused("status", f"batch {batch.id} is {batch.status}, not approved")
         network = self._settings.networks.get(batch.network)
         if network is None or network.kind is not NetworkKind.EVM:
@@ -145,7 +170,11 @@ class Signer:
         )
         return content, network
 
-    def _plan(self, claim: Claim, network: Network) -> EvmPlan:
+    def plan_of(self, claim: Claim, network: Network) -> EvmPlan:
+        planned_at = claim.record["planned_at"]
+        age = (datetime.now(UTC) - planned_at).total_seconds() if planned_at else None
+        if age is None or age > self._settings.plan_max_age:
+            raise ValidationError("the plan is stale (fees move): the planner makes a new one")
         plan = EvmPlan.from_json(plan_of(claim.record))
         if network.hot_address is None or plan.from_address != network.hot_address:
             raise ValidationError("the plan names another address than the registry's hot address")
@@ -181,13 +210,18 @@ class Signer:
                 if not await self._queue.complete(claim, conn=conn):
                     raise _LeaseLost
         except Refused as exc:
-            await self._refuse(claim, material, exc)
+            await self.refuse(self._queue, claim, material.batch.id, material, exc)
             return Outcome(claim.id, "refused")
         except FeeCapError as exc:
             await self._fee_cap_alert(claim, material, str(exc))
             return Outcome(claim.id, "deferred")
         except (FencedOut, _LeaseLost) as exc:
             log.warning("signer_fenced_out", job_id=claim.id, error=type(exc).__name__)
+            return Outcome(claim.id, "deferred")
+        except asyncpg.UniqueViolationError as exc:
+            # The database's last line (one live transaction per nonce and address): another
+            # allocator recorded this nonce, which the lease should have made impossible.
+            log.error("signer_nonce_taken", job_id=claim.id, constraint=exc.constraint_name)
             return Outcome(claim.id, "deferred")
         finally:
             await leases.release(self._db, lease)
@@ -214,7 +248,7 @@ class Signer:
         assert network.hot_address is not None and network.chain_id is not None
         state = await nonce_state(conn, network.name, network.hot_address)
         if state.holes:
-            await self._alert(
+            await self.alert(
                 conn,
                 "nonce_gap",
                 f"{network.name} {network.hot_address}: recorded nonces have holes "
@@ -226,7 +260,7 @@ class Signer:
         if state.next_nonce is not None and plan.chain_nonce > state.next_nonce:
             # The chain counts more transactions from the hot address than we recorded: the key
             # was used outside chaingate. Continue after them, loudly.
-            await self._alert(
+            await self.alert(
                 conn,
                 "hot_key_used_elsewhere",
                 f"{network.name} {network.hot_address}: the chain's pending nonce "
@@ -270,10 +304,18 @@ class Signer:
             )
         return rows
 
-    async def _refuse(self, claim: Claim, material: BatchMaterial | None, exc: Refused) -> None:
+    async def refuse(
+        self,
+        queue: LeasedQueue,
+        claim: Claim,
+        batch_id: int,
+        material: BatchMaterial | None,
+        exc: Refused,
+    ) -> None:
+        """Park the job (or replacement) with a critical alert; nothing is signed."""
         batch = material.batch if material else None
         async with self._db.acquire() as conn, conn.transaction():
-            if not await self._queue.park(claim, f"{exc.reason}: {exc}", conn=conn):
+            if not await queue.park(claim, f"{exc.reason}: {exc}", conn=conn):
                 return
             await raise_alert(
                 conn,
@@ -282,20 +324,18 @@ class Signer:
                     severity="critical",
                     network=batch.network if batch else None,
                     asset=batch.asset if batch else None,
-                    message=f"the signer refused batch {claim.record['batch_id']}: {exc}"[:2000],
-                    details={"batch_id": claim.record["batch_id"], "reason": exc.reason},
-                    dedup_key=f"signer_refused:{claim.record['batch_id']}:{exc.reason}",
+                    message=f"the signer refused batch {batch_id}: {exc}"[:2000],
+                    details={"batch_id": batch_id, "reason": exc.reason},
+                    dedup_key=f"signer_refused:{batch_id}:{exc.reason}",
                 ),
             )
-        log.error(
-            "signer_refused", job_id=claim.id, batch_id=claim.record["batch_id"], reason=exc.reason
-        )
+        log.error("signer_refused", claim_id=claim.id, batch_id=batch_id, reason=exc.reason)
 
     async def _fee_cap_alert(self, claim: Claim, material: BatchMaterial, error: str) -> None:
         retry_in = backoff(claim.attempts, 5.0, 300.0)
         await self._queue.fail(claim, error, retry_in)
         async with self._db.acquire() as conn:
-            await self._alert(
+            await self.alert(
                 conn,
                 "fee_cap_too_low",
                 f"batch {material.batch.id}: {error}; retried in {retry_in:.0f} s",
@@ -304,7 +344,7 @@ class Signer:
                 severity="warning",
             )
 
-    async def _alert(
+    async def alert(
         self,
         conn: asyncpg.Connection,
         kind: str,

@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import os
 import random
+import secrets
 import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -59,8 +60,9 @@ def backoff(attempts: int, base: float, maximum: float) -> float:
 
 
 def worker_name(role: str) -> str:
-    """The ``leased_by`` of this process working as ``role``: ``host:pid:role``."""
-    return f"{socket.gethostname()}:{os.getpid()}:{role}"
+    """A worker id for ``role``: ``host:pid:role:<random>``, host and pid for people, the random
+    part so that two workers in one process (tests, several roles) are never one holder."""
+    return f"{socket.gethostname()}:{os.getpid()}:{role}:{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True, slots=True)

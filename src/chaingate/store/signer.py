@@ -27,6 +27,12 @@ SIGNER_JOBS = QueueTable(
     eligible="q.plan IS NOT NULL",
 )
 
+# Same-nonce replacements the tracker asked for (migration 009c).
+SIGNER_REPLACEMENTS = QueueTable(
+    name="signer_replacements",
+    returning="q.id, q.attempts, q.tx_id, q.plan::text AS plan, q.planned_at",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class BatchMaterial:
@@ -181,6 +187,45 @@ async def insert_signed(conn: asyncpg.Connection, rows: Sequence[SignedRow]) -> 
             for r in rows
         ],
     )
+
+
+async def live_tx(conn: asyncpg.Connection, tx_id: int) -> asyncpg.Record | None:
+    """A recorded transaction that is still the live one at its nonce (nothing replaced it
+    and it is not over), or None."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """SELECT id, batch_id, withdrawal_id, network, from_address, nonce, txid, gas_limit,
+                  fee_cap::text AS fee_cap, max_fee_per_gas::text AS max_fee_per_gas,
+                  max_priority_fee_per_gas::text AS max_priority_fee_per_gas
+             FROM withdrawal_txs
+            WHERE id = $1 AND replaced_by IS NULL AND done_at IS NULL
+              AND status IN ('signed', 'broadcast')""",
+        tx_id,
+    )
+    return row
+
+
+async def replace_tx(conn: asyncpg.Connection, old_id: int, new: SignedRow) -> bool:
+    """Record ``new`` as the live transaction at the nonce of ``old_id`` (same transaction as
+    the caller's lease check); False when ``old_id`` is no longer live. Only one live row per
+    nonce may exist (a unique index), so the old row steps aside before the new one goes in."""
+    stepped_aside = await conn.fetchval(
+        """UPDATE withdrawal_txs SET replaced_by = id, status = 'replaced'
+            WHERE id = $1 AND replaced_by IS NULL AND done_at IS NULL
+              AND status IN ('signed', 'broadcast') RETURNING 1""",
+        old_id,
+    )
+    if stepped_aside is None:
+        return False
+    await insert_signed(conn, [new])
+    await conn.execute(
+        """UPDATE withdrawal_txs SET replaced_by =
+               (SELECT id FROM withdrawal_txs WHERE network = $2 AND txid = $3)
+            WHERE id = $1""",
+        old_id,
+        new.network,
+        new.txid,
+    )
+    return True
 
 
 async def clear_plan(conn: asyncpg.Connection, job_id: int, token: int) -> None:

@@ -42,11 +42,12 @@ async def refused_by_ledger(
         return
     reason = f"the ledger refused to hold the funds ({code})"
     status = row["status"]
+    voided = False
     if status in (WithdrawalStatus.BATCHED, WithdrawalStatus.APPROVED):
-        await _void_batch(conn, row["batch_id"], withdrawal_id, reason)
-    elif status != WithdrawalStatus.REQUESTED:
-        # Signed or later: the signer signs nothing whose hold is unconfirmed, so this means a
-        # hold was refused after it had been accepted. Say so loudly; change nothing.
+        voided = await _void_batch(conn, row["batch_id"], withdrawal_id, reason)
+    if not voided and status != WithdrawalStatus.REQUESTED:
+        # Signed already (or later): the signer should sign nothing whose hold is unconfirmed,
+        # so the ledger refused late. Change nothing that could stop money in flight; say so.
         await raise_alert(
             conn,
             NewAlert(
@@ -76,15 +77,22 @@ async def refused_by_ledger(
     log.warning("withdrawal_cancelled_by_ledger", withdrawal_id=withdrawal_id, code=code)
 
 
-async def _void_batch(conn: asyncpg.Connection, batch_id: int, culprit: int, reason: str) -> None:
+async def _void_batch(conn: asyncpg.Connection, batch_id: int, culprit: int, reason: str) -> bool:
     """Take an unsigned batch apart: rejected (pending approval) or failed (approved, its
-    signer job finished unsigned); every withdrawal goes back to pending."""
+    signer job finished unsigned); every withdrawal goes back to pending. False (nothing done)
+    when the signer has recorded signed transactions for it."""
+    # The signer records its signatures and completes its job in one transaction: holding the
+    # job row, either it has committed (its transactions are visible below) or its completion
+    # will find the job finished here and roll its signatures back.
+    await conn.execute("SELECT 1 FROM signer_jobs WHERE batch_id = $1 FOR UPDATE", batch_id)
+    if await conn.fetchval("SELECT 1 FROM withdrawal_txs WHERE batch_id = $1 LIMIT 1", batch_id):
+        return False
     batch = await batch_rows.get(conn, batch_id, for_update=True)
     assert batch is not None
     why = f"withdrawal {culprit}: {reason}"
     if batch["status"] == BatchStatus.PENDING_APPROVAL:
         await record_batch_status(conn, batch_id, BatchStatus.REJECTED, actor=LEDGER, reason=why)
-    else:
+    elif batch["status"] == BatchStatus.APPROVED:
         await record_batch_status(conn, batch_id, BatchStatus.FAILED, actor=LEDGER, reason=why)
         await conn.execute(
             """UPDATE signer_jobs SET done_at = now(), last_error = $2, lease_token = NULL
@@ -92,6 +100,8 @@ async def _void_batch(conn: asyncpg.Connection, batch_id: int, culprit: int, rea
             batch_id,
             f"batch voided before signing: {why}"[:1000],
         )
+    else:
+        return False
     for member in await rows.of_batch(conn, batch_id, for_update=True):
         await record_status(
             conn,
@@ -101,6 +111,7 @@ async def _void_batch(conn: asyncpg.Connection, batch_id: int, culprit: int, rea
             reason=f"batch {batch_id} voided: {why}",
             notify_ledger=member["id"] != culprit,
         )
+    return True
 
 
 async def _park_later_events(conn: asyncpg.Connection, withdrawal_id: int) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from chaingate.domain.withdrawals import WithdrawalStatus
+from chaingate.domain.withdrawals import BatchStatus, WithdrawalStatus
 from chaingate.errors import NotFoundError, ValidationError
 from chaingate.store import batches as batch_rows
 from chaingate.store import withdrawals as rows
@@ -155,6 +155,8 @@ async def list_batches(
     limit: int = 100,
 ) -> dict[str, Any]:
     """A page of batches, newest first, each with its approvals (outputs: GET the batch)."""
+    if status is not None and status not in {s.value for s in BatchStatus}:
+        raise ValidationError(f"unknown status {status!r}")
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationError(f"'limit' must be an integer from 1 to {MAX_PAGE}")
     found = await batch_rows.search(
