@@ -67,6 +67,11 @@ async def test_demo_once_tells_the_story_logs_to_a_file_and_matches_the_ledger(
     assert proc.returncode == 0, out + err
     assert out.rstrip().endswith("(exit code 0)"), out
     assert "PASS: all 7 deposits ended as expected" in out
+    # Each withdrawal batch moved from approval to confirmation, in view.
+    for asset, amount in (("ETH", r"0\.4"), ("NEXO", "100")):
+        assert re.search(rf"#\d+\s+{asset}\s+{amount}\s+2 / 2\s+approved", out), out
+        assert re.search(rf"#\d+\s+{asset}\s+{amount}\s+2 / 2\s+completed\s+confirmed\s+0x", out)
+    assert "2 withdrawal batch(es) approved, signed, broadcast and confirmed" in out
     # The ops console's address and a login token, after the demo logged in there itself.
     assert re.search(r"==> ops console: http://127\.0\.0\.1:\d+/ops/ \(log in with token ops-", out)
     assert "; the ops console shows them (exit code 0)" in out
@@ -77,9 +82,11 @@ async def test_demo_once_tells_the_story_logs_to_a_file_and_matches_the_ledger(
     assert f"the service's logs go to {log_file}" in out
     logged = log_file.read_text().splitlines()
     assert logged and all(_json_event(line) for line in logged), logged[:5]
-    events = [json.loads(line)["event"] for line in logged]
+    records = [json.loads(line) for line in logged]
+    events = [r["event"] for r in records]
     assert events.count("deposit_credited") == 5
-    assert events.count("ledger_outbox_delivered") == 5
+    delivered = [r["kind"] for r in records if r["event"] == "ledger_outbox_delivered"]
+    assert delivered.count("credit") == 5 and "withdrawal_event" in delivered, delivered
     assert "alert_pushed" in events and "service_started" in events
     # The payment's row changed in front of the user: sent or confirming first, then credited
     # with its confirmations as "n / required".
@@ -87,12 +94,14 @@ async def test_demo_once_tells_the_story_logs_to_a_file_and_matches_the_ledger(
     after = re.search(r"ethereum-devnet\s+ETH\s+1\.5\s+\d+ / 3\s+credited", out)
     assert before and after and before.start() < after.start(), out
     # The summary says what the ledger holds, to the base unit.
-    summary = {(r[0], r[1]): int(r[3]) for r in _table_rows(out, "Ledger balances of alice")}
+    # The last balances table: after the withdrawals settled.
+    title = "Ledger balances of alice"
+    summary = {(r[0], r[1]): int(r[3]) for r in _table_rows(title + out.rsplit(title, 1)[1], title)}
     assert summary == {(r["network"], r["asset"]): int(r["amount"]) for r in rows}
     assert summary == {
         ("bitcoin-devnet", "BTC"): 50_000_000,
-        ("ethereum-devnet", "ETH"): 15 * 10**17,
-        ("ethereum-devnet", "NEXO"): 250 * 10**18,
+        ("ethereum-devnet", "ETH"): 15 * 10**17 - 4 * 10**17,  # 0.4 ETH withdrawn
+        ("ethereum-devnet", "NEXO"): 250 * 10**18 - 100 * 10**18,  # 100 NEXO withdrawn
         ("tron-devnet", "TRX"): 25_000_000,
         ("tron-devnet", "USDT"): 100_000_000,
     }

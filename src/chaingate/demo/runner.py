@@ -23,7 +23,7 @@ import asyncpg
 from cryptography.fernet import Fernet
 
 from chaingate.chains.registry import build_adapter, open_pool
-from chaingate.demo import console, payments, sections
+from chaingate.demo import console, payments, sections, withdrawals
 from chaingate.demo.outcomes import BSC, BTC, ETH, TRON, USER, DemoError, Expected, Seen, problems
 from chaingate.demo.story import Story, shown, story_for
 from chaingate.demo.webhook import alert_receiver
@@ -117,7 +117,7 @@ async def _run(
             settings, alert_webhook_url=hook_url, alert_webhook_secret=hook_secret.encode()
         )
         return await _with_service(
-            settings, state, token, pushed, keep_running, timeout, story, tick
+            settings, state, token, pushed, keep_running, timeout, story, tick, log_file
         )
 
 
@@ -130,6 +130,7 @@ async def _with_service(
     timeout: float,
     story: Story,
     tick: float,
+    log_file: Path | None = None,
 ) -> Verdict:
     stop = asyncio.Event()
     service = asyncio.create_task(run_service(settings, list(ROLES), stop), name="demo-service")
@@ -145,6 +146,8 @@ async def _with_service(
             story.step(f"gateway running: api {api_url}, roles {', '.join(ROLES)}")
             run = Run(http, ledger, state, settings, service, story, pushed, tick)
             verdict, expected = await _scenario(run, timeout)
+            if verdict.code == 0:
+                verdict = await _withdrawal_act(run, token, timeout, log_file, verdict)
             if verdict.code == 0:
                 verdict = await _console_act(api_url, token, expected, keep, story, verdict)
             if keep and not service.done():
@@ -186,9 +189,14 @@ async def _demo_settings(
             {
                 token: {"principal": "demo", "roles": ["service", "viewer", "ops_maker"]},
                 console_token(token): {"principal": "ops-demo", "roles": console.ROLES},
+                **{
+                    approver_token(token, n): {"principal": name, "roles": ["ops_approver"]}
+                    for n, name in enumerate(APPROVERS)
+                },
             }
         ),
         "CHAINGATE_CONSOLE_SESSION_KEY": Fernet.generate_key().decode(),
+        "CHAINGATE_APPROVAL_SEAL_KEY": secrets.token_hex(32),
         "CHAINGATE_LEDGER_URL": ledger_url,
         "CHAINGATE_LEDGER_SECRET": secret,
         "CHAINGATE_API_PORT": str(free_ports(1)[0]),
@@ -212,6 +220,13 @@ async def _demo_settings(
     story.step("watching from the current heads: "
                + ", ".join(f"{n} #{net.start_height}" for n, net in sorted(networks.items())))  # fmt: skip
     return dataclasses.replace(settings, networks=networks)
+
+
+APPROVERS = ("ana-approver", "ben-approver")  # two distinct people: the quorum is 2
+
+
+def approver_token(token: str, n: int) -> str:
+    return f"approver{n}-" + hashlib.sha256(f"{n}:{token}".encode()).hexdigest()[:24]
 
 
 def console_token(token: str) -> str:
@@ -323,6 +338,76 @@ class Run:
     def solidity(self, network: str) -> bool:
         net = self.settings.networks.get(network)
         return bool(net and net.solidity_finality)
+
+
+async def _withdrawal_act(
+    run: Run, token: str, timeout: float, log_file: Path | None, verdict: Verdict
+) -> Verdict:
+    """Alice withdraws part of her deposits: request, batch, two approvals, the signer in its
+    own process, broadcast and confirmation; the ledger settles what it held."""
+    story, settings, eth = run.story, run.settings, run.settings.networks.get(ETH)
+    nexo = eth.asset("NEXO").contract if eth else None
+    if eth is None or eth.hot_address is None:
+        return Verdict(1, f"{ETH} has no hot_address in chains/devnet: no withdrawals")
+    deployed = (run.state.eth_token or "").lower()
+    # The signer checks the registry's NEXO contract: withdraw NEXO only where it was deployed.
+    assets = [a for a, *_ in withdrawals.PAYOUTS if a == "ETH" or nexo == deployed]
+    desk = withdrawals.Desk(token, token, (approver_token(token, 0), approver_token(token, 1)))
+    signer_env = {
+        "CHAINGATE_DATABASE_URL": settings.database_url,
+        "CHAINGATE_APPROVAL_SEAL_KEY": settings.approval_seal_key.decode(),
+        "CHAINGATE_CHAINS_DIR": str(settings.chains_dir),
+        "CHAINGATE_NETWORKS": ETH,
+        "CHAINGATE_ETHEREUM_DEVNET_RPC": str(run.state.eth_url),
+    }
+    folder = log_file.parent if log_file else Path(".devnet")
+    with _step(f"withdrawals: alice takes {', '.join(assets)} out to {withdrawals.DESTINATION}: "
+               f"requested, batched by the maker, approved by {' and '.join(APPROVERS)}", story):  # fmt: skip
+        if "NEXO" in assets:
+            await withdrawals.fund_hot_wallet(str(run.state.eth_url), str(nexo))
+        before = (await _observe(run)).balances
+        async with withdrawals.signer_process(signer_env, folder, log_file) as pid:
+            story.detail(f"signer running in its own process (pid {pid}) with the devnet hot key "
+                         f"of {eth.hot_address}")  # fmt: skip
+            batch_ids = await withdrawals.request_and_approve(run.http, desk, assets)
+            views = await _watch_batches(run, desk, batch_ids, timeout)
+    found = withdrawals.problems(views)
+    want = {(ETH, a): before[(ETH, a)] - amount for a, amount, _ in withdrawals.PAYOUTS
+            if a in assets}  # fmt: skip
+    # The confirmation reaches the ledger through the outbox: a moment after the API says so.
+    seen = await _observe(run)
+    deadline = time.monotonic() + 30
+    while any(seen.balances.get(k) != v for k, v in want.items()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.3)
+        seen = await _observe(run)
+    story.show(sections.balances(seen, run.decimals))
+    for (network, asset), amount in want.items():
+        if seen.balances.get((network, asset)) != amount:
+            found.append(f"the ledger's {asset} balance did not drop by exactly the withdrawal")
+    if found:
+        return Verdict(1, "; ".join(found))
+    return dataclasses.replace(
+        verdict,
+        text=verdict.text + f"; {len(batch_ids)} withdrawal batch(es) approved, signed, "
+        "broadcast and confirmed, the ledger settled them",
+    )
+
+
+async def _watch_batches(
+    run: Run, desk: withdrawals.Desk, batch_ids: list[int], timeout: float
+) -> list[dict[str, Any]]:
+    start = time.monotonic()
+    async with payments.Miner(run.state) as miner:
+        while True:
+            if run.service.done():
+                raise DemoError(f"the gateway stopped: {_task_error(run.service)}")
+            views = await withdrawals.batch_views(run.http, desk, batch_ids)
+            run.story.watch([withdrawals.section(views)])
+            if withdrawals.done(views) or time.monotonic() - start > timeout:
+                run.story.stop_watching()
+                return views
+            await miner.tick()
+            await asyncio.sleep(run.tick)
 
 
 async def _console_act(
