@@ -30,9 +30,12 @@ def _json_event(line: str) -> bool:
 
 def _table_rows(text: str, title: str) -> list[list[str]]:
     """The body rows of the rich table printed under ``title`` (its cells, stripped)."""
-    lines = text.split(title, 1)[1].splitlines()
+    lines = iter(text.split(title, 1)[1].splitlines())
+    for line in lines:  # the rest of the title (it may wrap), the header
+        if line.startswith("┡"):
+            break
     rows = []
-    for line in lines[4:]:  # title rest, top rule, header, header rule
+    for line in lines:
         if not line.startswith("│"):
             break
         rows.append([cell.strip() for cell in line.strip("│").split("│")])

@@ -380,7 +380,7 @@ async def _withdrawal_act(
     while any(seen.balances.get(k) != v for k, v in want.items()) and time.monotonic() < deadline:
         await asyncio.sleep(0.3)
         seen = await _observe(run)
-    story.show(sections.balances(seen, run.decimals))
+    story.show(sections.balances(seen, run.decimals, " after the withdrawals"))
     for (network, asset), amount in want.items():
         if seen.balances.get((network, asset)) != amount:
             found.append(f"the ledger's {asset} balance did not drop by exactly the withdrawal")

@@ -92,14 +92,14 @@ def deposits(seen: Seen, decimals: Decimals) -> Section:
     )
 
 
-def balances(seen: Seen, decimals: Decimals) -> Section:
+def balances(seen: Seen, decimals: Decimals, when: str = "") -> Section:
     """The ledger's word, in human units beside the base units it holds."""
     rows = tuple(
         (network, asset, human(decimals, network, asset, units), str(units))
         for (network, asset), units in sorted(seen.balances.items())
     )
     return Section(
-        f"Ledger balances of {USER} (reference ledger, GET /balances)",
+        f"Ledger balances of {USER}{when} (reference ledger, GET /balances)",
         ("network", "asset", "balance", "base units"),
         rows or (("-", "-", "-", "-"),),
         right=frozenset({"balance", "base units"}),
