@@ -29,7 +29,10 @@ def send_logs_to(path: Path, *, fresh: bool = False) -> None:
     open until the process ends, so a late line (shutdown) never meets a closed file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    out = path.open("w" if fresh else "a", encoding="utf-8", buffering=1)
+    if fresh:
+        path.write_text("")
+    # Append mode (O_APPEND): a child process (the demo's signer) appends to the same file.
+    out = path.open("a", encoding="utf-8", buffering=1)
     configure_logging("json", log_level(), stream=out)
 
 
