@@ -71,6 +71,10 @@ async def test_progress_is_recorded_for_the_api(db: asyncpg.Pool) -> None:
     )  # fmt: skip
     assert row["blocks_per_second"] == pytest.approx(100.0)
     assert row["eta_seconds"] == pytest.approx(39.9)
+    async with db.acquire() as conn:
+        view = (await progress.catch_up_views(conn))["tron-devnet"]
+    assert view | {"catching_up": True, "blocks_done": 1_000, "blocks_to_go": 3_990,
+                   "blocks_per_second": 100.0, "eta_seconds": 40} == view  # fmt: skip
 
 
 async def test_the_console_networks_page_shows_a_watcher_catching_up(pg_admin_dsn: str) -> None:

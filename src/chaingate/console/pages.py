@@ -70,7 +70,7 @@ async def networks(request: web.Request) -> dict[str, Any]:
         cursors = await chainstate.cursors(conn)
         backlog = await outbox.backlog(conn)
         open_alerts = await alerts.list_alerts(conn, open_only=True, limit=1000)
-        catch_up = {r["network"]: r for r in await progress.all_networks(conn)}
+        catch_up = await progress.catch_up_views(conn)
     rows = []
     for name, network in sorted(c.networks.items()):
         probe = c.readiness.get(f"endpoints:{name}")

@@ -41,3 +41,20 @@ async def all_networks(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     """Every network's last recorded progress, by name (for GET /v1/networks and the console)."""
     rows = await conn.fetch("SELECT * FROM network_progress ORDER BY network")
     return [dict(r) for r in rows]
+
+
+async def catch_up_views(conn: asyncpg.Connection) -> dict[str, dict[str, Any]]:
+    """Per network, what GET /v1/networks shows as ``catch_up`` (the console shows the same)."""
+    return {
+        r["network"]: {
+            "catching_up": r["catching_up"],
+            "blocks_done": r["blocks_done"],
+            "blocks_to_go": max(0, r["head"] - r["cursor"]),
+            "blocks_per_second": None
+            if r["blocks_per_second"] is None
+            else round(r["blocks_per_second"], 1),
+            "eta_seconds": None if r["eta_seconds"] is None else round(r["eta_seconds"]),
+            "updated_at": r["updated_at"],
+        }
+        for r in await all_networks(conn)
+    }
