@@ -20,7 +20,7 @@ from chaingate.api import ApiContext, build_app
 from chaingate.chains.registry import address_codec
 from chaingate.devnet import postgres
 from chaingate.settings import Principal
-from chaingate.store import connect_pool
+from chaingate.store import connect_pool, netstatus
 from harness import SERVICE_TOKEN, TOKENS, devnet_network
 
 MAKER = "console-maker-token-00000001"
@@ -34,6 +34,7 @@ CONSOLE_TOKENS = {
     BOB: Principal("bob", frozenset({"ops_approver"})),
     VIEWER: Principal("vic", frozenset({"viewer"})),
 }
+HEADS = {"ethereum-devnet": 1293, "bsc-devnet": 880, "bitcoin-devnet": 431, "tron-devnet": 2101}
 NETWORKS = ("ethereum-devnet", "bsc-devnet", "bitcoin-devnet", "tron-devnet")
 SEAL_KEY = b"console-test-seal-key-0123456789abcdef"
 # Destinations of the demo-like withdrawals (EIP-55; any valid address will do).
@@ -141,6 +142,21 @@ async def seed(db: asyncpg.Pool) -> dict[str, int]:
                        'rejected:1', $1::text::jsonb, now()) RETURNING id""",
             json.dumps({"outbox_id": ids["parked"], "error_code": "duplicate_deposit"}),
         )
+        await conn.execute(
+            """INSERT INTO leases (name, holder, epoch, expires_at)
+               SELECT 'watcher:' || n, 'gw-1:4242:9f3a', 3, now() + interval '1 hour'
+                 FROM unnest($1::text[]) AS n""",
+            list(NETWORKS),
+        )
+        # What a watchers process publishes about its endpoint pool (watcher/status.py).
+        for network, head in HEADS.items():
+            endpoints = [{"name": "primary", "head": head, "healthy": True, "latency_ms": 38.0}]
+            if network == "tron-devnet":
+                endpoints.append(
+                    {"name": "backup", "head": head - 40, "healthy": False,
+                     "latency_ms": 912.0, "benched_reason": "lagging"}
+                )  # fmt: skip
+            await netstatus.publish(conn, network, "gw-1:4242:9f3a", head, endpoints)
         await conn.execute(
             """INSERT INTO chain_cursor (network, height) VALUES
                ('ethereum-devnet', 1290), ('bsc-devnet', 880), ('bitcoin-devnet', 431),

@@ -19,6 +19,8 @@ from chaingate.chains.registry import address_codec, build_adapter, open_pool
 from chaingate.domain import Network
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.dispatcher import OutboxDispatcher
+from chaingate.providers import EndpointPool
+from chaingate.providers.identity import WrongChainSink
 from chaingate.registry import load_network
 from chaingate.settings import PROJECT_ROOT, Principal
 from chaingate.watcher import StepResult, Watcher
@@ -27,6 +29,9 @@ SERVICE_TOKEN = "test-service-token-000001"
 TOKENS = {SERVICE_TOKEN: Principal("ledger-service", frozenset({"service", "viewer"}))}
 LEDGER_SECRET = b"test-ledger-secret-0123456789"
 DEVNET_CHAINS = PROJECT_ROOT / "chains" / "devnet"
+# Gateways a test opens one after another stand for one instance restarting (same instance id,
+# so a "killed" one's watcher lease is its own); two-instance tests name their holders.
+INSTANCE = "test-instance"
 
 
 def devnet_network(name: str, url: str, **overrides: Any) -> Network:
@@ -44,6 +49,7 @@ class Gateway:
     api: TestClient[Any, Any]
     ledger: LedgerClient
     dispatcher: OutboxDispatcher
+    pool: EndpointPool | None = None  # the network's endpoint pool (health, metrics)
 
     async def address(self, user_id: str, network: str | None = None) -> str:
         resp = await self.api.post(
@@ -71,14 +77,24 @@ class Gateway:
         return result
 
     async def sync(self) -> StepResult:
-        """Step until caught up with the head (a no-op step when already there)."""
+        """Step until caught up with the head (a no-op step when already there) in a step that
+        found no reorg (a step that rolls back credits nothing: the next one does). The result
+        is the last step's, with the deepest reorg any of them found."""
         result = await self.watcher.step()
-        while not result.caught_up:
+        depth = result.reorg_depth
+        while not result.caught_up or result.reorg_depth:
             result = await self.watcher.step()
-        return result
+            depth = max(depth, result.reorg_depth)
+        return dataclasses.replace(result, reorg_depth=depth)
 
     async def deliver(self) -> int:
         return await self.dispatcher.dispatch_once()
+
+    async def settle(self) -> None:
+        """Catch up with the chain and deliver every outbox message the ledger is due."""
+        await self.sync()
+        while await self.deliver():
+            pass
 
     async def balances(self, user_id: str) -> dict[str, int]:
         answer = await self.ledger.get("/balances", {"user_id": user_id})
@@ -98,7 +114,13 @@ class Gateway:
 
 @asynccontextmanager
 async def gateway(
-    network: Network, db: asyncpg.Pool, ledger_url: str, extra: Mapping[str, Network] | None = None
+    network: Network,
+    db: asyncpg.Pool,
+    ledger_url: str,
+    extra: Mapping[str, Network] | None = None,
+    on_wrong_chain: WrongChainSink | None = None,
+    *,
+    holder: str = INSTANCE,
 ) -> AsyncIterator[Gateway]:
     networks = {network.name: network, **(extra or {})}
     ctx = ApiContext(
@@ -108,13 +130,25 @@ async def gateway(
         tokens=TOKENS,
     )
     async with (
-        open_pool(network) as pool,
+        open_pool(network, on_wrong_chain=on_wrong_chain) as pool,
         TestClient(TestServer(build_app(ctx))) as api,
         LedgerClient(ledger_url, LEDGER_SECRET) as ledger,
     ):
-        watcher = Watcher(build_adapter(network, pool), db)
+        watcher = Watcher(build_adapter(network, pool), db, holder=holder)
         dispatcher = OutboxDispatcher(db, ledger, base_backoff=0.05, retry_wait=0.01)
-        yield Gateway(network, db, watcher, api, ledger, dispatcher)
+        yield Gateway(network, db, watcher, api, ledger, dispatcher, pool)
+
+
+async def settle(gw: Gateway) -> None:
+    """Catch up with the chain and deliver every outbox message the ledger is due."""
+    await gw.sync()
+    while await gw.deliver():
+        pass
+
+
+async def by_txid(gw: Gateway, user: str) -> dict[str, dict[str, Any]]:
+    """The user's deposits on the gateway's network, by txid."""
+    return {d["txid"]: d for d in await gw.deposits(user)}
 
 
 async def eventually(
@@ -137,7 +171,8 @@ async def until(check: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> 
 
 
 # Delays after which a test kills a watcher step and a delivery mid-flight ("restart anywhere").
-CUT_AFTER = (0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
+# The last ones let a whole step through (lease, fork check, fenced writes) on a busy machine.
+CUT_AFTER = (0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.15, 0.4)
 
 
 async def interrupted_step(gw: Gateway, delay: float) -> bool:

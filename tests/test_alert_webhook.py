@@ -22,12 +22,13 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from chaingate.alerting import ALERT_ID_HEADER, AlertPusher, WebhookSink
+from chaingate.domain import AlertKind, AlertSeverity, NewAlert
 from chaingate.errors import ConfigError
 from chaingate.ledger.errors import BadSignatureError
 from chaingate.ledger.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from chaingate.service import run_service
 from chaingate.settings import Principal, Settings
-from chaingate.store.alerts import NewAlert, raise_alert, redeliver
+from chaingate.store.alerts import raise_alert, redeliver
 from console_support import ops_cli, serve_api
 from harness import LEDGER_SECRET, until
 
@@ -116,8 +117,8 @@ async def raise_alerts(db: asyncpg.Pool, n: int, prefix: str = "a") -> list[int]
             await raise_alert(
                 conn,
                 NewAlert(
-                    kind="network_mismatch",
-                    severity="warning",
+                    kind=AlertKind.NETWORK_MISMATCH,
+                    severity=AlertSeverity.WARNING,
                     message=f"alert {i}",
                     dedup_key=f"{prefix}:{i}",
                     network="bsc-devnet",
@@ -158,8 +159,8 @@ async def test_every_alert_is_pushed_once_in_order_with_exact_fields(
         await raise_alert(
             conn,
             NewAlert(
-                kind="network_mismatch",
-                severity="critical",
+                kind=AlertKind.NETWORK_MISMATCH,
+                severity=AlertSeverity.CRITICAL,
                 message="BEP-20 NEXO sent to an ERC-20 deposit address",
                 dedup_key="deposit:bsc-devnet:0xabc:log:3",
                 network="bsc-devnet",
@@ -172,7 +173,12 @@ async def test_every_alert_is_pushed_once_in_order_with_exact_fields(
         )
         await raise_alert(
             conn,
-            NewAlert(kind="ledger_auth_failed", severity="critical", message="m", dedup_key="x"),
+            NewAlert(
+                kind=AlertKind.LEDGER_AUTH_FAILED,
+                severity=AlertSeverity.CRITICAL,
+                message="m",
+                dedup_key="x",
+            ),
         )
     ids = await raise_alerts(db, 3)
     registry = CollectorRegistry()

@@ -113,6 +113,6 @@ async def test_viewers_read_deposits_but_bad_filters_are_refused(api: TestClient
     ok = await api.get(
         "/v1/deposits", params={"status": "credited"}, headers={"Authorization": f"Bearer {VIEWER}"}
     )
-    assert ok.status == 200 and (await ok.json()) == {"deposits": []}
+    assert ok.status == 200 and (await ok.json()) == {"deposits": [], "next": None}
     bad = await api.get("/v1/deposits", params={"status": "paid"}, headers=AUTH)
     assert bad.status == 422

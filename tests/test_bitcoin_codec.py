@@ -13,7 +13,6 @@ import pytest
 
 from chaingate.chains.bitcoin.codec import (
     RawBlock,
-    btc_to_sats,
     check_block,
     header_hash,
     transfers_in_block,
@@ -87,7 +86,7 @@ def _decode_tx(r: _Reader) -> dict[str, Any]:
         vout.append({"value": value, "n": n, "scriptPubKey": {"hex": script, "type": kind}})
     r.take(4)  # locktime (pre-SegWit block: no witness to strip before hashing)
     txid = _dsha(r.raw[start : r.pos])[::-1].hex()
-    return {"txid": txid, "vin": vin, "vout": vout}
+    return {"txid": txid, "hex": r.raw[start : r.pos].hex(), "vin": vin, "vout": vout}
 
 
 def decode_raw_block(raw: bytes, height: int) -> RawBlock:
@@ -126,8 +125,8 @@ def block_170() -> RawBlock:
 # --- real mainnet blocks --------------------------------------------------------------------
 def test_genesis_getblock_v2_is_authentic_and_pays_50_btc_to_satoshi() -> None:
     block = genesis()
-    check_block(block, GENESIS_HASH, 0)  # header hashes to the real genesis hash
-    found = transfers_in_block("bitcoin-mainnet", "BTC", block, {GENESIS_SCRIPT})
+    txs = check_block(block, GENESIS_HASH, 0)  # header hashes to the real genesis hash
+    found = transfers_in_block("bitcoin-mainnet", "BTC", block, txs, {GENESIS_SCRIPT})
     assert [(t.txid, t.position, t.amount, t.coinbase) for t in found] == [
         (block["merkleroot"], "vout:0", 5_000_000_000, True)
     ]
@@ -136,9 +135,9 @@ def test_genesis_getblock_v2_is_authentic_and_pays_50_btc_to_satoshi() -> None:
 
 def test_block_170_pays_hal_finney_10_btc_and_satoshi_40_btc_change() -> None:
     block = block_170()
-    check_block(block, BLOCK_170_HASH, 170)  # real PoW hash and merkle root from both txids
+    txs = check_block(block, BLOCK_170_HASH, 170)  # real PoW hash, merkle root from tx bytes
     watched = {HAL_SCRIPT, SATOSHI_CHANGE_SCRIPT, BLOCK_170_COINBASE_SCRIPT}
-    found = transfers_in_block("bitcoin-mainnet", "BTC", block, watched)
+    found = transfers_in_block("bitcoin-mainnet", "BTC", block, txs, watched)
     summary = [(t.txid, t.position, t.to, t.amount, t.coinbase) for t in found]
     coinbase_txid = block["tx"][0]["txid"]
     assert summary == [
@@ -150,7 +149,9 @@ def test_block_170_pays_hal_finney_10_btc_and_satoshi_40_btc_change() -> None:
 
 
 def test_unwatched_outputs_are_not_transfers() -> None:
-    assert transfers_in_block("bitcoin-mainnet", "BTC", block_170(), {"0014" + "00" * 20}) == []
+    block = block_170()
+    txs = check_block(block, BLOCK_170_HASH, 170)
+    assert transfers_in_block("bitcoin-mainnet", "BTC", block, txs, {"0014" + "00" * 20}) == []
 
 
 # --- refusing doctored node answers -----------------------------------------------------------
@@ -173,61 +174,38 @@ def test_block_whose_header_does_not_hash_to_its_claimed_hash_is_refused() -> No
 
 def test_block_with_an_injected_transaction_is_refused() -> None:
     doctored = copy.deepcopy(block_170())
-    fake = copy.deepcopy(doctored["tx"][1])
-    fake["txid"] = "11" * 32
-    doctored["tx"].append(fake)
+    doctored["tx"].append(copy.deepcopy(doctored["tx"][1]))  # real bytes, not in the root
     with pytest.raises(ChainDataError, match="merkle"):
         check_block(doctored, BLOCK_170_HASH, 170)
 
 
-def test_output_reporting_another_index_is_refused() -> None:
+def test_amounts_come_from_the_bytes_not_from_the_json_beside_them() -> None:
     doctored = copy.deepcopy(block_170())
-    doctored["tx"][1]["vout"][1]["n"] = 0
+    doctored["tx"][1]["vout"][0]["value"] = Decimal("1000")  # type: ignore[typeddict-item]
+    doctored["tx"][1]["vout"][0]["scriptPubKey"]["hex"] = "0014" + "11" * 20  # type: ignore[typeddict-item]
+    txs = check_block(doctored, BLOCK_170_HASH, 170)
+    (found,) = transfers_in_block("bitcoin-mainnet", "BTC", doctored, txs, {HAL_SCRIPT})
+    assert (found.to, found.amount) == (HAL_SCRIPT, 1_000_000_000)
+
+
+def test_transaction_bytes_that_do_not_hash_to_the_txid_are_refused() -> None:
+    doctored = copy.deepcopy(block_170())
+    raw = bytearray.fromhex(doctored["tx"][1]["hex"])
+    hal_value_at = raw.index((1_000_000_000).to_bytes(8, "little"))
+    raw[hal_value_at : hal_value_at + 8] = (2_000_000_000).to_bytes(8, "little")
+    doctored["tx"][1]["hex"] = raw.hex()
+    with pytest.raises(ChainDataError, match="hashes otherwise"):
+        check_block(doctored, BLOCK_170_HASH, 170)
+
+
+@pytest.mark.parametrize("hex_text", [None, "zz", "01000000", "01000000" + "00" * 3, ""])
+def test_malformed_transaction_bytes_are_chain_data_errors(hex_text: object) -> None:
+    doctored = copy.deepcopy(block_170())
+    doctored["tx"][1]["hex"] = hex_text  # type: ignore[typeddict-item]
     with pytest.raises(ChainDataError):
-        transfers_in_block("bitcoin-mainnet", "BTC", doctored, {SATOSHI_CHANGE_SCRIPT})
+        check_block(doctored, BLOCK_170_HASH, 170)
 
 
 def test_header_hash_recomputes_real_block_hashes() -> None:
     assert header_hash(genesis()) == GENESIS_HASH
     assert header_hash(block_170()) == BLOCK_170_HASH
-
-
-# --- exact amounts ---------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("value", "sats"),
-    [
-        (Decimal("50.00000000"), 5_000_000_000),
-        (Decimal("0.00000001"), 1),
-        (Decimal("0"), 0),
-        (Decimal("20999999.97690000"), 2_099_999_997_690_000),
-        (Decimal("0.1"), 10_000_000),
-        (7, 700_000_000),
-    ],
-)
-def test_btc_to_sats_is_exact(value: Decimal | int, sats: int) -> None:
-    assert btc_to_sats(value) == sats
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        Decimal("0.000000001"),  # below one satoshi
-        Decimal("-1"),
-        Decimal("NaN"),
-        Decimal("Infinity"),
-        0.1,  # a float cannot carry 8 decimals exactly: refused, never rounded
-        "1.0",
-        True,
-        None,
-    ],
-)
-def test_btc_to_sats_refuses_inexact_or_non_numeric(value: object) -> None:
-    with pytest.raises(ChainDataError):
-        btc_to_sats(value)
-
-
-def test_watched_output_with_float_value_is_refused() -> None:
-    block = block_170()
-    block["tx"][1]["vout"][0]["value"] = 10.0  # type: ignore[typeddict-item]
-    with pytest.raises(ChainDataError):
-        transfers_in_block("bitcoin-mainnet", "BTC", block, {HAL_SCRIPT})

@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from chaingate.chains.base import Check
 from chaingate.chains.bitcoin import BitcoinAdapter
 from chaingate.chains.bitcoin.bech32 import decode_segwit, encode_segwit
 from chaingate.domain import Asset, AssetStandard, Endpoint, Network, NetworkKind, ScanResult
@@ -60,11 +61,21 @@ class NodeRpc:
             return json.loads(await resp.text(), parse_float=Decimal)
 
     async def request(
-        self, method: str, params: Sequence[Any] = (), *, idempotent: bool = True
+        self,
+        method: str,
+        params: Sequence[Any] = (),
+        *,
+        idempotent: bool = True,
+        check: Check | None = None,
     ) -> Any:
-        return (await self.batch([(method, params)]))[0]
+        return (await self.batch([(method, params)], checks=[check]))[0]
 
-    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+    async def batch(
+        self,
+        calls: Sequence[tuple[str, Sequence[Any]]],
+        *,
+        checks: Sequence[Check | None] | None = None,
+    ) -> list[Any]:
         body = [
             {"jsonrpc": "1.0", "id": next(self.ids), "method": m, "params": list(p)}
             for m, p in calls
@@ -73,7 +84,11 @@ class NodeRpc:
         for reply in replies:
             if reply.get("error"):
                 raise RpcError(reply["error"]["message"], reply["error"]["code"])
-        return [r["result"] for r in replies]
+        results = [r["result"] for r in replies]
+        for result, check in zip(results, checks or [None] * len(results), strict=True):
+            if check is not None:
+                check(result)
+        return results
 
 
 def free_port() -> int:

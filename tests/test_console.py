@@ -256,6 +256,10 @@ async def test_every_page_fits_a_laptop_screen(browser: Browser, console: Consol
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= LAPTOP["width"], (path, width)
     await page.goto(f"{console.url}/ops/networks")
+    eth = await page.locator("tbody tr", has_text="ethereum-devnet").inner_text()
+    assert "1,293" in eth and "1,290" in eth and "3 blk" in eth  # head, cursor, lag
+    assert "gw-1" in eth and "epoch 3" in eth  # the watcher's leader and its fencing epoch
+    assert await page.locator("meta[http-equiv=refresh]").count() == 1  # refreshes itself
     await shot(page, "networks")
     await page.context.close()
 
@@ -318,6 +322,9 @@ async def test_maker_batches_two_approvers_approve_and_the_batch_goes_to_signing
     assert "queued for signing" in await bob.locator("#signer-job").inner_text()
     assert await bob.locator("#approve, #reject").count() == 0
     await shot(bob, "batch-approved")
+    await bob.goto(f"{console.url}/ops/withdrawals")
+    assert "2 / 2" in await bob.locator("tbody tr", has_text=content_hash[:16]).inner_text()
+    await shot(bob, "batches")
     await bob.context.close()
 
     assert (
@@ -390,3 +397,39 @@ async def test_viewer_and_maker_cannot_approve_or_reject_by_forged_posts(
     assert "destination not on the allowlist" in await alice.locator("main").inner_text()
     for page in (viewer, maker, alice):
         await page.context.close()
+
+
+async def test_an_approved_batch_the_signer_refused_can_be_rejected_from_its_page(
+    browser: Browser, console: Console
+) -> None:
+    await request_withdrawals(console.url, 1, "console-refused")
+    maker = await login(browser, console, MAKER)
+    await maker.goto(f"{console.url}/ops/withdrawals")
+    await maker.locator("#pending-ethereum-devnet-ETH").get_by_role("button").click()
+    await maker.wait_for_url("**/ops/batches/*")
+    batch_id = int(maker.url.rsplit("/", 1)[1])
+    content_hash = await maker.locator("#content-hash").inner_text()
+    await maker.context.close()
+    for token in (ALICE, BOB):
+        page = await login(browser, console, token)
+        await page.goto(f"{console.url}/ops/batches/{batch_id}")
+        await page.fill("#approve input[name=confirm]", content_hash[:8])
+        await page.click("#approve button")
+        await page.wait_for_url(f"**/ops/batches/{batch_id}")
+        if token == ALICE:
+            await page.context.close()
+    assert await page.locator("#reject").count() == 0  # approved: in the signer's hands
+    # The signer refuses it (parks its job): now an approver may reject it.
+    await console.db.execute(
+        "UPDATE signer_jobs SET parked_at = now(), next_attempt_at = 'infinity',"
+        " last_error = 'destination edited' WHERE batch_id = $1",
+        batch_id,
+    )
+    await page.reload()
+    assert "refused: destination edited" in await page.locator("#signer-job").inner_text()
+    await page.fill("#reject input[name=reason]", "the signer refused it")
+    await page.check("#reject input[value=fail]")
+    await page.click("#reject button")
+    await page.wait_for_url(f"**/ops/batches/{batch_id}")
+    assert await page.locator("#batch-status").inner_text() == "rejected"
+    await page.context.close()

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from chaingate.chains.base import Check
 from chaingate.chains.evm.adapter import EvmAdapter
 from chaingate.chains.evm.codec import TRANSFER_TOPIC
 from chaingate.chains.evm.rpc import EvmRpc
@@ -262,7 +263,7 @@ async def test_reverted_token_transfer_is_failed_tx(devnet: Devnet, adapter: Evm
     (transfer,) = await scan_txs(adapter, devnet.url, [tx], {alice})
     assert transfer.reject_reason is RejectReason.FAILED_TX
     assert (transfer.asset, transfer.amount, transfer.to) == ("BAD", 777, alice)
-    assert transfer.position == "call:0" and transfer.contract == devnet.bad.lower()
+    assert transfer.position == "call" and transfer.contract == devnet.bad.lower()
 
 
 async def test_token_returning_false_is_no_transfer_event(
@@ -278,7 +279,7 @@ async def test_token_returning_false_is_no_transfer_event(
     assert await dev.token_balance(devnet.url, devnet.bad, alice) == 0
     (transfer,) = await scan_txs(adapter, devnet.url, [tx], {alice})
     assert transfer.reject_reason is RejectReason.NO_TRANSFER_EVENT
-    assert (transfer.asset, transfer.amount, transfer.position) == ("BAD", 888, "call:0")
+    assert (transfer.asset, transfer.amount, transfer.position) == ("BAD", 888, "call")
 
 
 async def test_successful_listed_token_call_yields_only_its_log(
@@ -334,16 +335,26 @@ class NoBlockTracing:
         self.methods: list[str] = []
 
     async def request(
-        self, method: str, params: Sequence[Any] = (), *, idempotent: bool = True
+        self,
+        method: str,
+        params: Sequence[Any] = (),
+        *,
+        idempotent: bool = True,
+        check: Check | None = None,
     ) -> Any:
         self.methods.append(method)
-        return await self.inner.request(method, params, idempotent=idempotent)
+        return await self.inner.request(method, params, idempotent=idempotent, check=check)
 
-    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+    async def batch(
+        self,
+        calls: Sequence[tuple[str, Sequence[Any]]],
+        *,
+        checks: Sequence[Check | None] | None = None,
+    ) -> list[Any]:
         self.methods.extend(m for m, _ in calls)
         if any(m == "debug_traceBlockByNumber" for m, _ in calls):
             raise RpcError("the method debug_traceBlockByNumber does not exist", -32601)
-        return await self.inner.batch(calls)
+        return await self.inner.batch(calls, checks=checks)
 
 
 async def test_per_transaction_tracing_fallback(devnet: Devnet, pool: EndpointPool) -> None:
@@ -369,18 +380,36 @@ class Tampering:
     def __init__(self, inner: EndpointPool, method: str, edit: Any) -> None:
         self.inner, self.method, self.edit = inner, method, edit
 
+    # The checks run on the edited answer, as the pool runs them on what an endpoint sent.
     async def request(
-        self, method: str, params: Sequence[Any] = (), *, idempotent: bool = True
+        self,
+        method: str,
+        params: Sequence[Any] = (),
+        *,
+        idempotent: bool = True,
+        check: Check | None = None,
     ) -> Any:
         result = await self.inner.request(method, params, idempotent=idempotent)
-        return self.edit(result) if method == self.method else result
+        result = self.edit(result) if method == self.method else result
+        if check is not None:
+            check(result)
+        return result
 
-    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+    async def batch(
+        self,
+        calls: Sequence[tuple[str, Sequence[Any]]],
+        *,
+        checks: Sequence[Check | None] | None = None,
+    ) -> list[Any]:
         results = await self.inner.batch(calls)
-        return [
+        edited = [
             self.edit(r) if m == self.method else r
             for (m, _), r in zip(calls, results, strict=True)
         ]
+        for result, check in zip(edited, checks or [None] * len(edited), strict=True):
+            if check is not None:
+                check(result)
+        return edited
 
 
 def _other_block_number(block: dict[str, Any]) -> dict[str, Any]:
@@ -434,17 +463,27 @@ class LogRangeCap:
         self.ranges: list[tuple[int, int]] = []
 
     async def request(
-        self, method: str, params: Sequence[Any] = (), *, idempotent: bool = True
+        self,
+        method: str,
+        params: Sequence[Any] = (),
+        *,
+        idempotent: bool = True,
+        check: Check | None = None,
     ) -> Any:
         if method == "eth_getLogs":
             start, end = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
             self.ranges.append((start, end))
             if end - start + 1 > self.cap:
                 raise RequestTooLargeError("query exceeds max block range", -32005)
-        return await self.inner.request(method, params, idempotent=idempotent)
+        return await self.inner.request(method, params, idempotent=idempotent, check=check)
 
-    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
-        return await self.inner.batch(calls)
+    async def batch(
+        self,
+        calls: Sequence[tuple[str, Sequence[Any]]],
+        *,
+        checks: Sequence[Check | None] | None = None,
+    ) -> list[Any]:
+        return await self.inner.batch(calls, checks=checks)
 
 
 async def test_log_ranges_are_chunked_and_halved_when_refused(

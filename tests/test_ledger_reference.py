@@ -28,7 +28,14 @@ from chaingate.ledger.errors import (
     UnsignedRequestError,
 )
 from chaingate.ledger.reference import serve_reference_ledger
-from chaingate.ledger.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, encode_body, sign, verify
+from chaingate.ledger.signing import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    encode_body,
+    request_message,
+    sign,
+    verify,
+)
 from conftest import scratch_database
 
 SECRET = b"test-ledger-secret-4f1c"
@@ -128,9 +135,11 @@ async def test_unauthenticated_credit_is_refused_and_not_applied(
         headers |= {TIMESTAMP_HEADER: now, SIGNATURE_HEADER: "0" * 64}
     elif case == "stale":
         old = str(int(time.time()) - 301)
-        headers |= {TIMESTAMP_HEADER: old, SIGNATURE_HEADER: sign(SECRET, old, body)}
+        signed = request_message("POST", "/credits", body)
+        headers |= {TIMESTAMP_HEADER: old, SIGNATURE_HEADER: sign(SECRET, old, signed)}
     elif case == "other_secret":
-        headers |= {TIMESTAMP_HEADER: now, SIGNATURE_HEADER: sign(b"guess", now, body)}
+        signed = request_message("POST", "/credits", body)
+        headers |= {TIMESTAMP_HEADER: now, SIGNATURE_HEADER: sign(b"guess", now, signed)}
     status, answer = await raw_post(ledger_url + "/credits", body, headers)
     assert status == 401
     assert answer["error"]["code"] == code
@@ -141,12 +150,36 @@ async def test_unauthenticated_credit_is_refused_and_not_applied(
 
 async def test_signature_for_one_query_does_not_read_another(ledger_url: str) -> None:
     now = str(int(time.time()))
-    headers = {TIMESTAMP_HEADER: now, SIGNATURE_HEADER: sign(SECRET, now, b"/balances?user_id=a")}
+    signed = request_message("GET", "/balances?user_id=a", b"")
+    headers = {TIMESTAMP_HEADER: now, SIGNATURE_HEADER: sign(SECRET, now, signed)}
     async with aiohttp.ClientSession() as session:
         async with session.get(ledger_url + "/balances?user_id=a", headers=headers) as resp:
             assert resp.status == 200
         async with session.get(ledger_url + "/balances?user_id=b", headers=headers) as resp:
             assert resp.status == 401
+
+
+async def test_a_signature_replayed_on_another_route_or_method_is_refused(
+    ledger: LedgerClient, ledger_url: str
+) -> None:
+    """The signature covers method and path: a captured credit cannot be replayed elsewhere."""
+    user = new_user()
+    body = encode_body(credit(user))
+    now = str(int(time.time()))
+    signed = sign(SECRET, now, request_message("POST", "/credits", body))
+    headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: now, SIGNATURE_HEADER: signed}
+    for path in ("/reversals", "/withdrawal-events", "/credits/", "/credits?x=1"):
+        status, answer = await raw_post(ledger_url + path, body, headers)
+        assert (status, answer["error"]["code"]) == (401, "bad_signature"), path
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(ledger_url + "/credits", data=body, headers=headers) as resp,
+    ):
+        assert resp.status == 401
+    # Only the route it was made for accepts it, and nothing else was applied before that.
+    assert await balance(ledger, user) == 0
+    status, _ = await raw_post(ledger_url + "/credits", body, headers)
+    assert status == 201 and await balance(ledger, user) > 0
 
 
 async def test_client_with_wrong_secret_gets_a_typed_rejection(ledger_url: str) -> None:
@@ -300,7 +333,10 @@ async def test_non_json_body_is_refused(ledger_url: str) -> None:
     status, answer = await raw_post(
         ledger_url + "/credits",
         body,
-        {TIMESTAMP_HEADER: now, SIGNATURE_HEADER: sign(SECRET, now, body)},
+        {
+            TIMESTAMP_HEADER: now,
+            SIGNATURE_HEADER: sign(SECRET, now, request_message("POST", "/credits", body)),
+        },
     )
     assert status == 422
     assert answer["error"]["field"] == "body"

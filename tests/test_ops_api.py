@@ -127,12 +127,13 @@ async def test_redeliver_and_the_audit_log_filters(api: Client, db: asyncpg.Pool
         await api.get("/v1/audit", params={"action": "alert.ack"}, headers=auth(VIEWER))
     ).json()
     assert len(only["entries"]) == 1
+    first = await (await api.get("/v1/audit", params={"limit": "1"}, headers=auth(VIEWER))).json()
+    assert [e["action"] for e in first["entries"]] == ["alert.ack"]
     page = await (
-        await api.get(
-            "/v1/audit", params={"before": str(only["entries"][0]["id"])}, headers=auth(VIEWER)
-        )
+        await api.get("/v1/audit", params={"after": first["next"]}, headers=auth(VIEWER))
     ).json()
     assert [e["action"] for e in page["entries"]] == ["alert.redeliver"]
+    assert page["next"] is None
     later = await api.get(
         "/v1/audit", params={"since": "2999-01-01T00:00:00+00:00"}, headers=auth(VIEWER)
     )
@@ -153,3 +154,24 @@ def test_a_malformed_session_key_is_a_config_error() -> None:
     assert Settings.from_env(env | {"CHAINGATE_CONSOLE_SESSION_KEY": key}).console_session_key
     with pytest.raises(ConfigError, match="CHAINGATE_CONSOLE_SESSION_KEY: expected a Fernet"):
         Settings.from_env(env | {"CHAINGATE_CONSOLE_SESSION_KEY": "hunter2"})
+
+
+@pytest.mark.parametrize("tls", [True, False])
+async def test_the_session_cookie_is_secure_exactly_when_served_over_tls(tls: bool) -> None:
+    import ssl
+
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from chaingate.console.security import COOKIE, security_headers
+
+    async def handler(_: web.Request) -> web.StreamResponse:
+        response = web.Response(text="ok")
+        response.set_cookie(COOKIE, "sealed", httponly=True, samesite="Strict")
+        return response
+
+    context = ssl.create_default_context() if tls else None
+    request = make_mocked_request("GET", "/ops/login", sslcontext=context)
+    response = await security_headers(request, handler)
+    assert bool(response.cookies[COOKIE]["secure"]) is tls
+    assert response.headers["X-Frame-Options"] == "DENY"

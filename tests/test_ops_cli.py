@@ -18,6 +18,7 @@ from console_support import (
     Console,
     ops_cli,
     request_withdrawals,
+    seed,
     serve_console,
 )
 
@@ -69,6 +70,15 @@ async def test_ops_cli_creates_and_approves_a_batch_through_the_api(gateway: Con
         await gateway.db.fetchval("SELECT count(*) FROM signer_jobs WHERE batch_id = $1", batch_id)
         == 1
     )
+
+
+async def test_ops_cli_shows_every_network(gateway: Console) -> None:
+    await seed(gateway.db)
+    code, out = await ops_cli(gateway.url, MAKER, "networks")
+    assert code == 0, out
+    eth = next(line for line in out.splitlines() if line.startswith("ethereum-devnet"))
+    assert re.search(r"1293\s+1290\s+3\s+3.0\s+no\s+primary:ok\s+gw-1:4242:9f3a\s+3$", eth), eth
+    assert "backup:DOWN" in out
 
 
 async def test_ops_cli_refusals_are_one_clear_line(gateway: Console) -> None:

@@ -11,6 +11,7 @@ import structlog
 from eth_account import Account
 from prometheus_client import CollectorRegistry
 
+from chaingate.chains.evm.rpc import EvmRpc, chain_id_probe
 from chaingate.domain import Endpoint
 from chaingate.errors import (
     ChainDataError,
@@ -19,7 +20,10 @@ from chaingate.errors import (
     TransportError,
 )
 from chaingate.providers import BenchPolicy, EndpointPool, ProviderMetrics, RetryPolicy
+from chaingate.providers.health import ChainCheck
+from chaingate.providers.identity import ChainIdentity, WrongChain
 from faultproxy import WRONG_HASH, FaultProxy
+from harness import until
 from providers_support import mined, rpc, running_anvil, two_proxies
 
 SECRET_A, SECRET_B = "alpha-key-8f3a9c", "beta-key-77d1e0"
@@ -79,6 +83,8 @@ def make_pool(
         metrics=ProviderMetrics(registry),
         retry=RetryPolicy(rounds=2, initial=0.01, max_wait=0.05),
         bench=BenchPolicy(base=0.4, cap=1.0, jitter=0.0),
+        identity=kw.pop("identity", None),
+        on_wrong_chain=kw.pop("on_wrong_chain", None),
     )
 
 
@@ -381,7 +387,8 @@ async def test_log_range_refusal_is_split(
     assert len(expected) >= 6
     alpha.faults.max_log_range = 4
 
-    logs = await pool.get_logs(log_filter)
+    # The gateway's one range splitter, over the pool: the cap is learned from the refusal.
+    logs = await EvmRpc(pool, "devnet-eth").get_logs(0, head, [], max_range=10_000)
     assert logs == expected
     assert beta.seen.methods["eth_getLogs"] == 0  # refused ranges are split, not failed over
     assert alpha.seen.methods["eth_getLogs"] > 1
@@ -446,3 +453,65 @@ async def test_healthy_endpoints_share_load_by_weight(
     share = alpha.seen.methods["eth_chainId"] / 200
     assert 0.6 <= share <= 0.9  # expected 0.75
     assert beta.seen.methods["eth_chainId"] == 200 - alpha.seen.methods["eth_chainId"]
+
+
+async def test_endpoints_of_another_chain_are_never_sent_a_call(
+    proxies: tuple[FaultProxy, FaultProxy],
+) -> None:
+    alpha, beta = proxies
+    events: list[WrongChain] = []
+
+    async def sink(event: WrongChain) -> None:
+        events.append(event)
+
+    mainnet = ChainIdentity("chain id", chain_id_probe, "1")  # both serve anvil's 31337
+    async with make_pool(alpha, beta, identity=mainnet, on_wrong_chain=sink) as pool:
+        with pytest.raises(NoHealthyEndpointError):
+            await pool.request("eth_blockNumber")
+        with pytest.raises(NoHealthyEndpointError):
+            await pool.post("/wallet/broadcasttransaction", {"raw": "00"}, idempotent=False)
+        with pytest.raises(NoHealthyEndpointError):
+            await pool.best_head()  # re-asked at the probe; still not counted
+        health = pool.health_snapshot()
+    for proxy in proxies:
+        assert set(proxy.seen.methods) == {"eth_chainId"}
+    assert [(e.endpoint, e.observed) for e in events] == [("alpha", "31337"), ("beta", "31337")]
+    assert {(h.chain_check, h.benched_reason, h.healthy) for h in health} == {
+        (ChainCheck.MISMATCH, "wrong_chain", False)
+    }
+
+
+async def test_a_learned_identity_is_pinned_at_first_contact(
+    proxies: tuple[FaultProxy, FaultProxy], anvil_url: str
+) -> None:
+    learn = ChainIdentity("chain id", chain_id_probe, None)
+    async with make_pool(*proxies, identity=learn) as pool:
+        assert await pool.request("eth_blockNumber") == rpc(anvil_url, "eth_blockNumber")
+        await pool.best_head()
+        assert {h.chain_check for h in pool.health_snapshot()} == {ChainCheck.OK}
+        assert pool._identity.expected == "31337"
+
+
+async def test_a_liar_is_not_forgiven_by_its_next_good_answer(
+    pool: EndpointPool, proxies: tuple[FaultProxy, FaultProxy]
+) -> None:
+    alpha, beta = proxies
+
+    def named_right(block: Any) -> None:
+        if block["hash"] == WRONG_HASH:
+            raise ChainDataError("block renamed")
+
+    alpha.faults.wrong_hash = True
+    block = await pool.request("eth_getBlockByNumber", ["0x0", False], check=named_right)
+    assert block["hash"] != WRONG_HASH and beta.seen.methods["eth_getBlockByNumber"] == 1
+    alpha.faults.wrong_hash = False
+    await pool.best_head()  # it answers its head well: a lie's bench runs its course anyway
+    assert health_of(pool, "alpha").benched_reason == "failing"
+
+    async def back() -> bool:
+        return bool(health_of(pool, "alpha").healthy)
+
+    await until(back, 5)
+    for _ in range(5):  # healthy again, but asked after the endpoint that never lied
+        await pool.request("eth_chainId")
+    assert alpha.seen.methods["eth_chainId"] == 0 and beta.seen.methods["eth_chainId"] == 5

@@ -162,6 +162,26 @@ def test_a_private_key_in_the_registry_is_refused_without_echoing_it(tmp_path: P
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "https://ledger.example/api",
+        "http://127.0.0.1:8081",
+        "http://127.8.9.1",
+        "http://[::1]:80",
+        "http://localhost:9000/x",
+        "http://LOCALHOST",
+    ],
+)
+def test_ledger_urls_over_https_or_to_this_host_are_accepted(url: str) -> None:
+    env = {
+        "CHAINGATE_DATABASE_URL": "postgresql://u@h/db",
+        "CHAINGATE_LEDGER_URL": url,
+        "CHAINGATE_LEDGER_SECRET": "s" * 16,
+    }
+    assert Settings.from_env(env).ledger_url == url
+
+
+@pytest.mark.parametrize(
     ("env", "message"),
     [
         (
@@ -174,9 +194,24 @@ def test_a_private_key_in_the_registry_is_refused_without_echoing_it(tmp_path: P
         ),
         ({"CHAINGATE_API_TOKENS": "{nope"}, "CHAINGATE_API_TOKENS: not valid JSON"),
         (
-            {"CHAINGATE_LEDGER_URL": "http://l", "CHAINGATE_LEDGER_SECRET": "short"},
+            {"CHAINGATE_LEDGER_URL": "http://localhost", "CHAINGATE_LEDGER_SECRET": "short"},
             "CHAINGATE_LEDGER_SECRET: required",
         ),
+        # Credits in the clear over the network: https is required off this host.
+        (
+            {"CHAINGATE_LEDGER_URL": "http://10.1.2.3:8080/ledger"},
+            "CHAINGATE_LEDGER_URL: http:// is allowed only to this host",
+        ),
+        (
+            {"CHAINGATE_LEDGER_URL": "http://ledger.internal"},
+            "CHAINGATE_LEDGER_URL: http:// is allowed only to this host",
+        ),
+        (
+            {"CHAINGATE_LEDGER_URL": "http://127.0.0.1.nip.io"},
+            "CHAINGATE_LEDGER_URL: http:// is allowed only to this host",
+        ),
+        ({"CHAINGATE_LEDGER_URL": "ftp://127.0.0.1"}, "CHAINGATE_LEDGER_URL: expected an https://"),
+        ({"CHAINGATE_LEDGER_URL": "https://"}, "CHAINGATE_LEDGER_URL: expected an https://"),
         (
             {"CHAINGATE_NETWORKS": "dogecoin-devnet"},
             "CHAINGATE_NETWORKS: unknown network 'dogecoin-devnet'",
@@ -268,3 +303,38 @@ def test_approval_settings_default_to_a_quorum_of_two_and_never_show_the_key() -
     )
     assert (settings.approval_quorum, settings.approval_seal_key) == (3, key.encode())
     assert key not in repr(settings)
+
+
+TRON_GOOD = GOOD.replace(
+    'kind = "evm"\nchain_id = 5', 'kind = "tron"\ngenesis = "' + "ab" * 32 + '"'
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("genesis = ", "# genesis = "), "genesis: is required"),
+        (("ab" * 32, "AB" * 32), "genesis: must be 64 lowercase hex digits"),
+        (("genesis = ", "learn_genesis = true\n# "), "learn_genesis: is allowed on a testnet"),
+        (
+            ("genesis = ", "testnet = true\nlearn_genesis = true\ngenesis = "),
+            "give either genesis or learn_genesis",
+        ),
+    ],
+)
+def test_bitcoin_and_tron_networks_name_their_genesis_block(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    folder = _write(tmp_path, "x-net", TRON_GOOD.replace(*change))
+    with pytest.raises(ConfigError, match=message):
+        load_registry(folder, {})
+
+
+def test_the_registry_holds_the_real_genesis_blocks() -> None:
+    networks = load_registry(CHAINS, MAINNET_ENV)
+    assert networks["bitcoin-mainnet"].genesis == (
+        "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"
+    )
+    assert networks["tron-mainnet"].genesis == (
+        "00000000000000001ebf88508a03865c71d452e25f4d51194196a1d22b6653dc"
+    )

@@ -16,13 +16,13 @@ from tronpy.proto import calculate_txid_from_raw_data
 
 from chaingate.chains.tron.addresses import TronAddresses, evm_hex_to_base58, hex_to_base58
 from chaingate.chains.tron.codec import decode_block
-from chaingate.chains.tron.rpc import check_block
-from chaingate.devnet.tron_node.proto import (
+from chaingate.chains.tron.proto import (
     block_id_of,
     encode_header_raw,
     encode_raw_data,
     txid_of,
 )
+from chaingate.chains.tron.rpc import check_block
 from chaingate.domain import (
     Asset,
     AssetStandard,
@@ -162,21 +162,29 @@ def test_tampered_recorded_block_is_refused() -> None:
 
 def _call_body(txid: str, contract_ret: str, data: str = "") -> dict[str, Any]:
     # The recorded infos come without their tx bodies: a minimal TriggerSmartContract body
-    # (txID from the info, no raw bytes) stands in so the decoder sees the pair.
+    # (txID from the info, its own raw bytes) stands in so the decoder sees the pair. The txID
+    # check is rpc.check_block's, tested on the recorded block; decode_block reads the bytes.
     value = {
         "owner_address": "41e4b8075df69297bc24cc4bbaf48cd17206e1f62c",
         "contract_address": "41a614f803b6fd780986a42c78ec9c7f77e6ded13c",
         "data": data,
     }
+    raw_data = {
+        "contract": [
+            {
+                "type": "TriggerSmartContract",
+                "parameter": {
+                    "value": value,
+                    "type_url": "type.googleapis.com/protocol.TriggerSmartContract",
+                },
+            }
+        ]
+    }
     return {
         "txID": txid,
         "ret": [{"contractRet": contract_ret}],
-        "raw_data_hex": "",
-        "raw_data": {
-            "contract": [
-                {"type": "TriggerSmartContract", "parameter": {"value": value, "type_url": ""}}
-            ]
-        },
+        "raw_data_hex": encode_raw_data(raw_data).hex(),
+        "raw_data": raw_data,
     }
 
 
@@ -248,3 +256,49 @@ def test_rejected_internal_transactions_are_ignored() -> None:
     }
     [transfer] = decode_block(network(), _block(5, [_call_body(txid, "SUCCESS")]), [info], {ours})
     assert (transfer.amount, transfer.position, transfer.asset) == (7, "trace:1", "TRX")
+
+
+def test_amounts_and_recipients_come_from_the_bytes_not_the_json() -> None:
+    block = load("block_30864544.json")
+    tx = block["transactions"][0]
+    to = hex_to_base58(tx["raw_data"]["contract"][0]["parameter"]["value"]["to_address"])
+    value = tx["raw_data"]["contract"][0]["parameter"]["value"]
+    value["amount"] = 10**15  # the JSON rendering lies; the hashed bytes do not
+    value["to_address"] = "41" + "22" * 20
+    [transfer] = decode_block(network(), check_block(block, 30864544), [], {to})
+    assert (transfer.to, transfer.amount) == (to, 50_000_000)
+
+
+def test_a_missing_contract_ret_is_no_success() -> None:
+    block = load("block_30864544.json")
+    tx = block["transactions"][0]
+    to = hex_to_base58(tx["raw_data"]["contract"][0]["parameter"]["value"]["to_address"])
+    del tx["ret"]
+    [transfer] = decode_block(network(), check_block(block, 30864544), [], {to})
+    assert transfer.reject_reason is RejectReason.FAILED_TX
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda b: b["block_header"]["raw_data"].update(timestamp=1),  # header no longer hashes
+        lambda b: b["transactions"][0].update(raw_data_hex="0a02"),  # txID no longer hashes
+        lambda b: b["block_header"]["raw_data"].update(parentHash=None),
+        lambda b: b.update(transactions="garbage"),
+        lambda b: b["transactions"][0].update(ret="garbage"),
+    ],
+)
+def test_malformed_or_doctored_blocks_are_chain_data_errors(edit: Any) -> None:
+    block = load("block_30864544.json")
+    edit(block)
+    with pytest.raises(ChainDataError):
+        check_block(block, 30864544)
+
+
+def test_truncated_protobuf_is_a_chain_data_error() -> None:
+    from chaingate.chains.tron.proto import decode_raw_data
+
+    raw = bytes.fromhex(load("block_30864544.json")["transactions"][0]["raw_data_hex"])
+    for cut in (1, 5, len(raw) // 2, len(raw) - 1):
+        with pytest.raises(ChainDataError):
+            decode_raw_data(raw[:cut])

@@ -9,14 +9,16 @@ from typing import Any
 
 import asyncpg
 import pytest
+from asyncpg.exceptions._base import InternalClientError
 
+from chaindrivers.evm import E18 as ETH
+from chaindrivers.evm import SENDER, head
 from chaingate.devnet import evm_contracts as evm
 from chaingate.devnet.manager import DevnetState
 from chaingate.errors import ChainDataError, ProviderError
 from chaingate.store import chainstate
 from faultproxy import FaultProxy
-from harness import Gateway, devnet_network, gateway
-from test_deposits_evm import ETH, SENDER, head
+from harness import Gateway, devnet_network, gateway, until
 
 
 @pytest.fixture
@@ -32,6 +34,16 @@ async def proxied(
             yield gw, proxy
     finally:
         await proxy.stop()
+
+
+async def _statuses_are(gw: Gateway, expected: list[str]) -> bool:
+    try:
+        rows = await gw.db.fetch("SELECT status FROM deposits ORDER BY id")
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, InternalClientError):
+        # A pooled connection the server terminated while it sat idle can surface once as
+        # InternalClientError (asyncpg reads the FATAL notice late); the next one is fresh.
+        return False
+    return [r["status"] for r in rows] == expected
 
 
 async def cursor(gw: Gateway) -> int | None:
@@ -92,11 +104,7 @@ async def test_run_loop_survives_endpoint_errors_and_dropped_database_connection
             )
         finally:
             await admin.close()
-        for _ in range(60):
-            rows = await gw.db.fetch("SELECT status FROM deposits")
-            if [r["status"] for r in rows] == ["credited"]:
-                break
-            await asyncio.sleep(0.25)
+        await until(lambda: _statuses_are(gw, ["credited"]), 15)
         assert not runner.done(), runner
     finally:
         stop.set()

@@ -51,6 +51,13 @@ async def test_new_then_same_then_reused_request_id(d: Desk) -> None:
     keys = [r["idempotency_key"] for r in await d.db.fetch("SELECT * FROM ledger_outbox")]
     assert keys == [f"withdrawal:{first['id']}:requested"]
     assert await d.db.fetchval("SELECT count(*) FROM audit_log") == 1
+    # The same new request five times at once: one withdrawal, created once.
+    twin = {**body, "request_id": "ledger-req-2"}
+    answers = await asyncio.gather(
+        *(d.call("POST", "/v1/withdrawals", "service", twin) for _ in range(5))
+    )
+    assert sorted(s for s, _ in answers) == [200, 200, 200, 200, 201]
+    assert len({a["id"] for _, a in answers}) == 1
 
 
 TRON = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
@@ -133,20 +140,20 @@ async def test_roles_reads_filters_and_cursor_pagination(d: Desk) -> None:
     assert status == 200 and one["id"] == ids[0]
     assert {"status", "batch_id", "txid", "fee", "confirmations", "history"} <= set(one)
     assert (await d.call("GET", "/v1/withdrawals/999999", "viewer"))[0] == 404
-    assert (await d.call("GET", "/v1/withdrawals/abc", "viewer"))[0] == 404
+    assert (await d.call("GET", "/v1/withdrawals/abc", "viewer"))[0] == 422
     status, page = await d.call("GET", "/v1/withdrawals", "service", user_id="reader")
     assert [w["id"] for w in page["withdrawals"]] == [ids[3], ids[1]]
     seen: list[int] = []
-    cursor: str | None = ""
-    while cursor is not None:
+    after: str | None = ""
+    while after is not None:
         status, page = await d.call(
             "GET", "/v1/withdrawals", "viewer", network=ETH, status="requested", limit="2",
-            **({"cursor": cursor} if cursor else {}),
+            **({"after": after} if after else {}),
         )  # fmt: skip
         assert status == 200
         seen += [w["id"] for w in page["withdrawals"]]
-        cursor = page["next_cursor"]
+        after = page["next"]
     assert seen == sorted(ids, reverse=True)
     bad = await d.call("GET", "/v1/withdrawals", "viewer", status="paid")
     assert bad[0] == 422
-    assert (await d.call("GET", "/v1/withdrawals", "viewer", cursor="x"))[0] == 422
+    assert (await d.call("GET", "/v1/withdrawals", "viewer", after="17"))[0] == 422

@@ -129,6 +129,23 @@ async def _final(stack: Stack, ids: list[int], seconds: float = 90) -> dict[int,
     return views
 
 
+async def _wait_planned(stack: Stack, batch_id: int) -> None:
+    """Until the planner (broadcaster role) gave the batch's signer job its plan."""
+    pool = await connect_pool(stack.database_url, max_size=1)
+    try:
+
+        async def planned() -> bool:
+            return bool(
+                await pool.fetchval(
+                    "SELECT plan IS NOT NULL FROM signer_jobs WHERE batch_id = $1", batch_id
+                )
+            )
+
+        await until(planned, 60)
+    finally:
+        await pool.close()
+
+
 def _fresh_address() -> str:
     return str(Account.create().address)
 
@@ -253,33 +270,28 @@ async def test_kill_9_of_signers_and_broadcasters_never_sends_twice_or_skips(
         await stack.kill(name)
 
 
-async def test_reverted_token_transfer_fails_the_withdrawal_and_returns_the_funds(
-    stack: Stack, devnet: DevnetState
+@pytest.mark.parametrize(
+    ("fail_mode", "reason"),
+    [(2, "reverted"), (1, "no Transfer")],  # 2: transfer() reverts; 1: it returns false
+)
+async def test_token_transfer_that_moves_nothing_fails_the_withdrawal_and_returns_the_funds(
+    stack: Stack, devnet: DevnetState, fail_mode: int, reason: str
 ) -> None:
+    """A token that reverts is a failed withdrawal; so is one that "succeeds" (receipt status 1)
+    by returning false without a Transfer event: nothing reached the recipient either way."""
     assert devnet.eth_token
     await stack.start_broadcaster()  # plans the job; nothing to sign yet without a signer
     to = _fresh_address()
     wid = await stack.withdraw(USER, "NEXO", to, 3 * ETH)
     batch = await stack.approved_batch("NEXO")
-    pool = await connect_pool(stack.database_url, max_size=1)
-    try:
-
-        async def planned() -> bool:
-            plan = await pool.fetchval(
-                "SELECT plan IS NOT NULL FROM signer_jobs WHERE batch_id = $1", batch["id"]
-            )
-            return bool(plan)
-
-        await until(planned, 60)
-    finally:
-        await pool.close()
-    await dev.set_fail_mode(stack.eth_url, devnet.eth_token, 2)  # transfer() reverts from now on
+    await _wait_planned(stack, batch["id"])
+    await dev.set_fail_mode(stack.eth_url, devnet.eth_token, fail_mode)
     try:
         await stack.start_signer()
         [view] = (await _final(stack, [wid])).values()
     finally:
         await dev.set_fail_mode(stack.eth_url, devnet.eth_token, 0)
-    assert view["status"] == "failed" and "reverted" in view["failure_reason"]
+    assert view["status"] == "failed" and reason in view["failure_reason"]
     assert await _token_balance(stack, devnet.eth_token, to) == 0
     history = [h["status"] for h in view["history"]]
     assert history[-2:] == ["broadcast", "failed"]
@@ -372,5 +384,48 @@ async def test_reorg_dropping_a_mined_withdrawal_rebroadcasts_the_same_bytes(
     assert await eth_balance(stack.eth_url, to) == 1 * ETH
     sent = await hot_transactions(stack.eth_url, first_block)
     assert [t["hash"] for t in sent] == [txid]
+    await stack.kill("signer")
+    await stack.kill("broadcaster")
+
+
+async def test_broadcaster_killed_after_sending_before_bookkeeping_sends_nothing_twice(
+    stack: Stack,
+) -> None:
+    """The signed bytes reached the chain and were mined, but the broadcaster died before it
+    recorded that: the next broadcaster sends the same bytes again ("nonce too low" or "already
+    known" from the node), counts that as sent, and the withdrawal is confirmed once."""
+    first_block = int(await rpc(stack.eth_url, "eth_blockNumber"), 16) + 1
+    await stack.start_broadcaster("planner-only")  # plans the job, then dies before sending
+    to = _fresh_address()
+    wid = await stack.withdraw(USER, "ETH", to, 1 * ETH)
+    batch = await stack.approved_batch("ETH")
+    await _wait_planned(stack, batch["id"])
+    await stack.kill("planner-only")
+    pool = await connect_pool(stack.database_url, max_size=1)
+    try:
+        await stack.start_signer()
+
+        async def signed() -> bool:
+            return bool(
+                await pool.fetchval(
+                    "SELECT count(*) FROM withdrawal_txs WHERE withdrawal_id = $1", wid
+                )
+            )
+
+        await until(signed, 60)
+        raw, txid = await pool.fetchrow(
+            "SELECT raw_tx, txid FROM withdrawal_txs WHERE withdrawal_id = $1", wid
+        )
+    finally:
+        await pool.close()
+    # What the killed broadcaster had done: the bytes are on chain, nothing recorded.
+    assert await rpc(stack.eth_url, "eth_sendRawTransaction", "0x" + raw) == txid
+    await dev.mine(stack.eth_url, 3)
+    assert (await stack.withdrawal(wid))["status"] == "approved"
+    await stack.start_broadcaster()
+    [view] = (await _final(stack, [wid])).values()
+    assert view["status"] == "confirmed" and view["txid"] == txid
+    assert await eth_balance(stack.eth_url, to) == 1 * ETH
+    assert [t["hash"] for t in await hot_transactions(stack.eth_url, first_block)] == [txid]
     await stack.kill("signer")
     await stack.kill("broadcaster")

@@ -6,7 +6,7 @@ const fs = require('fs');
 const path = require('path');
 const solc = require('solc');
 
-const CONTRACTS = ['DevToken', 'Forwarder'];
+const CONTRACTS = ['DevToken', 'Forwarder', 'Payout'];
 const here = __dirname;
 const outDir = path.join(here, 'build');
 

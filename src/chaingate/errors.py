@@ -50,6 +50,10 @@ class EndpointLaggingError(ProviderError):
     """Raised when an endpoint's head is too far behind the best known head."""
 
 
+class EndpointWrongChainError(ProviderError):
+    """Raised when an endpoint serves another chain than the registry names (chain id, genesis)."""
+
+
 class RpcError(ProviderError):
     """Raised when an endpoint answered with a JSON-RPC error object."""
 
@@ -73,8 +77,17 @@ class ChainDataError(ChaingateError):
     code = "chain_data"
 
 
+class IncompleteLogsError(ChainDataError):
+    """Raised when an eth_getLogs answer lacks logs its block's logsBloom says are there."""
+
+
 class BlockNotFoundError(ChainDataError):
     """Raised when a block the gateway expects to exist is not (yet) served."""
+
+
+class EndpointInconsistentError(ChainDataError):
+    """Raised when an endpoint does not serve a block at or below the head it reports itself
+    (a lagging backend behind a load balancer): an endpoint fault, never evidence of a reorg."""
 
 
 class ReorgError(ChainDataError):
@@ -247,3 +260,22 @@ class NotFoundError(ChaingateError):
     """Raised when a requested object does not exist."""
 
     code = "not_found"
+
+
+# --- address issuance ----------------------------------------------------------------------
+class AddressIssuanceError(ChaingateError):
+    """Raised when deposit addresses must not be issued from this database (yet)."""
+
+    code = "address_issuance"
+
+
+class AddressIndexInUseError(AddressIssuanceError):
+    """Raised when a fresh database would issue addresses that already have on-chain history."""
+
+    code = "address_index_in_use"
+
+
+class XpubChangedError(AddressIssuanceError):
+    """Raised when a network's xpub derives other addresses than the ones this database issued."""
+
+    code = "xpub_changed"

@@ -21,11 +21,14 @@ _SECRET_KEYS = re.compile(
     r"(secret|token|password|passwd|authorization|api_key|dsn|xprv|seed|mnemonic|private)", re.I
 )
 _XPUB = re.compile(r"\b([xyztuv]pub)[1-9A-HJ-NP-Za-km-z]{100,}")
+# A credential inside text: aiohttp's parser errors quote the offending header line, bearer
+# token and all, and a traceback carries that message.
+_CREDENTIAL = re.compile(r"(?i)(authorization\W{0,4}\s*|bearer\s+)[^\s'\"]+(?:\s+[^\s'\"]+)?")
 
 
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _XPUB.sub(r"\1…", redact_text(value))
+        return _CREDENTIAL.sub(r"\1***", _XPUB.sub(r"\1…", redact_text(value)))
     if isinstance(value, dict):
         return {
             k: ("***" if _SECRET_KEYS.search(str(k)) else _redact_value(v))
@@ -50,6 +53,10 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | N
 
     ``fmt``: json, console, or auto (console on a terminal). ``stream``: where every log line
     goes, the standard library's and Python warnings included (default stderr).
+
+    The standard library's loggers (aiohttp's server errors and access log, bitcoinlib, web3)
+    are rendered by the same processors, so their records are JSON and redacted too: a crash
+    inside aiohttp is one JSON line with the traceback as a field, never plain text.
     """
     out = sys.stderr if stream is None else stream
     if fmt == "auto":
@@ -59,23 +66,49 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | N
         if fmt == "console"
         else structlog.processors.JSONRenderer()
     )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact_secrets,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, redact_secrets, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=True,
     )
-    # bitcoinlib and web3 log through the standard library; keep them quiet unless asked.
-    logging.basicConfig(
-        level=logging.WARNING, stream=out, format="%(name)s: %(message)s", force=True
-    )
+    route_stdlib_logging(renderer, shared, out)
     logging.captureWarnings(True)  # a library's warning is a log line, not terminal output
+    # bitcoinlib and web3 log through the standard library; keep them quiet unless asked.
     for noisy in ("bitcoinlib", "web3", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def route_stdlib_logging(
+    renderer: Any, shared: list[Any] | None = None, stream: TextIO | None = None
+) -> logging.Handler:
+    """One root handler that renders stdlib records through structlog (redacted)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                *(shared or [structlog.processors.add_log_level]),
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.ExtraAdder(),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact_secrets,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    # aiohttp.access records requests at INFO (see api/accesslog.py for the fields).
+    logging.getLogger("aiohttp.access").setLevel(logging.INFO)
+    return handler

@@ -28,10 +28,29 @@ class WatcherMetrics:
             "chaingate_reversals", "Credited deposits reversed", ["network"], registry=r
         )
         self.alerts = Counter("chaingate_alerts", "Alerts raised", ["kind", "network"], registry=r)
+        # Spam and address-poisoning tokens alert once per contract and day; this counts them all.
+        self.unlisted_tokens = Counter(
+            "chaingate_unlisted_token_transfers",
+            "Transfers of unlisted token contracts to deposit addresses (rejected)",
+            ["network"],
+            registry=r,
+        )
         self.step_errors = Counter(
             "chaingate_watcher_step_errors",
             "Watcher steps that failed",
             ["network", "error"],
+            registry=r,
+        )
+        self.leader_epoch = Gauge(
+            "chaingate_watcher_leader_epoch",
+            "Lease epoch this instance leads the network's watcher with (0: standby)",
+            ["network"],
+            registry=r,
+        )
+        self.deposed = Counter(
+            "chaingate_watcher_deposed",
+            "Times this instance's watcher lost its lease (a write was fenced out)",
+            ["network"],
             registry=r,
         )
 

@@ -31,6 +31,8 @@ _NETWORK_KEYS = {
     "kind",
     "chain_id",
     "hrp",
+    "genesis",
+    "learn_genesis",
     "testnet",
     "devnet",
     "hot_address",
@@ -322,6 +324,7 @@ def load_network(path: Path, env: Mapping[str, str]) -> Network:
         raise t.fail("chain_id", "is required for an evm network")
     if kind is NetworkKind.BITCOIN and not hrp:
         raise t.fail("hrp", "is required for a bitcoin network (bc, tb, bcrt)")
+    genesis, learn_genesis = _genesis(t, kind)
     watch_only = t.get("watch_only", bool, False)
     if watch_only and any(a.withdrawals_enabled for a in assets):
         raise t.fail("watch_only", "a watch-only network sends nothing: set withdrawals = false")
@@ -338,6 +341,8 @@ def load_network(path: Path, env: Mapping[str, str]) -> Network:
         kind=kind,
         chain_id=chain_id,
         hrp=hrp,
+        genesis=genesis,
+        learn_genesis=learn_genesis,
         testnet=t.get("testnet", bool, False),
         devnet=t.get("devnet", bool, False),
         hot_address=_hot_address(t, kind),
@@ -373,6 +378,27 @@ def _hot_address(t: _Table, kind: NetworkKind) -> str | None:
     if not re.fullmatch(r"0x[0-9a-fA-F]{40}", raw):
         raise t.fail("hot_address", "expected 0x followed by 40 hex digits")
     return raw.lower()
+
+
+def _genesis(t: _Table, kind: NetworkKind) -> tuple[str | None, bool]:
+    """The genesis block every endpoint must prove (Bitcoin, TRON; EVM proves its chain id)."""
+    genesis = t.get("genesis", str)
+    learn = t.get("learn_genesis", bool, False)
+    if kind is NetworkKind.EVM:
+        if genesis is not None or learn:
+            raise t.fail("genesis", "an evm network proves its chain_id, not a genesis block")
+        return None, False
+    if learn:
+        if not t.get("testnet", bool, False):
+            raise t.fail("learn_genesis", "is allowed on a testnet/devnet only")
+        if genesis is not None:
+            raise t.fail("learn_genesis", "give either genesis or learn_genesis, not both")
+        return None, True
+    if genesis is None:
+        raise t.fail("genesis", "is required: the block hash (id) at height 0 of this chain")
+    if len(genesis) != 64 or any(c not in "0123456789abcdef" for c in genesis):
+        raise t.fail("genesis", "must be 64 lowercase hex digits")
+    return genesis, False
 
 
 def _check_assets(t: _Table, kind: NetworkKind, assets: tuple[Asset, ...]) -> None:

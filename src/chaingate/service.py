@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection
+import logging
+from collections.abc import Awaitable, Callable, Collection
 from contextlib import AsyncExitStack, suppress
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -13,21 +15,26 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from chaingate.alerting import AlertPusher, WebhookSink
+from chaingate.alerting.endpoints import wrong_chain_alerts
 from chaingate.api import ApiContext, build_app
+from chaingate.api.accesslog import StructuredAccessLogger
+from chaingate.api.issuance import open_address_history
 from chaingate.chains.base import ChainAdapter
 from chaingate.chains.registry import address_codec, build_adapter, open_pool
 from chaingate.domain import NetworkKind
-from chaingate.errors import ChaingateError, ConfigError, ReorgTooDeepError
+from chaingate.errors import ChaingateError, ConfigError
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.dispatcher import OutboxDispatcher
 from chaingate.metrics import ReconcileMetrics, WatcherMetrics
 from chaingate.providers import EndpointPool
 from chaingate.providers.metrics import ProviderMetrics
 from chaingate.settings import Settings
-from chaingate.store import connect_pool
+from chaingate.store import connect_pool, leases
 from chaingate.store.migrate import pending_migrations
 from chaingate.watcher import Watcher
 from chaingate.watcher.reconcile import reconciler_for
+from chaingate.watcher.status import publish_status
+from chaingate.watcher.supervisor import SupervisorMetrics, TaskStatus, supervise
 
 log = structlog.get_logger(__name__)
 ROLES = ("api", "watchers", "dispatcher", "broadcaster")
@@ -80,21 +87,52 @@ async def _run_roles(
         adapters: dict[str, ChainAdapter] = {}
         if "watchers" in roles:
             for network in settings.networks.values():
-                pool = await stack.enter_async_context(open_pool(network, provider_metrics))
+                pool = await stack.enter_async_context(
+                    open_pool(network, provider_metrics, wrong_chain_alerts(db))
+                )
                 pools[network.name] = pool
                 adapters[network.name] = build_adapter(network, pool)
-        halted: dict[str, str] = {}
+        statuses: dict[str, TaskStatus] = {}
+        supervisor_metrics = SupervisorMetrics(registry)
+        instance = leases.new_holder_id()  # one id per process: the holder of its leases
         async with asyncio.TaskGroup() as tasks:
+
+            def supervised(name: str, task: str, run: Callable[[], Awaitable[None]]) -> None:
+                # Each network's tasks are contained: a crash restarts that task, nothing else.
+                status = statuses.setdefault(f"{task}:{name}", TaskStatus())
+                job = supervise(name, task, run, stop, status, metrics=supervisor_metrics)
+                tasks.create_task(job, name=f"{task}:{name}")
+
             for name, adapter in adapters.items():
-                watcher = Watcher(adapter, db, metrics=watcher_metrics)
-                tasks.create_task(_watch(watcher, stop, halted), name=f"watcher:{name}")
+                watcher = Watcher(
+                    adapter,
+                    db,
+                    metrics=watcher_metrics,
+                    holder=instance,
+                    lease_ttl=settings.watcher_lease_seconds,
+                )
+                supervised(name, "watcher", partial(watcher.run, stop))
                 # Health tracking needs every endpoint's head, not just the one answering.
-                tasks.create_task(_probe_heads(pools[name], stop), name=f"heads:{name}")
+                supervised(name, "heads", partial(_probe_heads, pools[name], stop))
+                # Head and endpoint health for GET /v1/networks, whichever process serves it.
+                supervised(
+                    name,
+                    "status",
+                    partial(
+                        publish_status,
+                        db,
+                        name,
+                        pools[name],
+                        instance,
+                        stop,
+                        _status_interval(adapter),
+                    ),
+                )
                 # The safety net for deposits the watcher cannot see (internal transfers without
                 # tracing, validator withdrawals): None where the network is not reconciled.
                 reconciler = reconciler_for(adapter, db, reconcile_metrics)
                 if reconciler is not None:
-                    tasks.create_task(reconciler.run(stop), name=f"reconcile:{name}")
+                    supervised(name, "reconcile", partial(reconciler.run, stop))
             if "dispatcher" in roles:
                 if not settings.ledger_url:
                     raise ConfigError("CHAINGATE_LEDGER_URL: required by the dispatcher role")
@@ -110,7 +148,7 @@ async def _run_roles(
                 await _start_broadcasters(settings, db, pools, provider_metrics, stack, tasks, stop)
             if "api" in roles:
                 tasks.create_task(
-                    _serve_api(settings, db, registry, pools, halted, stop), name="api"
+                    _serve_api(settings, db, registry, pools, statuses, stop), name="api"
                 )
             log.info("service_started", roles=sorted(roles), networks=sorted(settings.networks))
 
@@ -165,7 +203,7 @@ async def _serve_api(
     db: asyncpg.Pool,
     registry: CollectorRegistry,
     pools: dict[str, EndpointPool],
-    halted: dict[str, str],
+    statuses: dict[str, TaskStatus],
     stop: asyncio.Event,
 ) -> None:
     ctx = ApiContext(
@@ -177,13 +215,22 @@ async def _serve_api(
         approval_quorum=settings.approval_quorum,
         seal_key=settings.approval_seal_key,
         console_session_key=settings.console_session_key,
+        address_start=settings.address_start,
+        address_history=open_address_history,
     )
     if settings.console_session_key is None:
         log.warning("console_disabled", hint="set CHAINGATE_CONSOLE_SESSION_KEY to serve /ops")
     for name, pool in pools.items():
         ctx.readiness[f"endpoints:{name}"] = _endpoint_probe(pool)
-    ctx.readiness["watchers"] = lambda: (not halted, halted or "ok")
-    runner = web.AppRunner(build_app(ctx), access_log=None)
+    for key, status in statuses.items():
+        # Per network: a halted watcher (reorg below the window) needs an operator and makes
+        # the instance unready; a crashing one is restarted and shown, the rest keeps serving.
+        ctx.readiness[key] = partial(_status_probe, status)
+    runner = web.AppRunner(
+        build_app(ctx),
+        access_log=logging.getLogger("aiohttp.access"),
+        access_log_class=StructuredAccessLogger,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.api_host, settings.api_port)
@@ -198,21 +245,23 @@ def _endpoint_probe(pool: EndpointPool) -> Callable[[], tuple[bool, Any]]:
     """Ready while at least one endpoint of the network is healthy."""
 
     def probe() -> tuple[bool, Any]:
-        health = pool.health()
+        health = pool.health_snapshot()
         return any(h.healthy for h in health), [
-            {"endpoint": h.name, "healthy": h.healthy, "head": h.head} for h in health
+            {
+                "endpoint": h.name,
+                "healthy": h.healthy,
+                "head": h.head,
+                "benched_reason": h.benched_reason,
+                "chain_check": h.chain_check.value,
+            }
+            for h in health
         ]
 
     return probe
 
 
-async def _watch(watcher: Watcher, stop: asyncio.Event, halted: dict[str, str]) -> None:
-    """Run one network's watcher; a reorg deeper than the stored window halts only that one."""
-    try:
-        await watcher.run(stop)
-    except ReorgTooDeepError as exc:
-        halted[watcher.name] = str(exc)
-        log.critical("watcher_halted", network=watcher.name, error=str(exc))
+def _status_probe(status: TaskStatus) -> tuple[bool, Any]:
+    return status.ok, status.details()
 
 
 async def _probe_heads(pool: EndpointPool, stop: asyncio.Event) -> None:
@@ -224,6 +273,11 @@ async def _probe_heads(pool: EndpointPool, stop: asyncio.Event) -> None:
             log.warning("head_probe_failed", network=pool.network, error=type(exc).__name__)
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+def _status_interval(adapter: ChainAdapter) -> float:
+    """Publish about as often as the watcher polls, within 1-5 s."""
+    return min(5.0, max(1.0, 2 * adapter.network.poll_interval))
 
 
 def _first(group: BaseExceptionGroup[ChaingateError]) -> ChaingateError:

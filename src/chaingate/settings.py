@@ -7,6 +7,7 @@ Every bad value becomes a one-line ConfigError naming the variable and what is w
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,12 @@ class Settings:
     # Fernet key that encrypts the ops console's session cookie; without one the console is
     # not served (its pages answer 503 saying which variable to set).
     console_session_key: str | None = field(default=None, repr=False)
+    # How long a network's watcher lease lasts without renewal: a killed leader's network is
+    # taken over by a standby after at most this long (store/leases.py).
+    watcher_lease_seconds: float = 30.0
+    # Where each network's deposit addresses start on a database that has issued none
+    # (CHAINGATE_<NETWORK>_ADDRESS_START_INDEX; the address-index guard, api/issuance.py).
+    address_start: dict[str, int] = field(default_factory=dict)
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
 
@@ -65,9 +72,7 @@ class Settings:
             raise ConfigError("CHAINGATE_DATABASE_URL: not set (postgresql://user@host:port/db)")
         if database_url and not database_url.startswith(("postgresql://", "postgres://")):
             raise ConfigError("CHAINGATE_DATABASE_URL: must start with postgresql://")
-        ledger_url = env.get("CHAINGATE_LEDGER_URL", "").strip() or None
-        if ledger_url and not ledger_url.startswith(("http://", "https://")):
-            raise ConfigError("CHAINGATE_LEDGER_URL: must start with http:// or https://")
+        ledger_url = _ledger_url(env.get("CHAINGATE_LEDGER_URL", "").strip())
         secret = env.get("CHAINGATE_LEDGER_SECRET", "")
         if ledger_url and len(secret) < 16:
             raise ConfigError("CHAINGATE_LEDGER_SECRET: required with a ledger URL, 16+ characters")
@@ -84,11 +89,13 @@ class Settings:
             api_host=env.get("CHAINGATE_API_HOST", "127.0.0.1"),
             api_port=_port(env.get("CHAINGATE_API_PORT", "8080"), "CHAINGATE_API_PORT"),
             outbox_lease_seconds=_seconds(env, "CHAINGATE_OUTBOX_LEASE_SECONDS", 30.0),
+            watcher_lease_seconds=_seconds(env, "CHAINGATE_WATCHER_LEASE_SECONDS", 30.0),
             alert_webhook_url=_webhook_url(env.get("CHAINGATE_ALERT_WEBHOOK_URL", "").strip()),
             alert_webhook_secret=webhook_secret.encode(),
             approval_quorum=_quorum(env.get("CHAINGATE_APPROVAL_QUORUM", "").strip()),
             approval_seal_key=_seal_key(env.get(SEAL_KEY_ENV, "")),
             console_session_key=console_session_key(env),
+            address_start=_address_starts(env, networks),
             log_format=_choice(env, "CHAINGATE_LOG_FORMAT", "auto", {"auto", "json", "console"}),
             log_level=_choice(
                 env, "CHAINGATE_LOG_LEVEL", "info", {"debug", "info", "warning", "error"}
@@ -183,6 +190,57 @@ def _seal_key(raw: str) -> bytes:
         return parse_seal_key(raw)
     except ValidationError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def address_start_variable(network: str) -> str:
+    """The environment variable that sets where ``network``'s deposit addresses start."""
+    return f"CHAINGATE_{network.upper().replace('-', '_')}_ADDRESS_START_INDEX"
+
+
+def _address_starts(env: Mapping[str, str], networks: Mapping[str, Network]) -> dict[str, int]:
+    starts: dict[str, int] = {}
+    for name in networks:
+        variable = address_start_variable(name)
+        raw = env.get(variable, "").strip()
+        if not raw:
+            continue
+        # BIP32 non-hardened child indexes end at 2^31 - 1.
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) < 2**31):
+            raise ConfigError(f"{variable}: expected an address index from 0 to 2147483647")
+        starts[name] = int(raw)
+    return starts
+
+
+def _ledger_url(raw: str) -> str | None:
+    """``CHAINGATE_LEDGER_URL``: https, or http only to this host (127.0.0.0/8, ::1, localhost).
+
+    Credits travel with an HMAC but in the clear over http: anyone on the path reads who was
+    credited what. A non-loopback http URL is a configuration mistake, refused at startup."""
+    if not raw:
+        return None
+    try:
+        parts = urlsplit(raw)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        host = ""
+    if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in raw):
+        raise ConfigError("CHAINGATE_LEDGER_URL: expected an https:// URL with a host")
+    if parts.scheme == "http" and not _loopback(host):
+        raise ConfigError(
+            f"CHAINGATE_LEDGER_URL: http:// is allowed only to this host (127.0.0.1, ::1, "
+            f"localhost); {host} must be reached over https://"
+        )
+    return raw
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _port(raw: str, name: str) -> int:

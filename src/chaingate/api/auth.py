@@ -32,6 +32,10 @@ class TokenTable:
         return hashlib.sha256(token.encode()).digest()
 
     def principal(self, token: str) -> Principal | None:
+        # A header may carry any bytes (aiohttp keeps non-UTF-8 ones as surrogates, which
+        # cannot be encoded): such a token is simply unknown. Configured tokens are printable.
+        if not token.isascii() or not token.isprintable():
+            return None
         return self.by_digest(self.digest(token))
 
     def by_digest(self, digest: bytes) -> Principal | None:

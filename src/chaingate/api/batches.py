@@ -6,8 +6,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from chaingate.api.auth import require
-from chaingate.api.common import ctx_of, json_response, parse_limit, read_body
-from chaingate.api.withdrawals import path_id, rules_of
+from chaingate.api.common import ctx_of, cursor_id, json_response, parse_limit, read_body
+from chaingate.api.withdrawals import page_response, path_id, rules_of
 from chaingate.ops import actions
 from chaingate.withdrawals import views
 
@@ -36,10 +36,10 @@ async def get_batches(request: web.Request) -> web.Response:
             network=q.get("network") or None,
             asset=q.get("asset") or None,
             status=q.get("status") or None,
-            cursor=q.get("cursor") or None,
+            before_id=cursor_id(q["after"]) if q.get("after") else None,
             limit=parse_limit(q.get("limit")),
         )
-    return json_response(page)
+    return page_response("batches", page)
 
 
 async def get_batch(request: web.Request) -> web.Response:

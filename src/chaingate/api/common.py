@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +15,17 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from chaingate.api.auth import ApiError, Handler
+from chaingate.api.edge import (
+    check_request_text,
+    cursor_id,
+    cursor_of,
+    parse_int64,
+    parse_limit,
+    read_body,
+    txid_of,
+    user_id_of,
+)
+from chaingate.api.issuance import HistoryOpener
 from chaingate.chains.base import AddressCodec
 from chaingate.domain import Network
 from chaingate.errors import (
@@ -29,7 +39,6 @@ from chaingate.errors import (
 from chaingate.settings import Principal
 
 log = structlog.get_logger(__name__)
-_USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 
 
 @dataclass
@@ -46,6 +55,10 @@ class ApiContext:
     readiness: dict[str, Callable[[], tuple[bool, Any]]] = field(default_factory=dict)
     # Fernet key of the ops console's session cookie; None serves no console (see console/).
     console_session_key: str | None = field(default=None, repr=False)
+    # The address-index guard (api/issuance.py): where each network's addresses start on a
+    # fresh database, and how on-chain history is read (None: not checked; tests only).
+    address_start: Mapping[str, int] = field(default_factory=dict)
+    address_history: HistoryOpener | None = None
 
 
 CTX_KEY = web.AppKey("ctx", ApiContext)
@@ -76,6 +89,7 @@ def error_response(status: int, code: str, message: str) -> web.Response:
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        check_request_text(request)
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message)
@@ -96,20 +110,14 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             "request_failed", path=request.path, error_type=type(exc).__name__, error=str(exc)
         )
         return error_response(503 if exc.code in ("store", "provider") else 500, exc.code, str(exc))
-
-
-async def read_body(request: web.Request, *required: str) -> dict[str, Any]:
-    """The JSON object body; each of ``required`` must be a non-empty string."""
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(400, "bad_json", "request body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_json", "request body must be a JSON object")
-    for name in required:
-        if not isinstance(body.get(name), str) or not body[name].strip():
-            raise ValidationError(f"'{name}' is required and must be a non-empty string")
-    return body
+    except (asyncpg.PostgresConnectionError, OSError):
+        log.warning("request_failed", path=request.path, error_type="database_unavailable")
+        return error_response(503, "unavailable", "the database is unavailable; try again")
+    except Exception:
+        # The safety net: a bug must not show a traceback to the caller. The event (with its
+        # traceback, as JSON) goes to the log; the caller gets an id-less generic 500.
+        log.exception("request_crashed", path=request.path, method=request.method)
+        return error_response(500, "internal", "internal error")
 
 
 async def optional_body(request: web.Request) -> dict[str, Any]:
@@ -120,11 +128,8 @@ async def optional_body(request: web.Request) -> dict[str, Any]:
 
 
 def id_of(request: web.Request, name: str, what: str) -> int:
-    """A positive integer path parameter."""
-    raw = request.match_info[name]
-    if not raw.isdigit() or int(raw) == 0 or len(raw) > 18:
-        raise ValidationError(f"{what} must be a positive integer")
-    return int(raw)
+    """A positive integer path parameter (a bigint id)."""
+    return parse_int64(request.match_info[name], what, minimum=1)
 
 
 def network_of(ctx: ApiContext, name: str) -> Network:
@@ -134,20 +139,6 @@ def network_of(ctx: ApiContext, name: str) -> Network:
             f"unknown network {name!r} (known: {', '.join(sorted(ctx.networks))})"
         )
     return network
-
-
-def user_id_of(value: str) -> str:
-    if not _USER_ID.match(value):
-        raise ValidationError("'user_id' must be 1-128 characters of letters, digits and _.:@-")
-    return value
-
-
-def parse_limit(raw: str | None) -> int:
-    if raw is None:
-        return 100
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        raise ValidationError("'limit' must be an integer from 1 to 1000")
-    return int(raw)
 
 
 def parse_time(raw: str | None, name: str) -> datetime | None:
@@ -165,28 +156,23 @@ def parse_time(raw: str | None, name: str) -> datetime | None:
     return value
 
 
-def parse_cursor(raw: str | None) -> int | None:
-    if not raw:
-        return None
-    if not raw.isdigit():
-        raise ValidationError("'before' must be a row id")
-    return int(raw)
-
-
 __all__ = [
     "CTX_KEY",
     "ApiContext",
     "ApiError",
     "ctx_of",
+    "cursor_id",
+    "cursor_of",
     "error_response",
     "errors_middleware",
     "id_of",
     "json_response",
     "network_of",
     "optional_body",
-    "parse_cursor",
+    "parse_int64",
     "parse_limit",
     "parse_time",
     "read_body",
+    "txid_of",
     "user_id_of",
 ]

@@ -3,11 +3,22 @@ viewers and ops."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from chaingate.api.auth import require
-from chaingate.api.common import ApiContext, ctx_of, json_response, parse_limit, read_body
-from chaingate.errors import NotFoundError
+from chaingate.api.common import (
+    ApiContext,
+    ctx_of,
+    cursor_id,
+    cursor_of,
+    json_response,
+    parse_int64,
+    parse_limit,
+    read_body,
+    user_id_of,
+)
 from chaingate.withdrawals import intake, views
 from chaingate.withdrawals.rules import WithdrawalRules
 
@@ -21,10 +32,14 @@ def rules_of(ctx: ApiContext) -> WithdrawalRules:
 
 
 def path_id(request: web.Request, name: str, what: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        raise NotFoundError(f"no {what} {raw!r}")
-    return int(raw)
+    """A withdrawal or batch id from the path: 422 unless plain ASCII digits within int64."""
+    return parse_int64(request.match_info[name], f"{what} id", minimum=1)
+
+
+def page_response(key: str, page: dict[str, Any]) -> web.Response:
+    """A page as the list endpoints answer it: ``next`` is passed back as ``after``."""
+    last_id = page["last_id"]
+    return json_response({key: page[key], "next": None if last_id is None else cursor_of(last_id)})
 
 
 async def post_withdrawal(request: web.Request) -> web.Response:
@@ -50,14 +65,14 @@ async def get_withdrawals(request: web.Request) -> web.Response:
     async with ctx_of(request).db.acquire() as conn:
         page = await views.list_withdrawals(
             conn,
-            user_id=q.get("user_id") or None,
+            user_id=user_id_of(q["user_id"]) if q.get("user_id") else None,
             network=q.get("network") or None,
             asset=q.get("asset") or None,
             status=q.get("status") or None,
-            cursor=q.get("cursor") or None,
+            before_id=cursor_id(q["after"]) if q.get("after") else None,
             limit=parse_limit(q.get("limit")),
         )
-    return json_response(page)
+    return page_response("withdrawals", page)
 
 
 def routes(app: web.Application) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -39,15 +40,37 @@ class AddressCodec(Protocol):
         ...
 
 
+# A check of one answer, run inside the pool on the endpoint that gave it: it raises
+# ChainDataError when the answer is malformed or is not what was asked for, and the pool then
+# books the failure against that endpoint and asks another one (Electrum's RequestCorrupted).
+Check = Callable[[Any], None]
+
+
 class RpcClient(Protocol):
     """JSON-RPC through the provider pool (EVM, Bitcoin)."""
 
     async def request(
-        self, method: str, params: Sequence[Any] = (), *, idempotent: bool = True
+        self,
+        method: str,
+        params: Sequence[Any] = (),
+        *,
+        idempotent: bool = True,
+        check: Check | None = None,
     ) -> Any: ...
 
-    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
-        """Idempotent calls sent as JSON-RPC batches, split when refused; results in order."""
+    async def batch(
+        self,
+        calls: Sequence[tuple[str, Sequence[Any]]],
+        *,
+        checks: Sequence[Check | None] | None = None,
+    ) -> list[Any]:
+        """Idempotent calls sent as JSON-RPC batches, split when refused; results in order.
+        ``checks`` (one per call) run on each answer inside the pool."""
+        ...
+
+    def pinned(self, avoid: str | None = None) -> AbstractAsyncContextManager[str]:
+        """Every call inside goes to one endpoint (yielded by name), not ``avoid`` if another
+        is usable; an EndpointInconsistentError raised inside is booked against it."""
         ...
 
 
@@ -55,8 +78,18 @@ class HttpClient(Protocol):
     """Plain HTTP JSON through the provider pool (TRON /wallet, /walletsolidity)."""
 
     async def post(
-        self, path: str, payload: dict[str, Any] | None = None, *, idempotent: bool = True
+        self,
+        path: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        idempotent: bool = True,
+        check: Check | None = None,
     ) -> Any: ...
+
+    def pinned(self, avoid: str | None = None) -> AbstractAsyncContextManager[str]:
+        """Every call inside goes to one endpoint (yielded by name), not ``avoid`` if another
+        is usable; an EndpointInconsistentError raised inside is booked against it."""
+        ...
 
 
 class ChainAdapter(Protocol):
@@ -73,7 +106,14 @@ class ChainAdapter(Protocol):
         ...
 
     async def block_ref(self, number: int) -> BlockRef:
-        """Hash and parent hash of the canonical block at ``number``."""
+        """Hash and parent hash of the canonical block at ``number`` (BlockNotFoundError when
+        the endpoint that answered does not serve it)."""
+        ...
+
+    def pinned(self, avoid: str | None = None) -> AbstractAsyncContextManager[str]:
+        """Reads inside go to one endpoint, yielded by name (not ``avoid`` where another is
+        usable): its own head, then its blocks. An EndpointInconsistentError raised inside
+        (it does not serve a block at or below its own head) fails that endpoint over."""
         ...
 
     async def scan(self, start: int, end: int, watched: WatchedAddresses) -> ScanResult:
@@ -82,6 +122,12 @@ class ChainAdapter(Protocol):
 
     async def pending(self, watched: WatchedAddresses) -> list[Transfer]:
         """Unconfirmed transfers to ``watched`` (mempool); [] where the chain has none."""
+        ...
+
+    @property
+    def mempool_complete(self) -> bool:
+        """Whether the last ``pending()`` saw the whole mempool (one decoded bit by bit over
+        several calls is not complete yet, and nothing may be judged gone from it)."""
         ...
 
     async def aclose(self) -> None: ...
@@ -100,4 +146,18 @@ class BalanceReader(Protocol):
         address as given (``Transfer.to`` match keys). With ``block_hash`` the balances are those
         of exactly that block (the one the watcher scanned at ``height``), not of whatever block
         holds that height now."""
+        ...
+
+
+@runtime_checkable
+class AddressHistory(Protocol):
+    """Adapter capability: has anything ever touched these addresses on chain? Read-only.
+
+    Asked once per network, before a fresh database issues its first deposit address: if the
+    xpub's first addresses were used (another deployment, an earlier database), issuing them
+    again would give one address to two users (see ``chaingate.issuance``)."""
+
+    async def addresses_with_history(self, addresses: Sequence[DerivedAddress]) -> list[int]:
+        """The derivation indexes among ``addresses`` that show on-chain use (a balance of a
+        listed asset, a sent transaction, an activated account; what the family can see)."""
         ...

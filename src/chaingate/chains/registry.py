@@ -8,15 +8,19 @@ from contextlib import asynccontextmanager
 from chaingate.chains.base import AddressCodec, ChainAdapter
 from chaingate.chains.bitcoin.adapter import BitcoinAdapter
 from chaingate.chains.bitcoin.addresses import BitcoinAddresses
+from chaingate.chains.bitcoin.rpc import genesis_probe as bitcoin_genesis_probe
 from chaingate.chains.bitcoin.rpc import head_probe as bitcoin_head_probe
 from chaingate.chains.evm.adapter import EvmAdapter
 from chaingate.chains.evm.addresses import EvmAddresses
+from chaingate.chains.evm.rpc import chain_id_probe
 from chaingate.chains.evm.rpc import head_probe as evm_head_probe
 from chaingate.chains.tron.adapter import TronAdapter
 from chaingate.chains.tron.addresses import TronAddresses
+from chaingate.chains.tron.rpc import genesis_probe as tron_genesis_probe
 from chaingate.chains.tron.rpc import head_probe as tron_head_probe
 from chaingate.domain import Network, NetworkKind
 from chaingate.providers import EndpointPool, HeadProbe
+from chaingate.providers.identity import ChainIdentity, WrongChainSink
 from chaingate.providers.metrics import ProviderMetrics
 
 
@@ -41,7 +45,26 @@ def _head_probe(network: Network) -> HeadProbe:
             return tron_head_probe
 
 
-def open_pool(network: Network, metrics: ProviderMetrics | None = None) -> EndpointPool:
+def chain_identity(network: Network) -> ChainIdentity | None:
+    """What each endpoint of ``network`` must prove before use (None: nothing configured)."""
+    match network.kind:
+        case NetworkKind.EVM:
+            expected = str(network.chain_id) if network.chain_id is not None else None
+            return ChainIdentity("chain id", chain_id_probe, expected)
+        case NetworkKind.BITCOIN:
+            probe = bitcoin_genesis_probe
+        case NetworkKind.TRON:
+            probe = tron_genesis_probe
+    if network.genesis is None and not network.learn_genesis:
+        return None
+    return ChainIdentity("genesis block", probe, network.genesis)
+
+
+def open_pool(
+    network: Network,
+    metrics: ProviderMetrics | None = None,
+    on_wrong_chain: WrongChainSink | None = None,
+) -> EndpointPool:
     """The network's endpoint pool (use it as ``async with``)."""
     return EndpointPool(
         network.name,
@@ -49,6 +72,8 @@ def open_pool(network: Network, metrics: ProviderMetrics | None = None) -> Endpo
         head_probe=_head_probe(network),
         max_head_lag=network.max_head_lag,
         metrics=metrics,
+        identity=chain_identity(network),
+        on_wrong_chain=on_wrong_chain,
     )
 
 

@@ -152,11 +152,12 @@ async def networks(api: OpsApiClient, args: argparse.Namespace) -> int:
     data = await api.get("/v1/networks")
     rows = data.get("networks", []) if isinstance(data, dict) else []
     columns = [
-        col("NETWORK", "name"),
+        col("NETWORK", "network"),
         col("HEAD", "head", right=True),
         col("CURSOR", "cursor", right=True),
         col("LAG", "lag_blocks", right=True),
         col("LAG S", "lag_seconds", right=True),
+        Column("CAUGHT UP", lambda n: n.get("caught_up")),
         Column(
             "ENDPOINTS",
             lambda n: " ".join(
@@ -164,7 +165,7 @@ async def networks(api: OpsApiClient, args: argparse.Namespace) -> int:
                 for e in n.get("endpoints", [])
             ),
         ),
-        Column("LEADER", lambda n: (n.get("leader") or {}).get("holder")),
+        Column("LEADER", lambda n: (n.get("leader") or {}).get("instance")),
         Column("EPOCH", lambda n: (n.get("leader") or {}).get("epoch"), right=True),
     ]
     emit(data, args.json, rows, columns, "no networks")

@@ -8,13 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp_jinja2
+import asyncpg
 from aiohttp import web
 
 from chaingate.api.withdrawals import rules_of
-from chaingate.console.pages import act, ctx, decimals_of, form_id
-from chaingate.console.security import principal, see_other
+from chaingate.console.pages import Form, act, ctx, decimals_of, form_id
+from chaingate.console.security import principal
 from chaingate.errors import ValidationError
 from chaingate.ops import actions
+from chaingate.settings import Principal
 from chaingate.store import batches as batch_rows
 from chaingate.withdrawals import views
 
@@ -43,25 +45,22 @@ async def withdrawals(request: web.Request) -> dict[str, Any]:
 
 
 async def create(request: web.Request) -> web.Response:
-    form = await request.post()
-    created: dict[str, Any] = {}
+    made: list[int] = []
 
-    async def done() -> str:
-        async with ctx(request).db.acquire() as conn:
-            view = await actions.create_batch(
-                conn,
-                rules_of(ctx(request)),
-                principal(request),
-                str(form.get("network", "")),
-                str(form.get("asset", "")),
-            )
-        created["id"] = view["id"]
+    async def run(conn: asyncpg.Connection, who: Principal, form: Form) -> str:
+        view = await actions.create_batch(
+            conn,
+            rules_of(ctx(request)),
+            who,
+            str(form.get("network", "")),
+            str(form.get("asset", "")),
+        )
+        made.append(view["id"])
         return f"batch {view['id']} created with {view['output_count']} output(s)"
 
-    response = await act(request, "/ops/withdrawals", done)
-    if "id" in created:
-        return see_other(f"/ops/batches/{created['id']}")
-    return response
+    return await act(
+        request, lambda: f"/ops/batches/{made[0]}" if made else "/ops/withdrawals", run
+    )
 
 
 @aiohttp_jinja2.template("batch.html")
@@ -81,7 +80,9 @@ async def batch(request: web.Request) -> dict[str, Any]:
         # Shown only where the action can succeed; the server refuses the rest regardless.
         "may_approve": open_ and actions.may(who, "batch.approve")
         and who.name != view["maker"] and who.name not in approvers,
-        "may_reject": open_ and actions.may(who, "batch.reject"),
+        # Also an approved batch the signer refused (its job parked, nothing signed).
+        "may_reject": actions.may(who, "batch.reject")
+        and (open_ or (view["status"] == "approved" and job is not None and job["parked_at"])),
         "own_batch": who.name == view["maker"],
         "approved_by_me": who.name in approvers,
     }  # fmt: skip
@@ -89,49 +90,39 @@ async def batch(request: web.Request) -> dict[str, Any]:
 
 async def approve(request: web.Request) -> web.Response:
     batch_id = form_id(request.match_info["batch_id"])
-    form = await request.post()
-    reviewed = str(form.get("content_hash", "")).strip().lower()
-    typed = str(form.get("confirm", "")).strip().lower()
 
-    async def done() -> str:
+    async def run(conn: asyncpg.Connection, who: Principal, form: Form) -> str:
+        reviewed = str(form.get("content_hash", "")).strip().lower()
+        typed = str(form.get("confirm", "")).strip().lower()
         if len(reviewed) < CONFIRM_CHARS or typed != reviewed[:CONFIRM_CHARS]:
             raise ValidationError(
                 f"type the first {CONFIRM_CHARS} characters of the content hash to confirm it "
                 "is the one you reviewed"
             )
-        async with ctx(request).db.acquire() as conn:
-            view = await actions.approve_batch(
-                conn, rules_of(ctx(request)), principal(request), batch_id, reviewed
-            )
+        view = await actions.approve_batch(conn, rules_of(ctx(request)), who, batch_id, reviewed)
         quorum = view["quorum"]
         return (
             f"batch {batch_id} approved ({quorum['approvals']}/{quorum['needed']}); "
             f"status {view['status']}"
         )
 
-    return await act(request, f"/ops/batches/{batch_id}", done)
+    return await act(request, f"/ops/batches/{batch_id}", run)
 
 
 async def reject(request: web.Request) -> web.Response:
     batch_id = form_id(request.match_info["batch_id"])
-    form = await request.post()
-    then = form.get("then")
 
-    async def done() -> str:
+    async def run(conn: asyncpg.Connection, who: Principal, form: Form) -> str:
+        then = form.get("then")
         if then not in ("release", "fail"):
             raise ValidationError("choose what happens to the withdrawals: release or fail")
-        async with ctx(request).db.acquire() as conn:
-            await actions.reject_batch(
-                conn,
-                rules_of(ctx(request)),
-                principal(request),
-                batch_id,
-                str(form.get("reason", "")),
-                then == "release",
-            )
+        reason = str(form.get("reason", ""))
+        await actions.reject_batch(
+            conn, rules_of(ctx(request)), who, batch_id, reason, then == "release"
+        )
         return f"batch {batch_id} rejected"
 
-    return await act(request, f"/ops/batches/{batch_id}", done)
+    return await act(request, f"/ops/batches/{batch_id}", run)
 
 
 def routes(app: web.Application) -> None:

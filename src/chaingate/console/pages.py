@@ -8,16 +8,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp_jinja2
+import asyncpg
 from aiohttp import web
 from aiohttp_session import get_session
+from multidict import MultiDictProxy
 
-from chaingate.api.common import CTX_KEY, ApiContext, parse_cursor, parse_time
+from chaingate.api import networks as network_status
+from chaingate.api.common import CTX_KEY, ApiContext, cursor_id, cursor_of, parse_time
 from chaingate.console import recovery
 from chaingate.console.security import principal, refused, see_other
 from chaingate.domain import DepositStatus
 from chaingate.errors import ChaingateError, PermissionDeniedError, ValidationError
 from chaingate.ops import actions
-from chaingate.store import alerts, audit, chainstate, deposits, outbox, progress
+from chaingate.settings import Principal
+from chaingate.store import alerts, audit, deposits, outbox
 
 PAGE = 50
 
@@ -31,18 +35,25 @@ async def flash(request: web.Request, kind: str, message: str) -> None:
     (await get_session(request))["flash"] = [kind, message]
 
 
-async def act(request: web.Request, back: str, done: Callable[[], Awaitable[str]]) -> web.Response:
-    """Run one console action: 403 page when the role is missing (nothing changed), else back
-    to the page with the outcome or the refusal (a stale hash, a row no longer parked)."""
+Form = MultiDictProxy[str | bytes | bytearray | web.FileField]
+Action = Callable[[asyncpg.Connection, Principal, Form], Awaitable[str]]
+
+
+async def act(request: web.Request, back: str | Callable[[], str], run: Action) -> web.Response:
+    """Run one console action with the form, the principal and a connection: a 403 page when
+    the role is missing (nothing changed), else back to the page (``back``, or what it returns
+    after the action) with the outcome or the refusal (a stale hash, a row no longer parked)."""
+    form = await request.post()
     try:
-        message = await done()
+        async with ctx(request).db.acquire() as conn:
+            message = await run(conn, principal(request), form)
     except PermissionDeniedError as exc:
         return refused(request, 403, str(exc))
     except ChaingateError as exc:
         await flash(request, "error", str(exc))
     else:
         await flash(request, "ok", message)
-    return see_other(back)
+    return see_other(back if isinstance(back, str) else back())
 
 
 def decimals_of(c: ApiContext, network: str | None, asset: str | None) -> int | None:
@@ -67,31 +78,14 @@ async def index(_: web.Request) -> web.Response:
 async def networks(request: web.Request) -> dict[str, Any]:
     c = ctx(request)
     async with c.db.acquire() as conn:
-        cursors = await chainstate.cursors(conn)
+        status = await network_status.overview(conn, c.networks)
         backlog = await outbox.backlog(conn)
         open_alerts = await alerts.list_alerts(conn, open_only=True, limit=1000)
-        catch_up = await progress.catch_up_views(conn)
-    rows = []
-    for name, network in sorted(c.networks.items()):
-        probe = c.readiness.get(f"endpoints:{name}")
-        endpoints = probe()[1] if probe else []
-        heads = [e["head"] for e in endpoints if e.get("head") is not None]
-        cursor = cursors.get(name)
-        head = max(heads) if heads else None
-        lag = head - cursor["height"] if head is not None and cursor else None
-        rows.append(
-            {
-                "network": network,
-                "cursor": cursor,
-                "head": head,
-                "lag": lag,
-                "lag_seconds": None if lag is None else round(lag * network.block_time),
-                "endpoints": endpoints,
-                "alerts": sum(1 for a in open_alerts if a["network"] == name),
-                "catch_up": catch_up.get(name),  # watcher/progress.py, every few seconds
-            }
-        )
-    return {"rows": rows, "backlog": backlog, "now": datetime.now(UTC)}
+    for view in status["networks"]:
+        view["confirmations"] = c.networks[view["network"]].confirmations
+        view["chain_id"] = c.networks[view["network"]].chain_id
+        view["alerts"] = sum(1 for a in open_alerts if a["network"] == view["network"])
+    return {"status": status, "backlog": backlog, "now": datetime.now(UTC)}
 
 
 @aiohttp_jinja2.template("deposits.html")
@@ -105,16 +99,15 @@ async def deposit_list(request: web.Request) -> dict[str, Any]:
         if filters["status"] and filters["status"] not in {s.value for s in DepositStatus}:
             raise ValidationError(f"unknown status {filters['status']!r}")
         async with c.db.acquire() as conn:
-            rows = await deposits.list_deposits(
-                conn,
+            where = deposits.DepositFilter(
                 network=filters["network"] or None,
                 asset=filters["asset"] or None,
                 status=filters["status"] or None,
                 user_id=filters["user"] or None,
                 txid=filters["txid"] or None,
-                before_id=parse_cursor(q.get("before")),
-                limit=PAGE + 1,
+                before_id=cursor_id(q["after"]) if q.get("after") else None,
             )
+            rows = await deposits.list_deposits(conn, where, PAGE + 1)
     except ValidationError as exc:
         error = str(exc)
     more = len(rows) > PAGE
@@ -125,7 +118,7 @@ async def deposit_list(request: web.Request) -> dict[str, Any]:
         "rows": rows,
         "filters": filters,
         "error": error,
-        "next": rows[-1]["id"] if more else None,
+        "next": cursor_of(rows[-1]["id"]) if more else None,
         "networks": sorted(c.networks),
         "assets": sorted({a.symbol for n in c.networks.values() for a in n.assets}),
         "statuses": [s.value for s in DepositStatus],
@@ -161,29 +154,24 @@ async def alert_list(request: web.Request) -> dict[str, Any]:
 
 async def alert_ack(request: web.Request) -> web.Response:
     alert_id = form_id(request.match_info["alert_id"])
-    form = await request.post()
 
-    async def done() -> str:
-        async with ctx(request).db.acquire() as conn:
-            result = await actions.acknowledge_alert(
-                conn, principal(request), alert_id, str(form.get("note", ""))
-            )
+    async def run(conn: asyncpg.Connection, who: Principal, form: Form) -> str:
+        done = await actions.acknowledge_alert(conn, who, alert_id, str(form.get("note", "")))
         return f"alert {alert_id} " + (
-            "was already acknowledged" if result.already else "acknowledged"
+            "was already acknowledged" if done.already else "acknowledged"
         )
 
-    return await act(request, "/ops/alerts", done)
+    return await act(request, "/ops/alerts", run)
 
 
 async def alert_redeliver(request: web.Request) -> web.Response:
     alert_id = form_id(request.match_info["alert_id"])
 
-    async def done() -> str:
-        async with ctx(request).db.acquire() as conn:
-            count = await actions.redeliver_alerts(conn, principal(request), [alert_id])
+    async def run(conn: asyncpg.Connection, who: Principal, _: Form) -> str:
+        count = await actions.redeliver_alerts(conn, who, [alert_id])
         return f"alert {alert_id}: " + ("due for the webhook now" if count else "already delivered")
 
-    return await act(request, "/ops/alerts", done)
+    return await act(request, "/ops/alerts", run)
 
 
 @aiohttp_jinja2.template("outbox.html")
@@ -196,16 +184,12 @@ async def outbox_list(request: web.Request) -> dict[str, Any]:
 
 async def outbox_resend(request: web.Request) -> web.Response:
     outbox_id = form_id(request.match_info["outbox_id"])
-    form = await request.post()
 
-    async def done() -> str:
-        async with ctx(request).db.acquire() as conn:
-            key = await actions.resend_outbox(
-                conn, principal(request), outbox_id, str(form.get("note", ""))
-            )
+    async def run(conn: asyncpg.Connection, who: Principal, form: Form) -> str:
+        key = await actions.resend_outbox(conn, who, outbox_id, str(form.get("note", "")))
         return f"outbox row {outbox_id} due again ({key})"
 
-    return await act(request, "/ops/outbox", done)
+    return await act(request, "/ops/outbox", run)
 
 
 @aiohttp_jinja2.template("audit.html")
@@ -222,7 +206,7 @@ async def audit_list(request: web.Request) -> dict[str, Any]:
                 action=filters["action"] or None,
                 since=parse_time(filters["since"], "since"),
                 until=parse_time(filters["until"], "until"),
-                before_id=parse_cursor(q.get("before")),
+                before_id=cursor_id(q["after"]) if q.get("after") else None,
                 limit=PAGE + 1,
             )
     except ValidationError as exc:
@@ -233,7 +217,7 @@ async def audit_list(request: web.Request) -> dict[str, Any]:
         "rows": rows,
         "filters": filters,
         "error": error,
-        "next": rows[-1]["id"] if more else None,
+        "next": cursor_of(rows[-1]["id"]) if more else None,
     }
 
 

@@ -58,11 +58,16 @@ def refused(request: web.Request, status: int, message: str) -> web.Response:
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # a 404 of the router is a response too
+        exc.headers.update(HEADERS)
+        raise
     response.headers.update(HEADERS)
     morsel = response.cookies.get(COOKIE)
     if morsel is not None and request.secure:
         # Secure only when served over TLS, else the browser would drop it on plain http.
+        # (Behind a TLS-terminating proxy, aiohttp's forwarded-header support must say so.)
         morsel["secure"] = True
     return response
 

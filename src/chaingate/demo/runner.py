@@ -35,7 +35,7 @@ from chaingate.errors import ChaingateError
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.reference.app import serve_reference_ledger
 from chaingate.service import ROLES, run_service
-from chaingate.settings import PROJECT_ROOT, Settings
+from chaingate.settings import PROJECT_ROOT, Settings, address_start_variable
 
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,50}$")
 
@@ -200,12 +200,14 @@ async def _demo_settings(
         "CHAINGATE_LEDGER_URL": ledger_url,
         "CHAINGATE_LEDGER_SECRET": secret,
         "CHAINGATE_API_PORT": str(free_ports(1)[0]),
-        # The devnet chains outlive a demo run but its database does not: with the registry's
-        # fixed xpubs every run would hand out the addresses of the run before, whose coins
-        # no recorded deposit explains. A fresh key per run gives fresh addresses.
-        **{f"CHAINGATE_{name.upper().replace('-', '_')}_XPUB": _fresh_xpub()
-           for name in (ETH, BTC, TRON)},
-    }  # fmt: skip
+    }
+    # The devnet keeps its chains between runs, so the addresses an earlier run issued have
+    # history and the address-index guard refuses a fresh database that starts at 0 again
+    # (rightly). Each run starts where no run has been, as ops would (docs/runbook.md 7a).
+    start = 1_000_000 + secrets.randbelow(2**30)
+    for name in (ETH, BTC, TRON):
+        env[address_start_variable(name)] = str(start)
+    story.step(f"deposit addresses from index {start} (earlier runs used other indexes)")
     settings = Settings.from_env(env)
     for name in (ETH, BSC, BTC, TRON):
         if name not in settings.networks:
@@ -232,12 +234,6 @@ def approver_token(token: str, n: int) -> str:
 def console_token(token: str) -> str:
     """The demo's console login token: its own principal, derived so the demo prints only it."""
     return "ops-" + hashlib.sha256(token.encode()).hexdigest()[:24]
-
-
-def _fresh_xpub() -> str:
-    from bitcoinlib.keys import HDKey
-
-    return str(HDKey(secrets.token_bytes(32), network="bitcoin").public().wif())
 
 
 def _check_token(network: Network, deployed: str | None, story: Story) -> Network:

@@ -1,5 +1,7 @@
 """Plain typed domain objects: networks, assets, transfers, deposits. No I/O here."""
 
+from chaingate.domain.alerts import AlertKind, AlertSeverity, NewAlert
+from chaingate.domain.deposits import AddressRow, DepositInput
 from chaingate.domain.models import (
     BlockRef,
     ChainHead,
@@ -18,14 +20,19 @@ from chaingate.domain.network import (
 )
 
 __all__ = [
+    "AddressRow",
+    "AlertKind",
+    "AlertSeverity",
     "Asset",
     "AssetStandard",
     "BlockRef",
     "ChainHead",
+    "DepositInput",
     "DepositStatus",
     "Endpoint",
     "Network",
     "NetworkKind",
+    "NewAlert",
     "RejectReason",
     "ScanResult",
     "Transfer",

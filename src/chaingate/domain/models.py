@@ -15,19 +15,24 @@ class DepositStatus(StrEnum):
     REJECTED = "rejected"  # a rule refused it; ``reason`` says which
 
 
-# Which transitions the store may make. Anything else is a bug and raises.
+# Which transitions the store makes. A transaction mined again (after a reorg) is decided anew
+# from its new block, so orphaned, reversed and rejected rows may take any block verdict.
 DEPOSIT_TRANSITIONS: dict[DepositStatus, frozenset[DepositStatus]] = {
     DepositStatus.SEEN: frozenset(
         {DepositStatus.CONFIRMING, DepositStatus.ORPHANED, DepositStatus.REJECTED}
     ),
     DepositStatus.CONFIRMING: frozenset(
-        {DepositStatus.CREDITED, DepositStatus.ORPHANED, DepositStatus.SEEN}
+        {DepositStatus.CREDITED, DepositStatus.ORPHANED, DepositStatus.REJECTED}
     ),
+    # Reversed by a reorg, or by a new block that says something else about it.
     DepositStatus.CREDITED: frozenset({DepositStatus.REVERSED}),
-    # A transaction whose block was dropped may be mined again in the new branch.
-    DepositStatus.ORPHANED: frozenset({DepositStatus.SEEN, DepositStatus.CONFIRMING}),
-    DepositStatus.REVERSED: frozenset(),
-    DepositStatus.REJECTED: frozenset(),
+    DepositStatus.ORPHANED: frozenset(
+        {DepositStatus.SEEN, DepositStatus.CONFIRMING, DepositStatus.REJECTED}
+    ),
+    DepositStatus.REVERSED: frozenset(
+        {DepositStatus.SEEN, DepositStatus.CONFIRMING, DepositStatus.REJECTED}
+    ),
+    DepositStatus.REJECTED: frozenset({DepositStatus.CONFIRMING}),
 }
 
 

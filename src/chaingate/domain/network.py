@@ -86,6 +86,10 @@ class Network:
     assets: tuple[Asset, ...]
     chain_id: int | None = None  # EVM
     hrp: str | None = None  # Bitcoin bech32 human-readable part
+    # Bitcoin and TRON: the genesis block hash / block id every endpoint must serve at height 0.
+    genesis: str | None = None
+    # A devnet only: pin whatever genesis the first endpoint serves (its nodes make a new one).
+    learn_genesis: bool = False
     testnet: bool = False
     # A local chain started by the project (anvil, regtest, the TRON devnet): the only place
     # where the signer accepts raw keys from the environment.

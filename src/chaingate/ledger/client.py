@@ -1,6 +1,6 @@
 """HTTP client of the ledger contract (SPEC section 6).
 
-Every request is signed over the exact bytes sent. Failures are classified by what the caller
+Every request is signed over its method, target and the exact bytes sent (ledger/signing.py). Failures are classified by what the caller
 should do next: ``LedgerUnavailableError`` (down, timeout, 5xx, 408/429: the same request may be
 sent again with the same idempotency key) and ``LedgerRequestRejectedError`` (other 4xx: sending
 it again will not help).
@@ -22,6 +22,7 @@ from chaingate.http import ClientSessionOwner
 from chaingate.ledger.errors import LedgerRequestRejectedError
 from chaingate.ledger.signing import (
     encode_body,
+    request_message,
     retryable_status,
     signature_headers,
 )
@@ -50,21 +51,24 @@ class LedgerClient(ClientSessionOwner):
     def __repr__(self) -> str:  # the secret must never reach a log line or a traceback
         return "LedgerClient(<base_url>, <secret>)"
 
-    def _headers(self, signed: bytes) -> dict[str, str]:
+    def _headers(self, method: str, url: URL, body: bytes) -> dict[str, str]:
+        # The target is the path as the ledger receives it: with the base URL's own path
+        # prefix and the query string, percent-encoded as sent.
+        signed = request_message(method, url.raw_path_qs, body)
         return signature_headers(self._secret, str(int(self._clock())), signed)
 
     async def post(self, path: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         """POST ``payload`` as signed compact JSON; the parsed 2xx answer."""
         body = encode_body(payload)
-        headers = self._headers(body)
+        url = URL(self._base + path)
+        headers = self._headers("POST", url, body)
         headers["Content-Type"] = "application/json"
-        return await self._send("POST", path, URL(self._base + path), body, headers)
+        return await self._send("POST", path, url, body, headers)
 
     async def get(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
         """Signed GET (the signature covers the path and query string as sent)."""
-        target = str(URL(path).with_query(dict(params)))
-        url = URL(self._base + target, encoded=True)
-        return await self._send("GET", path, url, None, self._headers(target.encode("utf-8")))
+        url = URL(self._base + path).with_query(dict(params))
+        return await self._send("GET", path, url, None, self._headers("GET", url, b""))
 
     async def _send(
         self, method: str, path: str, url: URL, body: bytes | None, headers: dict[str, str]

@@ -29,11 +29,12 @@ from prometheus_client import CollectorRegistry, Counter
 
 from chaingate.aio import task_group
 from chaingate.delivery import quick_retries, run_passes
+from chaingate.domain import AlertKind, AlertSeverity, NewAlert
 from chaingate.errors import LedgerRejectedError, LedgerUnavailableError
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.errors import LedgerRequestRejectedError
 from chaingate.ledger.messages import KIND_PATHS
-from chaingate.store.alerts import NewAlert, raise_alert
+from chaingate.store.alerts import raise_alert
 from chaingate.store.queue import Claim, LeasedQueue, QueueTable, backoff, worker_name
 from chaingate.withdrawals.feedback import refused_by_ledger
 
@@ -270,8 +271,8 @@ class OutboxDispatcher:
             await raise_alert(
                 conn,
                 NewAlert(
-                    kind="ledger_rejected",
-                    severity="critical",
+                    kind=AlertKind.LEDGER_REJECTED,
+                    severity=AlertSeverity.CRITICAL,
                     network=_text(payload.get("network")),
                     asset=_text(payload.get("asset")),
                     amount=int(amount) if isinstance(amount, str) and amount.isdigit() else None,
@@ -308,8 +309,8 @@ class OutboxDispatcher:
             await raise_alert(
                 conn,
                 NewAlert(
-                    kind="ledger_auth_failed",
-                    severity="critical",
+                    kind=AlertKind.LEDGER_AUTH_FAILED,
+                    severity=AlertSeverity.CRITICAL,
                     message="the ledger refuses our signed requests (shared secret or clock); "
                     "outbox delivery is stalled",
                     details={"status": _status_of(exc), "error_code": _code_of(exc)},

@@ -1,9 +1,13 @@
 """HMAC request signing shared by the ledger client and the reference ledger.
 
-A request is signed over ``timestamp + "." + body``: the timestamp (unix seconds, decimal) bounds
-how long a captured request can be replayed, the body binds the signature to the exact bytes
-sent. For a GET the "body" is the path with its query string, so a signature for one user's
-balances does not unlock another's.
+A ledger request is signed over ``timestamp + "." + method + "." + target + "." + body``
+(``request_message``): the timestamp (unix seconds, decimal) bounds how long a captured request
+can be replayed, the method and target (path with its query string, exactly as sent) bind it to
+one route, so a credit's signature cannot be replayed as a reversal or a withdrawal event, and
+the body binds it to the exact bytes sent (empty for a GET).
+
+The alert webhook (alerting/webhook.py) keeps the older ``timestamp + "." + body`` form: it has
+one route, and receivers already verify that form.
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ def sign(secret: bytes, timestamp: str, body: bytes) -> str:
     """Hex HMAC-SHA256 of ``timestamp + "." + body`` under ``secret``."""
     message = timestamp.encode("ascii") + b"." + body
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def request_message(method: str, target: str, body: bytes) -> bytes:
+    """What a ledger request's signature covers after the timestamp: method, target, body."""
+    return method.upper().encode("ascii") + b"." + target.encode("utf-8") + b"." + body
 
 
 def signature_headers(secret: bytes, timestamp: str, signed: bytes) -> dict[str, str]:

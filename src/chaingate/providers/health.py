@@ -17,22 +17,35 @@ from enum import StrEnum
 
 from chaingate.domain import Endpoint
 
+BAD_DATA_MEMORY = 300.0  # seconds without a bad answer before an endpoint's strikes fade
+
 
 class BenchReason(StrEnum):
     FAILING = "failing"
     LAGGING = "lagging"
     STEPPED_BACK = "head_stepped_back"
+    WRONG_CHAIN = "wrong_chain"
+
+
+class ChainCheck(StrEnum):
+    """Whether an endpoint proved it serves the configured chain (chain id or genesis block)."""
+
+    UNKNOWN = "unknown"  # not asked yet, or the last proof could not be read
+    OK = "ok"
+    MISMATCH = "mismatch"  # another chain: never used, never counted for the best head
 
 
 @dataclass(frozen=True, slots=True)
 class EndpointHealth:
-    """What /readyz shows for one endpoint (never the URL)."""
+    """What /readyz and GET /v1/networks show for one endpoint (its name, never the URL)."""
 
     name: str
     head: int | None
+    lag: int | None  # blocks behind the best head of the last probe round
     latency_ms: float | None
     healthy: bool
     benched_reason: str | None
+    chain_check: ChainCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +69,12 @@ class EndpointState:
         self.consecutive_failures = 0
         self.failing_until = 0.0
         self.lag_reason: BenchReason | None = None
+        self.lag: int | None = None
+        self.chain = ChainCheck.UNKNOWN
+        self.observed_chain: str | None = None  # what it answered when it was not our chain
+        self.bad_data_strikes = 0  # bad answers, not reset by good ones (see record_failure)
+        self.last_bad_data = -BAD_DATA_MEMORY
+        self.benched_for_bad_data = False
         self.batch_limit = endpoint.max_batch  # lowered when the endpoint refuses a batch size
 
     # --- availability ---------------------------------------------------------------------
@@ -63,9 +82,19 @@ class EndpointState:
         return (now if now is not None else time.monotonic()) < self.failing_until
 
     def is_available(self, now: float | None = None) -> bool:
-        return self.lag_reason is None and not self.is_failing(now)
+        return (
+            self.chain is not ChainCheck.MISMATCH
+            and self.lag_reason is None
+            and not self.is_failing(now)
+        )
+
+    def lied_lately(self, now: float) -> bool:
+        """Whether it gave a bad answer within ``BAD_DATA_MEMORY`` seconds (asked last)."""
+        return now - self.last_bad_data < BAD_DATA_MEMORY
 
     def bench_reason(self, now: float | None = None) -> str | None:
+        if self.chain is ChainCheck.MISMATCH:
+            return BenchReason.WRONG_CHAIN.value
         if self.lag_reason is not None:
             return self.lag_reason.value
         return BenchReason.FAILING.value if self.is_failing(now) else None
@@ -74,28 +103,49 @@ class EndpointState:
         return EndpointHealth(
             name=self.endpoint.name,
             head=self.head,
+            lag=self.lag,
             latency_ms=None if self.latency is None else round(self.latency * 1000, 1),
             healthy=self.is_available(),
             benched_reason=self.bench_reason(),
+            chain_check=self.chain,
         )
 
     # --- outcomes -------------------------------------------------------------------------
     def record_success(self, latency: float) -> None:
         self.latency = latency
         self.consecutive_failures = 0
-        self.failing_until = 0.0
+        if not self.benched_for_bad_data:
+            # A transport fault is over once it answers; a lie is not undone by a good answer
+            # to another question (a head probe): that bench runs its course.
+            self.failing_until = 0.0
 
-    def record_failure(self) -> float:
-        """Bench after a failure; returns the bench duration in seconds."""
+    def record_failure(self, bad_data: bool = False) -> float:
+        """Bench after a failure; returns the bench duration in seconds.
+
+        A bad answer (``bad_data``) is remembered past the next good one: an endpoint that
+        answers heads well and lies about blocks would otherwise be reset by every good answer,
+        come back after the shortest bench and be asked first again. Its strikes fade only after
+        ``BAD_DATA_MEMORY`` seconds without a lie, so its bench keeps doubling meanwhile.
+        """
+        now = time.monotonic()
         self.consecutive_failures += 1
-        duration = self.policy.duration(self.consecutive_failures)
-        self.failing_until = time.monotonic() + duration
+        strikes = 0
+        if bad_data:
+            if now - self.last_bad_data > BAD_DATA_MEMORY:
+                self.bad_data_strikes = 0
+            self.bad_data_strikes += 1
+            self.last_bad_data = now
+            strikes = self.bad_data_strikes
+        duration = self.policy.duration(max(self.consecutive_failures, strikes))
+        self.failing_until = now + duration
+        self.benched_for_bad_data = bad_data
         return duration
 
     def record_head(self, head: int, best: int, max_lag: int) -> None:
         """Judge a probed head against the best head of this probe round."""
         self.head = head
         behind = best - head
+        self.lag = behind
         stepped_back = self.peak is not None and head < self.peak
         if behind > max_lag:
             self.lag_reason = BenchReason.LAGGING

@@ -12,7 +12,9 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import structlog
@@ -21,7 +23,9 @@ from chaingate.aio import gather_first_error
 from chaingate.domain import Endpoint
 from chaingate.errors import (
     ChainDataError,
+    EndpointInconsistentError,
     EndpointLaggingError,
+    EndpointWrongChainError,
     NoHealthyEndpointError,
     ProviderError,
     RateLimitedError,
@@ -31,9 +35,9 @@ from chaingate.errors import (
 )
 from chaingate.http import ClientSessionOwner
 from chaingate.providers.batching import BatchSender, Call, Check
-from chaingate.providers.health import BenchPolicy, EndpointHealth, EndpointState
+from chaingate.providers.health import BenchPolicy, ChainCheck, EndpointHealth, EndpointState
+from chaingate.providers.identity import ChainIdentity, IdentityGuard, WrongChainSink
 from chaingate.providers.jsonrpc import make_request, unwrap_single
-from chaingate.providers.logs import split_get_logs
 from chaingate.providers.metrics import ProviderMetrics
 from chaingate.providers.ratelimit import TokenBucket
 from chaingate.providers.retry import FAILOVER_ERRORS, RetryPolicy, RoundFailed
@@ -55,6 +59,8 @@ def error_kind(exc: BaseException) -> str:
         return "transport"
     if isinstance(exc, EndpointLaggingError):
         return "lagging"
+    if isinstance(exc, EndpointWrongChainError):
+        return "wrong_chain"
     if isinstance(exc, ChainDataError):
         return "bad_data"
     if isinstance(exc, RequestTooLargeError):
@@ -75,6 +81,8 @@ class EndpointPool(ClientSessionOwner):
         metrics: ProviderMetrics | None = None,
         retry: RetryPolicy | None = None,
         bench: BenchPolicy | None = None,
+        identity: ChainIdentity | None = None,
+        on_wrong_chain: WrongChainSink | None = None,
     ) -> None:
         if not endpoints:
             raise ValueError(f"network {network} has no endpoints")
@@ -93,6 +101,9 @@ class EndpointPool(ClientSessionOwner):
         self._limiters = {e.name: TokenBucket(e.rate_limit) for e in self.endpoints}
         self._ids = itertools.count(1)
         self._batches = BatchSender(self._send, self._call_on, self._ids)
+        self._identity = IdentityGuard(network, identity, on_wrong_chain)
+        # Set inside ``pinned()``: every call of that context goes to this one endpoint.
+        self._pin: ContextVar[EndpointState | None] = ContextVar(f"pin:{network}", default=None)
         for state in self._states.values():
             self._publish_health(state)
 
@@ -148,11 +159,6 @@ class EndpointPool(ClientSessionOwner):
 
         return await self._dispatch(op, path, idempotent)
 
-    async def get_logs(self, log_filter: Mapping[str, Any]) -> list[Any]:
-        """``eth_getLogs`` over a block range, split to fit the endpoints' range caps."""
-        max_range = min(e.max_log_range for e in self.endpoints)
-        return await split_get_logs(self.request, log_filter, max_range)
-
     async def request_on(
         self,
         endpoint: Endpoint,
@@ -177,9 +183,38 @@ class EndpointPool(ClientSessionOwner):
         state = self._states[endpoint.name]
         return await self._run_on(state, lambda s: self._post_on(s, path, payload, check))
 
+    @asynccontextmanager
+    async def pinned(self, avoid: str | None = None) -> AsyncIterator[str]:
+        """Send every call made inside to one endpoint (yielded by name), the best available
+        one other than ``avoid`` where there is another: a consistent view of one endpoint,
+        its head and then the blocks at or below it. No failover inside. The caller's judgement
+        over several answers (EndpointInconsistentError: a block missing at or below the head
+        that endpoint reported) is booked against that endpoint, which is benched."""
+        candidates = self._ordered()
+        candidates.sort(key=lambda s: s.endpoint.name == avoid)  # stable: best first otherwise
+        state: EndpointState | None = None
+        for candidate in candidates:
+            try:
+                await self._proven(candidate)  # one of another chain is passed over, as in _round
+            except FAILOVER_ERRORS:
+                continue
+            state = candidate
+            break
+        if state is None:
+            raise NoHealthyEndpointError(f"{self.network}: no endpoint to read from")
+        token = self._pin.set(state)
+        try:
+            yield state.endpoint.name
+        except EndpointInconsistentError as exc:
+            self._book_failure(state, exc)
+            raise
+        finally:
+            self._pin.reset(token)
+
     # --- heads and health -------------------------------------------------------------------
     async def best_head(self) -> int:
-        """Probe every endpoint, bench the laggards, return the best head of the healthy ones."""
+        """Probe every endpoint (its chain, then its head), bench the laggards, return the best
+        head of the healthy ones. An endpoint of another chain is not counted."""
         if self.head_probe is None:
             raise RuntimeError("pool has no head probe")
         states = list(self._states.values())
@@ -205,16 +240,24 @@ class EndpointPool(ClientSessionOwner):
             self._publish_health(state)
         return best
 
-    def health(self) -> list[EndpointHealth]:
+    def health_snapshot(self) -> list[EndpointHealth]:
+        """Each endpoint's head, lag, latency, bench reason and chain check, in config order."""
         return [state.snapshot() for state in self._states.values()]
+
+    health = health_snapshot  # the older name, still used by /readyz
 
     async def _probe(self, state: EndpointState) -> int | None:
         assert self.head_probe is not None
         try:
+            await self._identity.prove(self, state, again=True)
             head = await self.head_probe(self, state.endpoint)
             if isinstance(head, bool) or not isinstance(head, int) or head < 0:
                 raise ChainDataError(f"{state.endpoint.name}: head probe returned {head!r}")
         except (ProviderError, ChainDataError) as exc:
+            if isinstance(exc, EndpointWrongChainError):
+                state.head = state.lag = None  # another chain's height means nothing here
+                self._publish_health(state)
+                return None
             if not isinstance(exc, FAILOVER_ERRORS):
                 state.record_failure()  # an RpcError from a head probe is still no head
                 self._publish_health(state)
@@ -242,28 +285,60 @@ class EndpointPool(ClientSessionOwner):
             raise failed.public() from (failed.errors[-1] if failed.errors else None)
 
     async def _once(self, op: Op[T], what: str) -> T:
-        order = self._ordered()
-        if not order:
-            raise NoHealthyEndpointError(f"{self.network}: no usable endpoint for {what}")
-        return await self._run_on(order[0], op)
+        # Only the proof of chain may move to the next endpoint: the call itself is sent once.
+        errors: list[Exception] = []
+        for state in self._ordered():
+            try:
+                await self._proven(state)
+            except FAILOVER_ERRORS as exc:
+                errors.append(exc)
+                continue
+            return await self._run_on(state, op)
+        details = "; ".join(str(e) for e in errors)
+        raise NoHealthyEndpointError(f"{self.network}: no usable endpoint for {what} {details}")
 
     async def _round(self, op: Op[T], what: str) -> T:
         errors: list[Exception] = []
         for state in self._ordered():
             try:
+                await self._proven(state)
                 return await self._run_on(state, op)
             except FAILOVER_ERRORS as exc:
                 errors.append(exc)
         raise RoundFailed(self.network, what, errors)
 
+    async def _proven(self, state: EndpointState) -> None:
+        """Ask an endpoint that has not proved its chain yet; raise unless it is ours."""
+        if not self._identity.needs_proof(state):
+            return
+        try:
+            await self._identity.prove(self, state, again=False)
+        except RpcError as exc:
+            # It answered, but not the proof (eth_chainId unsupported, say): not usable.
+            state.record_failure()
+            self._publish_health(state)
+            raise ChainDataError(f"{state.endpoint.name}: cannot prove its chain: {exc}") from exc
+        finally:
+            self._publish_health(state)
+
     def _ordered(self) -> list[EndpointState]:
-        """Endpoints to try, best first: healthy ones in weighted random order, then the ones
-        benched for failures (soonest back first) as a last resort; lagging ones never."""
+        """Endpoints to try, best first: healthy ones in weighted random order (those that gave
+        a bad answer lately after the others), then the ones benched for failures (soonest back
+        first) as a last resort; lagging ones and other chains' never."""
+        pin = self._pin.get()
+        if pin is not None:
+            return [pin]
         now = time.monotonic()
         healthy = [s for s in self._states.values() if s.is_available(now)]
         # Efraimidis-Spirakis weighted shuffle; weight 0 marks a backup used after the others.
-        healthy.sort(key=lambda s: _weighted_key(s.endpoint.weight), reverse=True)
-        failing = [s for s in self._states.values() if s.lag_reason is None and s.is_failing(now)]
+        healthy.sort(
+            key=lambda s: (not s.lied_lately(now), _weighted_key(s.endpoint.weight)), reverse=True
+        )
+        failing = [
+            s
+            for s in self._states.values()
+            if s.lag_reason is None and s.chain is not ChainCheck.MISMATCH and s.is_failing(now)
+        ]
         failing.sort(key=lambda s: s.failing_until)
         return healthy + failing
 
@@ -273,18 +348,7 @@ class EndpointPool(ClientSessionOwner):
         try:
             result = await op(state)
         except FAILOVER_ERRORS as exc:
-            self.metrics.errors.labels(self.network, name, error_kind(exc)).inc()
-            benched = state.record_failure()
-            self._publish_health(state)
-            log.warning(
-                "endpoint_failed",
-                network=self.network,
-                endpoint=name,
-                error=type(exc).__name__,
-                detail=redact_text(str(exc)),
-                failures=state.consecutive_failures,
-                benched_s=round(benched, 2),
-            )
+            self._book_failure(state, exc)
             raise
         except RpcError as exc:
             # The node answered; the request, not the endpoint, is at fault.
@@ -295,6 +359,21 @@ class EndpointPool(ClientSessionOwner):
         state.record_success(state.latency or 0.0)
         self._publish_health(state)
         return result
+
+    def _book_failure(self, state: EndpointState, exc: Exception) -> None:
+        name = state.endpoint.name
+        self.metrics.errors.labels(self.network, name, error_kind(exc)).inc()
+        benched = state.record_failure(bad_data=isinstance(exc, ChainDataError))
+        self._publish_health(state)
+        log.warning(
+            "endpoint_failed",
+            network=self.network,
+            endpoint=name,
+            error=type(exc).__name__,
+            detail=redact_text(str(exc)),
+            failures=state.consecutive_failures,
+            benched_s=round(benched, 2),
+        )
 
     # --- one endpoint -----------------------------------------------------------------------
     async def _send(self, state: EndpointState, url: str, payload: Any) -> HttpReply:

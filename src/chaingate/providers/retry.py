@@ -17,6 +17,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from chaingate.errors import (
     ChainDataError,
     EndpointLaggingError,
+    EndpointWrongChainError,
     NoHealthyEndpointError,
     TransportError,
 )
@@ -27,6 +28,7 @@ T = TypeVar("T")
 FAILOVER_ERRORS: tuple[type[Exception], ...] = (
     TransportError,
     EndpointLaggingError,
+    EndpointWrongChainError,
     ChainDataError,
 )
 

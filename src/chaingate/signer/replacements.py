@@ -24,7 +24,7 @@ from chaingate.chains.evm.txbuilder import (
     bump_fees,
     unsigned_transaction,
 )
-from chaingate.errors import FencedOut, ValidationError
+from chaingate.errors import FencedOut, KeystoreError, ValidationError
 from chaingate.signer.checks import Refused, check_limits
 from chaingate.signer.evm import sign_evm
 from chaingate.store import leases
@@ -70,7 +70,7 @@ async def _replace(signer: Signer, queue: LeasedQueue, claim: Claim) -> Outcome:
         return Outcome(claim.id, "done_already")
     try:
         content, network = signer.verify(material, REPLACEABLE)
-        plan = signer.plan_of(claim, network)
+        plan = signer.plan_of(claim, network, sender=str(old["from_address"]))
         [output] = [o for o in content.outputs if o.withdrawal_id == old["withdrawal_id"]]
         # The same withdrawal again: its per-transaction limit applies, the day's tally does not
         # count it a second time.
@@ -92,8 +92,16 @@ async def _replace(signer: Signer, queue: LeasedQueue, claim: Claim) -> Outcome:
         await queue.fail(claim, str(exc), backoff(claim.attempts, 5.0, 300.0))
         log.warning("replacement_not_signed", tx_id=old["id"], error=str(exc))
         return Outcome(claim.id, "deferred")
-    assert network.hot_address is not None and network.chain_id is not None
-    key = signer.settings.keys.key_for(network.hot_address)
+    assert network.chain_id is not None
+    # The address that signed the stuck transaction, which after a key rotation is no longer
+    # the registry's hot address: its nonce, its key, its allocator.
+    sender = str(old["from_address"])
+    try:
+        key = signer.settings.keys.key_for(sender)
+    except KeystoreError as exc:
+        await queue.fail(claim, str(exc), backoff(claim.attempts, 30.0, 3600.0))
+        log.error("replacement_key_missing", tx_id=old["id"], address=sender)
+        return Outcome(claim.id, "deferred")
     transfer = EvmTransfer(
         chain_id=network.chain_id,
         nonce=int(old["nonce"]),
@@ -103,7 +111,7 @@ async def _replace(signer: Signer, queue: LeasedQueue, claim: Claim) -> Outcome:
         gas=gas,
         fees=fees,
     )
-    name = allocator_lease_name(network.name, network.hot_address)
+    name = allocator_lease_name(network.name, sender)
     lease = await leases.acquire(signer.db, name, signer.holder, signer.settings.allocator_ttl)
     if lease is None:
         await queue.defer([claim], 1.0)
@@ -114,7 +122,7 @@ async def _replace(signer: Signer, queue: LeasedQueue, claim: Claim) -> Outcome:
             batch_id=material.batch.id,
             withdrawal_id=output.withdrawal_id,
             network=network.name,
-            from_address=network.hot_address,
+            from_address=sender,
             nonce=transfer.nonce,
             raw_tx=signed.raw.hex(),
             txid=signed.txid,

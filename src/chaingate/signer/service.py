@@ -35,7 +35,7 @@ from chaingate.chains.evm.txbuilder import (
     unsigned_transaction,
 )
 from chaingate.delivery import run_passes
-from chaingate.domain import Network, NetworkKind
+from chaingate.domain import AlertKind, AlertSeverity, Network, NetworkKind, NewAlert
 from chaingate.domain.batch_content import BatchContent
 from chaingate.domain.signing_plan import EvmPlan
 from chaingate.errors import ChaingateError, FencedOut, ValidationError
@@ -44,7 +44,7 @@ from chaingate.signer.config import SignerSettings
 from chaingate.signer.evm import sign_evm
 from chaingate.signer.keystore import HotKey
 from chaingate.store import leases
-from chaingate.store.alerts import NewAlert, raise_alert
+from chaingate.store.alerts import raise_alert
 from chaingate.store.batches import unheld
 from chaingate.store.queue import Claim, LeasedQueue, backoff, worker_name
 from chaingate.store.signer import (
@@ -170,14 +170,16 @@ class Signer:
         )
         return content, network
 
-    def plan_of(self, claim: Claim, network: Network) -> EvmPlan:
+    def plan_of(self, claim: Claim, network: Network, sender: str | None = None) -> EvmPlan:
+        """The claimed plan, fresh and for ``sender`` (default: the registry's hot address)."""
         planned_at = claim.record["planned_at"]
         age = (datetime.now(UTC) - planned_at).total_seconds() if planned_at else None
         if age is None or age > self._settings.plan_max_age:
             raise ValidationError("the plan is stale (fees move): the planner makes a new one")
         plan = EvmPlan.from_json(plan_of(claim.record))
-        if network.hot_address is None or plan.from_address != network.hot_address:
-            raise ValidationError("the plan names another address than the registry's hot address")
+        expected = sender or network.hot_address
+        if expected is None or plan.from_address != expected.lower():
+            raise ValidationError("the plan names another address than the one that signs")
         return plan
 
     async def _sign(
@@ -250,7 +252,7 @@ class Signer:
         if state.holes:
             await self.alert(
                 conn,
-                "nonce_gap",
+                AlertKind.NONCE_GAP,
                 f"{network.name} {network.hot_address}: recorded nonces have holes "
                 f"{list(state.holes)}; transactions after them cannot be mined",
                 f"nonce_gap:{network.name}:{network.hot_address}:{state.holes[0]}",
@@ -262,7 +264,7 @@ class Signer:
             # was used outside chaingate. Continue after them, loudly.
             await self.alert(
                 conn,
-                "hot_key_used_elsewhere",
+                AlertKind.HOT_KEY_USED_ELSEWHERE,
                 f"{network.name} {network.hot_address}: the chain's pending nonce "
                 f"{plan.chain_nonce} is above the next recorded {state.next_nonce}",
                 f"hot_key_used_elsewhere:{network.name}:{plan.chain_nonce}",
@@ -320,8 +322,8 @@ class Signer:
             await raise_alert(
                 conn,
                 NewAlert(
-                    kind="signer_refused",
-                    severity="critical",
+                    kind=AlertKind.SIGNER_REFUSED,
+                    severity=AlertSeverity.CRITICAL,
                     network=batch.network if batch else None,
                     asset=batch.asset if batch else None,
                     message=f"the signer refused batch {batch_id}: {exc}"[:2000],
@@ -337,21 +339,21 @@ class Signer:
         async with self._db.acquire() as conn:
             await self.alert(
                 conn,
-                "fee_cap_too_low",
+                AlertKind.FEE_CAP_TOO_LOW,
                 f"batch {material.batch.id}: {error}; retried in {retry_in:.0f} s",
                 f"fee_cap_too_low:{material.batch.id}",
                 material.batch.network,
-                severity="warning",
+                severity=AlertSeverity.WARNING,
             )
 
     async def alert(
         self,
         conn: asyncpg.Connection,
-        kind: str,
+        kind: AlertKind,
         message: str,
         dedup_key: str,
         network: str,
-        severity: str = "critical",
+        severity: AlertSeverity = AlertSeverity.CRITICAL,
     ) -> None:
         await raise_alert(
             conn,

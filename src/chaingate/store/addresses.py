@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import asyncpg
 
 from chaingate.chains.base import DerivedAddress
-
-
-@dataclass(frozen=True, slots=True)
-class AddressRow:
-    id: int
-    network: str
-    user_id: str
-    index: int
-    address: str
-    match_key: str
+from chaingate.domain import AddressRow
 
 
 def _row(r: asyncpg.Record) -> AddressRow:

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
-
-@dataclass(frozen=True, slots=True)
-class NewAlert:
-    kind: str  # network_mismatch, reorg_reversal, reorg_too_deep, ledger_rejected, ...
-    severity: str  # info | warning | critical
-    message: str
-    dedup_key: str
-    network: str | None = None
-    asset: str | None = None
-    amount: int | None = None
-    txid: str | None = None
-    user_id: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+from chaingate.domain import NewAlert
 
 
 # jsonb goes in as text (``::text::jsonb``) so these work on any connection, with or without

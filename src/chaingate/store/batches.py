@@ -13,6 +13,7 @@ import asyncpg
 from chaingate.domain.approvals import Approval
 from chaingate.domain.batch_content import BatchContent, BatchOutput
 from chaingate.ledger.messages import withdrawal_event_key
+from chaingate.store.paging import keyset_page
 
 _COLUMNS = """b.id, b.network, b.asset, b.chain_id, b.contract, b.decimals, b.fee_cap, b.total,
     b.output_count, b.content_hash, b.content_version, b.maker, b.made_at, b.maker_seal,
@@ -150,17 +151,9 @@ async def search(
     before_id: int | None,
     limit: int,
 ) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(
-        f"""SELECT {_COLUMNS} FROM batches b
-            WHERE ($1::text IS NULL OR b.network = $1) AND ($2::text IS NULL OR b.asset = $2)
-              AND ($3::text IS NULL OR b.status = $3) AND ($4::bigint IS NULL OR b.id < $4)
-            ORDER BY b.id DESC LIMIT $5""",
-        network,
-        asset,
-        status,
-        before_id,
-        limit,
-    )
+    filters = (("b.network", network), ("b.asset", asset), ("b.status", status))
+    sql, args = keyset_page(f"SELECT {_COLUMNS} FROM batches b", "b.id", filters, before_id, limit)
+    rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
     return rows
 
 

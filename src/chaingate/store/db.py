@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,12 +41,6 @@ async def connect_pool(
             "(`chaingate devnet up` creates a local database)",
         ) from exc
     return pool  # type: ignore[no-any-return]
-
-
-def advisory_lock_id(name: str) -> int:
-    """A stable PostgreSQL advisory-lock key (signed 64-bit) for a named purpose, such as
-    ``watcher:<network>``: the same name gives the same key in every process."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 def where(dsn: str) -> str:

@@ -8,56 +8,88 @@ from typing import Any
 
 import asyncpg
 
-from chaingate.domain import DepositStatus
+from chaingate.domain import DepositInput
+from chaingate.store.paging import keyset_page
 
-
-@dataclass(frozen=True, slots=True)
-class DepositInput:
-    network: str
-    txid: str
-    position: str
-    to_key: str
-    amount: int
-    status: DepositStatus
-    asset: str | None = None
-    contract: str | None = None
-    decimals: int | None = None
-    address_id: int | None = None
-    user_id: str | None = None
-    block_number: int | None = None
-    block_hash: str | None = None
-    reason: str | None = None
-    required_confirmations: int = 0
-    coinbase: bool = False
-
-
-# A row that is seen, orphaned or reversed comes back to life when its transaction shows up
-# (again) in a block or the mempool; a reversed one gets a new credit generation so that its
-# next credit carries a new idempotency key. Credited rows never change here: only a rollback
-# (reorg) moves them, and it does so explicitly.
+# A transaction mined (again) counts for what its NEW block says: a row that is seen, orphaned,
+# reversed, or was decided in another block takes the new sighting whole (recipient, user,
+# asset, amount, status, reason), never what it remembered. A reversed row gets a new credit
+# generation so its next credit carries a new idempotency key. Credited rows never change here:
+# a rollback (reorg) or ``reverse_changed`` reverses them first, explicitly. A mempool sighting
+# never touches a row that is in a block (confirming or rejected there).
 _UPSERT = """
 INSERT INTO deposits (network, txid, position, to_key, amount, status, asset, contract, decimals,
                       address_id, user_id, block_number, block_hash, reason,
                       required_confirmations, coinbase)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 ON CONFLICT (network, txid, position) DO UPDATE SET
+    to_key = excluded.to_key,
+    amount = excluded.amount,
+    asset = excluded.asset,
+    contract = excluded.contract,
+    decimals = excluded.decimals,
+    address_id = excluded.address_id,
+    user_id = excluded.user_id,
     block_number = excluded.block_number,
     block_hash = excluded.block_hash,
-    status = CASE WHEN deposits.status IN ('seen', 'orphaned', 'reversed')
-                   AND excluded.status IN ('seen', 'confirming')
-                  THEN excluded.status ELSE deposits.status END,
-    reason = CASE WHEN deposits.status IN ('seen', 'orphaned', 'reversed')
-                   AND excluded.status IN ('seen', 'confirming')
-                  THEN NULL ELSE deposits.reason END,
+    status = excluded.status,
+    reason = excluded.reason,
+    required_confirmations = excluded.required_confirmations,
+    coinbase = excluded.coinbase,
+    confirmations = 0,
     credit_generation = deposits.credit_generation
-        + CASE WHEN deposits.status = 'reversed' AND excluded.status IN ('seen', 'confirming')
-               THEN 1 ELSE 0 END,
+        + CASE WHEN deposits.status = 'reversed' THEN 1 ELSE 0 END,
     updated_at = now()
 WHERE deposits.status <> 'credited'
+  AND NOT (excluded.block_hash IS NULL AND deposits.status IN ('confirming', 'rejected'))
   AND NOT (deposits.status = 'seen' AND excluded.status = 'seen')
   AND (deposits.status IN ('seen', 'orphaned', 'reversed')
        OR deposits.block_hash IS DISTINCT FROM excluded.block_hash)
 """
+
+# Credited rows that a block contradicts: another recipient, user, asset, contract or amount at
+# the same (txid, position), or the transaction now failed. Only chain evidence counts here: a
+# rejection by configuration (dust limit raised, deposits switched off) never takes back a
+# credit.
+_REVERSE_CHANGED = """
+UPDATE deposits d SET status = 'reversed', reason = 'content_changed', updated_at = now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[], $6::text[],
+            $7::text[], $8::bigint[], $9::text[], $10::text[])
+     AS n(network, txid, position, to_key, amount, asset, contract, address_id, block_hash,
+          reason)
+WHERE d.network = n.network AND d.txid = n.txid AND d.position = n.position
+  AND d.status = 'credited' AND n.block_hash IS NOT NULL
+  AND ((d.to_key, d.amount, d.asset, d.contract, d.address_id)
+           IS DISTINCT FROM (n.to_key, n.amount, n.asset, n.contract, n.address_id)
+       OR n.reason IN ('failed_tx', 'no_transfer_event'))
+RETURNING d.*, n.to_key AS new_to_key, n.amount AS new_amount, n.asset AS new_asset,
+          n.block_hash AS new_block_hash
+"""
+
+
+async def reverse_changed(
+    conn: asyncpg.Connection, rows: Sequence[DepositInput]
+) -> list[asyncpg.Record]:
+    """Reverse the credited deposits that ``rows`` (a new block's view) contradict; the
+    reversed rows, old content and ``new_*`` beside it. ``upsert`` then revives them."""
+    mined = [r for r in rows if r.block_hash is not None]
+    if not mined:
+        return []
+    return list(
+        await conn.fetch(
+            _REVERSE_CHANGED,
+            [r.network for r in mined],
+            [r.txid for r in mined],
+            [r.position for r in mined],
+            [r.to_key for r in mined],
+            [r.amount for r in mined],
+            [r.asset for r in mined],
+            [r.contract for r in mined],
+            [r.address_id for r in mined],
+            [r.block_hash for r in mined],
+            [r.reason for r in mined],
+        )
+    )
 
 
 async def upsert(conn: asyncpg.Connection, rows: Sequence[DepositInput]) -> None:
@@ -107,6 +139,18 @@ async def rollback_above(
         height,
     )
     return int(orphaned), list(reversed_rows)
+
+
+async def credited_above(conn: asyncpg.Connection, network: str, height: int) -> bool:
+    """Would a rollback to ``height`` reverse a credit?"""
+    return bool(
+        await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM deposits
+                              WHERE network = $1 AND block_number > $2 AND status = 'credited')""",
+            network,
+            height,
+        )
+    )
 
 
 async def refresh_confirmations(conn: asyncpg.Connection, network: str, head: int) -> None:
@@ -166,41 +210,51 @@ async def orphan_unseen_pending(
     )
 
 
-async def list_deposits(
-    conn: asyncpg.Connection,
-    *,
-    user_id: str | None = None,
-    network: str | None = None,
-    status: str | None = None,
-    asset: str | None = None,
-    txid: str | None = None,
-    before_id: int | None = None,
-    limit: int = 100,
-) -> list[dict[str, Any]]:
-    """Deposits newest first; ``before_id`` is the cursor of the next page.
+@dataclass(frozen=True, slots=True)
+class DepositFilter:
+    user_id: str | None = None
+    network: str | None = None
+    status: str | None = None
+    txid: str | None = None
+    asset: str | None = None
+    before_id: int | None = None  # keyset pagination: ids below this one (newest first)
 
-    ``delivery`` is the ledger delivery state of the current credit: none (not credited),
-    pending, parked or delivered.
-    """
-    rows = await conn.fetch(
-        """SELECT d.id, d.network, d.txid, d.position, d.asset, d.contract, d.decimals, d.user_id,
-                  d.amount, d.block_number, d.block_hash, d.status, d.reason, d.confirmations,
-                  d.required_confirmations, d.created_at, d.credited_at,
-                  CASE WHEN o.id IS NULL THEN 'none'
-                       WHEN o.delivered_at IS NOT NULL THEN 'delivered'
-                       WHEN o.parked_at IS NOT NULL THEN 'parked'
-                       ELSE 'pending' END AS delivery
-           FROM deposits d LEFT JOIN ledger_outbox o ON o.idempotency_key = d.credit_key
-           WHERE ($1::text IS NULL OR d.user_id = $1) AND ($2::text IS NULL OR d.network = $2)
-             AND ($3::text IS NULL OR d.status = $3) AND ($4::text IS NULL OR d.asset = $4)
-             AND ($5::text IS NULL OR d.txid = $5) AND ($6::bigint IS NULL OR d.id < $6)
-           ORDER BY d.id DESC LIMIT $7""",
-        user_id,
-        network,
-        status,
-        asset,
-        txid,
-        before_id,
-        limit,
+
+# The ledger message that speaks for a deposit: its credit, or once reversed the reversal.
+# Only credited and reversed rows have one in force (a re-mined row keeps its old credit_key
+# until it is credited anew, so its state would be the old credit's). The reversal's key is
+# 'reversal:' + credit key (watcher/loop.py).
+_LIST = """
+SELECT d.id, d.network, d.txid, d.position, d.asset, d.contract, d.decimals, d.user_id,
+       d.amount, d.block_number, d.block_hash, d.status, d.reason, d.confirmations,
+       d.required_confirmations, d.created_at, d.credited_at,
+       o.kind AS ledger_message,
+       CASE WHEN o.id IS NULL THEN NULL
+            WHEN o.delivered_at IS NOT NULL THEN 'delivered'
+            WHEN o.next_attempt_at = 'infinity' THEN 'parked'
+            ELSE 'pending' END AS ledger,
+       o.delivered_at
+FROM deposits d
+LEFT JOIN ledger_outbox o ON d.status IN ('credited', 'reversed') AND o.idempotency_key =
+     CASE WHEN d.status = 'reversed' THEN 'reversal:' || d.credit_key ELSE d.credit_key END
+"""
+
+
+def list_query(where: DepositFilter, limit: int) -> tuple[str, list[Any]]:
+    """The SQL of ``list_deposits`` and its arguments (only the filters given: index scans)."""
+    filters = (
+        ("d.user_id", where.user_id),
+        ("d.network", where.network),
+        ("d.status", where.status),
+        ("d.txid", where.txid),
+        ("d.asset", where.asset),
     )
-    return [dict(r) for r in rows]
+    return keyset_page(_LIST, "d.id", filters, where.before_id, limit)
+
+
+async def list_deposits(
+    conn: asyncpg.Connection, where: DepositFilter, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Newest first, at most ``limit``, each with its ledger delivery state."""
+    sql, args = list_query(where, limit)
+    return [dict(r) for r in await conn.fetch(sql, *args)]

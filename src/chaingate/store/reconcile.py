@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from chaingate.store.addresses import AddressRow, addresses_after
-from chaingate.store.db import advisory_lock_id
+from chaingate.domain import AddressRow
+from chaingate.store.addresses import addresses_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +96,6 @@ async def expected_native_balances(
     )
     totals = {str(r["to_key"]): int(r["total"]) for r in rows}
     return {key: totals.get(key, 0) for key in keys}
-
-
-async def lock_network(conn: asyncpg.Connection, network: str) -> None:
-    """Serialise the comparison transactions of one network across instances (transaction-scoped)."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_lock_id(f"reconcile:{network}"))
 
 
 async def last_checks(

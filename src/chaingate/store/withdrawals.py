@@ -12,6 +12,8 @@ from typing import Any
 
 import asyncpg
 
+from chaingate.store.paging import keyset_page
+
 _COLUMNS = """w.id, w.request_id, w.request_hash, w.user_id, w.network, w.asset, w.destination,
     w.amount, w.status, w.batch_id, w.txid, w.fee, w.confirmations, w.failure_reason,
     w.requested_by, w.created_at, w.updated_at"""
@@ -75,6 +77,24 @@ async def of_batch(
         batch_id,
     )
     return rows
+
+
+async def lock_user_asset(conn: asyncpg.Connection, user_id: str, network: str, asset: str) -> None:
+    """Hold the user's intake lock for ``asset`` until the caller's transaction ends."""
+    await conn.execute(
+        """INSERT INTO withdrawal_intake_locks (user_id, network, asset) VALUES ($1, $2, $3)
+           ON CONFLICT DO NOTHING""",
+        user_id,
+        network,
+        asset,
+    )
+    await conn.execute(
+        """SELECT 1 FROM withdrawal_intake_locks
+           WHERE user_id = $1 AND network = $2 AND asset = $3 FOR UPDATE""",
+        user_id,
+        network,
+        asset,
+    )
 
 
 async def withdrawn_since(
@@ -227,17 +247,10 @@ async def search(
     limit: int,
 ) -> list[asyncpg.Record]:
     """Newest first; ``before_id`` is the cursor (the last id of the previous page)."""
-    rows: list[asyncpg.Record] = await conn.fetch(
-        f"""SELECT {_COLUMNS} FROM withdrawals w
-            WHERE ($1::text IS NULL OR w.user_id = $1) AND ($2::text IS NULL OR w.network = $2)
-              AND ($3::text IS NULL OR w.asset = $3) AND ($4::text IS NULL OR w.status = $4)
-              AND ($5::bigint IS NULL OR w.id < $5)
-            ORDER BY w.id DESC LIMIT $6""",
-        user_id,
-        network,
-        asset,
-        status,
-        before_id,
-        limit,
+    filters = (("w.user_id", user_id), ("w.network", network), ("w.asset", asset),
+               ("w.status", status))  # fmt: skip
+    sql, args = keyset_page(
+        f"SELECT {_COLUMNS} FROM withdrawals w", "w.id", filters, before_id, limit
     )
+    rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
     return rows

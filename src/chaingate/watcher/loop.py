@@ -5,27 +5,48 @@ a block up to that head was issued before we look), detect a reorg by block hash
 scan the next range, and store transfers + block hashes + cursor in ONE transaction; then count
 confirmations and credit through the outbox in one transaction. A failed step moves nothing: the
 next one starts from the same cursor, so no height is ever skipped and a repeat is harmless.
+
+Only the holder of the network's lease (``watcher:<network>``, store/leases.py) writes: every
+write transaction checks the lease epoch the step began under and compares and sets the cursor
+(height and epoch), so a deposed leader's late writes are refused and it steps down.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 import structlog
 
 from chaingate.chains.base import ChainAdapter
-from chaingate.domain import ChainHead, DepositStatus, ScanResult, Transfer
-from chaingate.errors import BlockNotFoundError, ChainDataError, ChaingateError, ReorgTooDeepError
-from chaingate.ledger.messages import Credit, Reversal, credit_key, reversal_key
+from chaingate.domain import (
+    ChainHead,
+    DepositStatus,
+    RejectReason,
+    ScanResult,
+    Transfer,
+)
+from chaingate.errors import (
+    ChainDataError,
+    ChaingateError,
+    FencedOut,
+    ProviderError,
+    ReorgTooDeepError,
+)
+from chaingate.ledger.messages import Credit, credit_key
 from chaingate.metrics import WatcherMetrics
-from chaingate.store import addresses, advisory_lock_id, chainstate, deposits, outbox
-from chaingate.store.alerts import NewAlert, raise_alert
+from chaingate.store import addresses, chainstate, deposits, leases, outbox
+from chaingate.store.alerts import raise_alert
+from chaingate.store.leases import Lease
 from chaingate.watcher.addressbook import AddressBook
+from chaingate.watcher.forks import ForkFinder
+from chaingate.watcher.leadership import LeaseKeeper
 from chaingate.watcher.progress import CatchUp
+from chaingate.watcher.reversals import reverse_credits
 from chaingate.watcher.rules import decide
 
 log = structlog.get_logger(__name__)
@@ -52,13 +73,21 @@ class Watcher:
         db: asyncpg.Pool,
         *,
         metrics: WatcherMetrics | None = None,
+        holder: str | None = None,
+        lease_ttl: float = 30.0,
     ) -> None:
         self.adapter = adapter
         self.network = adapter.network
         self.name = adapter.network.name
         self.db = db
         self.book = AddressBook(adapter.network)
+        self.forks = ForkFinder(adapter, db)
         self.metrics = metrics or WatcherMetrics()
+        # Only the holder of this lease writes for the network; every write transaction checks
+        # the epoch it read the cursor under (store/leases.py, chainstate.move_cursor).
+        self.leadership = LeaseKeeper(
+            db, f"watcher:{self.name}", holder or leases.new_holder_id(), lease_ttl
+        )
         self.catch_up = CatchUp(self.name, behind=2 * adapter.network.scan_batch)
         # While catching up, the scan of the next range runs while this one is stored and
         # credited. It is only a read: it is used when it starts exactly at the cursor (and
@@ -67,34 +96,57 @@ class Watcher:
 
     # --- the loop -----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Lead this network's watching until ``stop``; re-elect after losing the database."""
+        """Lead this network's watching until ``stop``; stand by while another instance leads,
+        and step down (never crash) when a write finds the lease taken over."""
         try:
             await self._run(stop)
         finally:
             self._drop_prefetch()
+            self.metrics.leader_epoch.labels(self.name).set(0)
+            await self.leadership.release()
 
     async def _run(self, stop: asyncio.Event) -> None:
+        standby = False
         while not stop.is_set():
             try:
-                async with self._leadership(stop) as lock_conn:
-                    if lock_conn is not None:  # None: stopped while standing by
-                        await self._lead(stop, lock_conn)
+                lease = await self.leadership.hold()
+                if lease is None:
+                    if not standby:
+                        log.info("watcher_standby", network=self.name)
+                    standby = True
+                    await _sleep_or_stop(stop, self.leadership.retry_interval)
+                    continue
+                standby = False
+                log.info("watcher_leading", network=self.name, epoch=lease.epoch)
+                await self._lead(stop)
+            except FencedOut as exc:
+                self.leadership.forget()
+                self._drop_prefetch()
+                self.metrics.deposed.labels(self.name).inc()
+                self.metrics.leader_epoch.labels(self.name).set(0)
+                log.warning("watcher_deposed", network=self.name, error=str(exc))
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                # The session holding the leader lock is gone, and with it the lock: another
-                # instance may lead now. Stop stepping and stand for election again.
                 log.warning("watcher_leadership_lost", network=self.name, error=type(exc).__name__)
                 await _sleep_or_stop(stop, 1.0)
 
-    async def _lead(self, stop: asyncio.Event, lock_conn: asyncpg.Connection) -> None:
+    async def _lead(self, stop: asyncio.Event) -> None:
+        renewing = asyncio.create_task(self.leadership.keep(stop), name=f"lease:{self.name}")
+        try:
+            await self._steps(stop)
+        finally:
+            renewing.cancel()
+            with suppress(asyncio.CancelledError):
+                await renewing
+
+    async def _steps(self, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
-            await lock_conn.fetchval("SELECT 1")  # still leader: the lock's session is alive
             try:
                 result = await self.step()
                 failures = 0
                 await self.catch_up.after_step(self.db, result.cursor, result.head)
-            except ReorgTooDeepError:
-                raise  # needs a human: alerted in _find_fork; the service stops this watcher
+            except (ReorgTooDeepError, FencedOut):
+                raise  # a human is needed (alerted in ForkFinder.confirm), or another instance leads
             except (ChaingateError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 failures += 1
                 self.metrics.step_errors.labels(self.name, type(exc).__name__).inc()
@@ -110,59 +162,77 @@ class Watcher:
             if result.caught_up:
                 await _sleep_or_stop(stop, self.network.poll_interval)
 
-    @asynccontextmanager
-    async def _leadership(self, stop: asyncio.Event) -> AsyncIterator[asyncpg.Connection | None]:
-        """One active watcher per network across instances; the others wait as hot standbys."""
-        lock_id = advisory_lock_id(f"watcher:{self.name}")
-        async with self.db.acquire() as conn:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_id):
-                log.info("watcher_standby", network=self.name)
-                await _sleep_or_stop(stop, 5.0)
-                if stop.is_set():
-                    yield None
-                    return
-            try:
-                log.info("watcher_leading", network=self.name)
-                yield conn
-            finally:
-                with suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-                    await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
+    async def _hold(self) -> Lease:
+        """The lease this step writes under (taken or renewed now), or FencedOut."""
+        lease = await self.leadership.hold()
+        if lease is None:
+            raise FencedOut(f"{self.name}: another instance leads this network's watcher")
+        self.metrics.leader_epoch.labels(self.name).set(lease.epoch)
+        return lease
 
     async def step(self) -> StepResult:
-        head = await self.adapter.head()
-        self.metrics.head.labels(self.name).set(head.number)
-        async with self.db.acquire() as conn:
-            await self.book.refresh(conn)
-            cursor = await chainstate.get_cursor(conn, self.name)
-        if cursor is None:
-            cursor = await self._init_cursor(head)
+        lease = await self._hold()
+        head, cursor, history, fork, endpoint = await self._view(lease)
+        if fork is not None:
+            await self.forks.confirm(history, fork, endpoint)
         depth = 0
-        fork = await self._find_fork(cursor)
         if fork is not None:
             depth = cursor - fork
-            await self._rollback(fork)
+            await self._rollback(lease, cursor, fork)
             cursor = fork
-        scanned, found = 0, 0
+        scanned, found, credited = 0, 0, 0
         try:
             if cursor < head.number:
                 end, result = await self._scan_next(cursor, head.number)
-                if await self._store_range(cursor, end, result):
+                if await self._store_range(lease, cursor, end, result):
                     scanned, found, cursor = end - cursor, len(result.transfers), end
-            if cursor >= head.number:
-                await self._track_pending()
-            credited = await self._credit(head, cursor)
+            if not depth:  # a step that found a reorg credits nothing: the next one re-checks
+                credited = await self._credit(lease, head, cursor)
+            if cursor >= head.number:  # after crediting, and best effort: see _track_pending
+                await self._track_pending(lease, cursor)
         except BaseException:
             self._drop_prefetch()  # a failed or cancelled step leaves nothing running
             raise
         self.metrics.cursor.labels(self.name).set(cursor)
         return StepResult(head.number, cursor, scanned, found, credited, depth)
 
-    async def _init_cursor(self, head: ChainHead) -> int:
+    async def _view(
+        self, lease: Lease
+    ) -> tuple[ChainHead, int, list[tuple[int, str]], int | None, str]:
+        """Head, cursor, stored hashes and fork point, with the head and the fork check from
+        one endpoint (its blocks are judged against the head it reports itself, see
+        watcher/forks.py). An endpoint whose answers fail there is booked (benched) by the
+        pool, and the next one is asked, as the pool itself fails over an unpinned call."""
+        attempts = max(1, len(self.network.endpoints))
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.adapter.pinned() as endpoint:
+                    head = await self.adapter.head()
+                    self.metrics.head.labels(self.name).set(head.number)
+                    async with self.db.acquire() as conn:
+                        await self.book.refresh(conn)
+                        cursor = await chainstate.get_cursor(conn, self.name)
+                    if cursor is None:
+                        cursor = await self._init_cursor(lease, head)
+                    history, fork = await self.forks.find(lease, cursor, head.number)
+                    return head, cursor, history, fork, endpoint
+            except (ProviderError, ChainDataError) as exc:
+                if attempt == attempts:
+                    raise
+                log.warning(
+                    "endpoint_failed_over",
+                    network=self.name,
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                )
+        raise AssertionError("unreachable")
+
+    async def _init_cursor(self, lease: Lease, head: ChainHead) -> int:
         """First run on this database: start at ``start_height`` (default: the head)."""
         start = self.network.start_height
         async with self.db.acquire() as conn:
             return await chainstate.init_cursor(
-                conn, self.name, (head.number if start is None else start) - 1
+                conn, lease, self.name, (head.number if start is None else start) - 1
             )
 
     async def _scan_next(self, cursor: int, head: int) -> tuple[int, ScanResult]:
@@ -191,75 +261,14 @@ class Watcher:
             self._prefetch = None
 
     # --- reorgs -------------------------------------------------------------------------------
-    async def _find_fork(self, cursor: int) -> int | None:
-        """None while our tip is still canonical; else the highest height whose hash still is."""
-        async with self.db.acquire() as conn:
-            history = await chainstate.stored_hashes_desc(conn, self.name, cursor)
-        if not history:
-            await self._anchor(cursor)  # fresh start
-            return None
-        if history[0][0] != cursor:
-            return None
-        for number, stored in history:
-            try:
-                current = await self.adapter.block_ref(number)
-            except BlockNotFoundError:
-                continue  # the chain got shorter than this height (e.g. invalidateblock)
-            if current.hash == stored:
-                return None if number == cursor else number
-        oldest = history[-1][0]
-        async with self.db.acquire() as conn:
-            await raise_alert(
-                conn,
-                NewAlert(
-                    kind="reorg_too_deep",
-                    severity="critical",
-                    network=self.name,
-                    dedup_key=f"reorg_too_deep:{self.name}:{cursor}",
-                    message=f"{self.name}: no stored block hash at or above {oldest} is canonical "
-                    "any more; the watcher stopped and needs an operator",
-                ),
-            )
-        raise ReorgTooDeepError(f"{self.name}: fork point below the stored window ({oldest})")
-
-    async def _anchor(self, cursor: int) -> None:
-        """Store the hash of the block below the first one we scan: without it, a reorg that
-        replaces every block scanned so far finds no fork point and stops the watcher."""
-        if cursor < 0:
-            return
-        try:
-            ref = await self.adapter.block_ref(cursor)
-        except BlockNotFoundError:
-            return  # start_height is above the head: anchor once the chain gets there
-        async with self.db.acquire() as conn:
-            await chainstate.record_blocks(conn, self.name, [ref], self.network.reorg_window)
-
-    async def _rollback(self, fork: int) -> None:
+    async def _rollback(self, lease: Lease, cursor: int, fork: int) -> None:
+        """Undo what the blocks above ``fork`` did, in one transaction fenced by ``lease`` and
+        compared-and-set on ``cursor``: a deposed leader's stale rollback is refused whole."""
         async with self.db.acquire() as conn, conn.transaction():
+            await chainstate.rewind(conn, lease, self.name, cursor, fork)
             orphaned, reversed_rows = await deposits.rollback_above(conn, self.name, fork)
-            for row in reversed_rows:
-                reversal = Reversal(
-                    idempotency_key=reversal_key(row["credit_key"]),
-                    credit_key=row["credit_key"],
-                    reason=f"reorg: block {row['block_number']} left the chain",
-                )
-                await outbox.enqueue(conn, reversal.KIND, reversal.idempotency_key, reversal.body())
-                await raise_alert(
-                    conn,
-                    NewAlert(
-                        kind="reorg_reversal",
-                        severity="critical",
-                        network=self.name,
-                        asset=row["asset"],
-                        amount=int(row["amount"]),
-                        txid=row["txid"],
-                        user_id=row["user_id"],
-                        dedup_key=f"reversal:{row['credit_key']}",
-                        message=f"credited deposit {row['txid']} left the chain in a reorg; "
-                        "a reversal was sent to the ledger",
-                    ),
-                )
-            await chainstate.drop_blocks_above(conn, self.name, fork)
+            for kind in await reverse_credits(conn, self.name, reversed_rows, reorg=True):
+                self.metrics.alerts.labels(kind, self.name).inc()
         self.metrics.reorgs.labels(self.name).inc()
         self.metrics.reversals.labels(self.name).inc(len(reversed_rows))
         log.warning(
@@ -271,22 +280,21 @@ class Watcher:
         )
 
     # --- scanning -----------------------------------------------------------------------------
-    async def _store_range(self, cursor: int, end: int, result: ScanResult) -> bool:
+    async def _store_range(self, lease: Lease, cursor: int, end: int, result: ScanResult) -> bool:
         blocks = result.blocks
         numbers = [b.number for b in blocks]
         if numbers != list(range(cursor + 1, end + 1)):
             raise ChainDataError(
                 f"{self.name}: scan of {cursor + 1}..{end} returned {numbers[:3]}..."
             )
-        async with self.db.acquire() as conn:
+        async with self.db.acquire() as conn, conn.transaction():
             tip = await chainstate.stored_hash(conn, self.name, cursor)
             if tip is not None and blocks[0].parent_hash != tip:
                 log.warning("reorg_during_scan", network=self.name, height=cursor)
                 return False  # the next step's fork search handles it
-            async with conn.transaction():
-                await self._record_transfers(conn, result.transfers)
-                await chainstate.record_blocks(conn, self.name, blocks, self.network.reorg_window)
-                await chainstate.move_cursor(conn, self.name, cursor, end)
+            await chainstate.move_cursor(conn, lease, self.name, cursor, end)
+            await self._record_transfers(conn, result.transfers)
+            await chainstate.record_blocks(conn, self.name, blocks, self.network.reorg_window)
         self.metrics.blocks.labels(self.name).inc(len(blocks))
         if result.transfers:
             log.info(
@@ -303,10 +311,30 @@ class Watcher:
         if not transfers:
             return
         owners = await addresses.owners(conn, self.book.networks, [t.to for t in transfers])
-        decisions = [decide(self.network, t, owners.get(t.to)) for t in transfers]
-        await deposits.upsert(conn, [d.deposit for d in decisions])
+        day = datetime.now(UTC).date()
+        decisions = [decide(self.network, t, owners.get(t.to), day) for t in transfers]
+        rows = [d.deposit for d in decisions]
+        # A credited deposit that this block contradicts is reversed first; upsert then takes
+        # the block's word for it (a new credit generation, so a new credit key).
+        changed = await deposits.reverse_changed(conn, rows)
+        for kind in await reverse_credits(conn, self.name, changed, reorg=False):
+            self.metrics.alerts.labels(kind, self.name).inc()
+        self.metrics.reversals.labels(self.name).inc(len(changed))
+        for row in changed:
+            log.error(
+                "credited_deposit_changed",
+                network=self.name,
+                txid=row["txid"],
+                position=row["position"],
+                old_amount=str(int(row["amount"])),
+                new_amount=str(int(row["new_amount"])),
+            )
+        await deposits.upsert(conn, rows)
         for d in decisions:
             self.metrics.deposits.labels(self.name, d.deposit.status.value).inc()
+            mined = d.deposit.block_number is not None
+            if mined and d.deposit.reason == RejectReason.UNLISTED_TOKEN:
+                self.metrics.unlisted_tokens.labels(self.name).inc()
             if d.alert is not None and await raise_alert(conn, d.alert):
                 self.metrics.alerts.labels(d.alert.kind, self.name).inc()
                 log.warning(
@@ -317,25 +345,50 @@ class Watcher:
                     reason=d.deposit.reason,
                 )
 
-    async def _track_pending(self) -> None:
-        pending = [t for t in await self.adapter.pending(self.book) if t.block_number is None]
-        async with self.db.acquire() as conn, conn.transaction():
-            await self._record_transfers(conn, pending)
-            dropped = await deposits.orphan_unseen_pending(
-                conn, self.name, {(t.txid, t.position) for t in pending}
+    async def _track_pending(self, lease: Lease, cursor: int) -> None:
+        """The mempool view: informational (nothing is credited from it), so it runs after
+        crediting and its failure (getrawmempool refused, a huge first fetch timing out) is
+        logged and counted, never the step's failure. Only a complete view orphans sightings
+        that left it (an adapter that decodes a big mempool over several steps says so)."""
+        try:
+            pending = [t for t in await self.adapter.pending(self.book) if t.block_number is None]
+            complete = self.adapter.mempool_complete
+            async with self.db.acquire() as conn, conn.transaction():
+                await chainstate.move_cursor(conn, lease, self.name, cursor, cursor)
+                await self._record_transfers(conn, pending)
+                dropped = []
+                if complete:
+                    dropped = await deposits.orphan_unseen_pending(
+                        conn, self.name, {(t.txid, t.position) for t in pending}
+                    )
+        except FencedOut:
+            raise
+        except (ChaingateError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            self.metrics.step_errors.labels(self.name, f"mempool:{type(exc).__name__}").inc()
+            log.warning(
+                "mempool_pass_failed",
+                network=self.name,
+                error=str(exc),
+                error_type=type(exc).__name__,
             )
+            return
         for row in dropped:
             log.info(
                 "pending_dropped", network=self.name, txid=row["txid"], position=row["position"]
             )
 
     # --- crediting ----------------------------------------------------------------------------
-    async def _credit(self, head: ChainHead, scanned_to: int) -> int:
+    async def _credit(self, lease: Lease, head: ChainHead, scanned_to: int) -> int:
         finalized = head.finalized if self.network.solidity_finality else None
         if self.network.solidity_finality and finalized is None:
             return 0  # finality demanded but not reported: credit nothing rather than guess
         async with self.db.acquire() as conn, conn.transaction():
-            await deposits.refresh_confirmations(conn, self.name, head.number)
+            # Fenced, and the cursor held where we scanned to while crediting below it.
+            await chainstate.move_cursor(conn, lease, self.name, scanned_to, scanned_to)
+            # Counted on the chain we verified and linked (the cursor), never past it on the
+            # word of whatever head an endpoint reported.
+            verified_tip = min(head.number, scanned_to)
+            await deposits.refresh_confirmations(conn, self.name, verified_tip)
             due = await deposits.due_for_credit(conn, self.name, scanned_to, finalized)
             # Set-based: at catch-up every deposit comes due at once, and a round trip per
             # deposit would cost as much as the scan itself (see docs/benchmarks.md).

@@ -29,17 +29,18 @@ import asyncpg
 import structlog
 
 from chaingate.chains.base import BalanceReader, ChainAdapter
+from chaingate.domain import AddressRow, AlertKind, AlertSeverity, NewAlert
 from chaingate.errors import ChaingateError, ConfigError
 from chaingate.metrics import ReconcileMetrics
-from chaingate.store import chainstate
+from chaingate.store import chainstate, leases
 from chaingate.store import reconcile as store
-from chaingate.store.addresses import AddressRow
-from chaingate.store.alerts import NewAlert, raise_alert
+from chaingate.store.alerts import raise_alert
+from chaingate.store.leases import Lease
 
 log = structlog.get_logger(__name__)
 
-UNEXPLAINED = "unexplained_balance"
-SHORTFALL = "balance_shortfall"
+UNEXPLAINED = AlertKind.UNEXPLAINED_BALANCE
+SHORTFALL = AlertKind.BALANCE_SHORTFALL
 # Failures of the outside world (endpoints, the database) rather than of this code.
 _EXPECTED_ERRORS = (ChaingateError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
@@ -48,7 +49,7 @@ _EXPECTED_ERRORS = (ChaingateError, asyncpg.PostgresError, asyncpg.InterfaceErro
 class Verdict:
     alerted_excess: int  # to store: the part of the current excess ops has been told about
     alerted_shortfall: int
-    kind: str | None = None  # an alert to raise now, for ``amount`` (the newly found part)
+    kind: AlertKind | None = None  # an alert to raise now, for ``amount`` (the newly found part)
     amount: int = 0
 
 
@@ -96,6 +97,10 @@ class Reconciler:
         self.metrics = metrics or ReconcileMetrics()
         self.batch = batch or self.network.reconcile_batch
         self.interval = interval or self.network.reconcile_interval
+        self.lease_name = f"reconcile:{self.name}"
+        self.holder = leases.new_holder_id()
+        # Held for one round (balance reads of one chunk and one comparison transaction).
+        self.lease_ttl = 120.0
 
     async def run(self, stop: asyncio.Event) -> None:
         """A round every ``interval`` until ``stop``; a failed round is logged and retried."""
@@ -117,6 +122,18 @@ class Reconciler:
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)
 
     async def round(self) -> RoundResult:
+        """One round under the network's reconcile lease: two instances never compare at once,
+        and a round that outlived its lease is refused (FencedOut) rather than recorded."""
+        lease = await leases.acquire(self.db, self.lease_name, self.holder, self.lease_ttl)
+        if lease is None:
+            return RoundResult(skipped="another_instance")
+        try:
+            return await self._round(lease)
+        finally:
+            with suppress(*_EXPECTED_ERRORS):
+                await leases.release(self.db, lease)
+
+    async def _round(self, lease: Lease) -> RoundResult:
         head = (await self.adapter.head()).number
         async with self.db.acquire() as conn:
             cursor = await chainstate.get_cursor(conn, self.name)
@@ -132,7 +149,7 @@ class Reconciler:
         keys = [row.match_key for row in chunk]
         actual = await self.adapter.native_balances(keys, height, block_hash)
         async with self.db.acquire() as conn, conn.transaction():
-            await store.lock_network(conn, self.name)
+            await leases.check(conn, lease)
             if not await self._still_canonical(conn, height, block_hash):
                 log.info("reconcile_round_reorg", network=self.name, height=height)
                 return RoundResult(height=height, skipped="reorg")
@@ -225,13 +242,21 @@ class Reconciler:
     ) -> NewAlert:
         symbol = self.asset.symbol
         if verdict.kind == UNEXPLAINED:
-            total_key, total, severity = "unexplained", verdict.alerted_excess, "warning"
+            total_key, total, severity = (
+                "unexplained",
+                verdict.alerted_excess,
+                AlertSeverity.WARNING,
+            )
             message = (
                 f"{self.name}: {row.address} received {verdict.amount} base units of {symbol} "
                 f"that no recorded deposit explains (by block {height}); not credited"
             )
         else:
-            total_key, total, severity = "shortfall", verdict.alerted_shortfall, "critical"
+            total_key, total, severity = (
+                "shortfall",
+                verdict.alerted_shortfall,
+                AlertSeverity.CRITICAL,
+            )
             message = (
                 f"{self.name}: {row.address} holds {verdict.amount} base units of {symbol} less "
                 f"than its recorded deposits (at block {height}); funds left a deposit address"

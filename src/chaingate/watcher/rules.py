@@ -2,17 +2,26 @@
 
 The adapter has already decided what only the chain can tell (failed transaction, unlisted
 contract, missing event); here the registry decides the rest (watch-only network, deposits
-disabled, dust, confirmations).
+disabled, dust, confirmations). Pure functions over domain types: no I/O, no clock (the caller
+passes the day), no store.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
-from chaingate.domain import DepositStatus, Network, RejectReason, Transfer
-from chaingate.store.addresses import AddressRow
-from chaingate.store.alerts import NewAlert
-from chaingate.store.deposits import DepositInput
+from chaingate.domain import (
+    AddressRow,
+    AlertKind,
+    AlertSeverity,
+    DepositInput,
+    DepositStatus,
+    Network,
+    NewAlert,
+    RejectReason,
+    Transfer,
+)
 
 # Reasons that mean "money reached us over a path we do not credit": operations must know.
 MISMATCH_REASONS = frozenset(
@@ -31,7 +40,8 @@ class Decision:
     alert: NewAlert | None
 
 
-def decide(network: Network, transfer: Transfer, owner: AddressRow | None) -> Decision:
+def decide(network: Network, transfer: Transfer, owner: AddressRow | None, day: date) -> Decision:
+    """What ``transfer`` becomes; ``day`` (UTC) groups the alerts of unlisted contracts."""
     reason = _reject_reason(network, transfer, owner)
     asset = network.asset(transfer.asset) if transfer.asset is not None else None
     required = 0
@@ -63,7 +73,7 @@ def decide(network: Network, transfer: Transfer, owner: AddressRow | None) -> De
         required_confirmations=required,
         coinbase=transfer.coinbase,
     )
-    return Decision(deposit, _mismatch_alert(network, transfer, owner, reason))
+    return Decision(deposit, _mismatch_alert(network, transfer, owner, reason, day))
 
 
 def _reject_reason(
@@ -86,17 +96,23 @@ def _reject_reason(
 
 
 def _mismatch_alert(
-    network: Network, transfer: Transfer, owner: AddressRow | None, reason: RejectReason | None
+    network: Network,
+    transfer: Transfer,
+    owner: AddressRow | None,
+    reason: RejectReason | None,
+    day: date,
 ) -> NewAlert | None:
     if reason not in MISMATCH_REASONS or transfer.block_number is None:
         return None
-    what = transfer.asset or f"unlisted token {transfer.contract}"
+    if reason is RejectReason.UNLISTED_TOKEN:
+        return _unlisted_alert(network, transfer, owner, day)
     return NewAlert(
-        kind="network_mismatch",
-        severity="critical" if network.watch_only else "warning",
+        kind=AlertKind.NETWORK_MISMATCH,
+        # A listed asset over a watch-only network is the classic wrong-network case.
+        severity=AlertSeverity.CRITICAL if network.watch_only else AlertSeverity.WARNING,
         message=(
-            f"{what} arrived at a deposit address on {network.name} and was not credited "
-            f"({reason.value if reason else ''})"
+            f"{transfer.asset} arrived at a deposit address on {network.name} and was not "
+            f"credited ({reason})"
         ),
         dedup_key=f"deposit:{network.name}:{transfer.txid}:{transfer.position}",
         network=network.name,
@@ -107,6 +123,35 @@ def _mismatch_alert(
         details={
             "reason": reason.value if reason else None,
             "contract": transfer.contract,
+            "address_network": owner.network if owner is not None else None,
+            "block_number": transfer.block_number,
+        },
+    )
+
+
+def _unlisted_alert(
+    network: Network, transfer: Transfer, owner: AddressRow | None, day: date
+) -> NewAlert:
+    """Spam and address-poisoning tokens arrive by the thousand: one low-severity alert per
+    contract, network and day (the first transfer's facts), every transfer counted in metrics."""
+    contract = transfer.contract or "unknown"
+    return NewAlert(
+        kind=AlertKind.UNLISTED_TOKEN,
+        severity=AlertSeverity.WARNING,
+        message=(
+            f"unlisted token {contract} arrived at a deposit address on {network.name} and was "
+            f"not credited; further transfers of it today are counted, not alerted"
+        ),
+        dedup_key=f"unlisted_token:{network.name}:{contract}:{day.isoformat()}",
+        network=network.name,
+        amount=transfer.amount,
+        txid=transfer.txid,
+        user_id=owner.user_id if owner is not None else None,
+        details={
+            "reason": RejectReason.UNLISTED_TOKEN.value,
+            "contract": contract,
+            "day": day.isoformat(),
+            "position": transfer.position,
             "address_network": owner.network if owner is not None else None,
             "block_number": transfer.block_number,
         },

@@ -24,7 +24,6 @@ from chaingate.errors import ConflictError, SealKeyMissingError
 from chaingate.store import audit
 from chaingate.store import batches as batch_rows
 from chaingate.store import withdrawals as rows
-from chaingate.store.db import advisory_lock_id
 from chaingate.withdrawals.rules import WithdrawalRules, limits_of
 from chaingate.withdrawals.status import record_status
 from chaingate.withdrawals.views import get_batch
@@ -48,11 +47,7 @@ async def make_batch(
     if not rules.seal_key:
         raise SealKeyMissingError("CHAINGATE_APPROVAL_SEAL_KEY is not set: batches cannot be made")
     async with conn.transaction():
-        # Two makers at once would each lock a share of the rows: one batch at a time per asset.
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock($1)",
-            advisory_lock_id(f"batching:{network.name}:{asset.symbol}"),
-        )
+        # Two makers at once each take rows the other has not locked: two disjoint batches.
         pending = await rows.pending_for_batch(
             conn, network.name, asset.symbol, limits.max_batch_outputs
         )

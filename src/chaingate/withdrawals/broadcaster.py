@@ -21,11 +21,11 @@ import structlog
 
 from chaingate.chains.evm.rpc import EvmRpc, SendOutcome
 from chaingate.delivery import run_passes
-from chaingate.domain import Network
+from chaingate.domain import AlertKind, AlertSeverity, Network, NewAlert
 from chaingate.domain.withdrawals import BatchStatus, WithdrawalStatus
 from chaingate.errors import ChaingateError
 from chaingate.store import withdrawals as withdrawal_rows
-from chaingate.store.alerts import NewAlert, raise_alert
+from chaingate.store.alerts import raise_alert
 from chaingate.store.queue import Claim, LeasedQueue, QueueTable, backoff, worker_name
 from chaingate.withdrawals.planner import Planner
 from chaingate.withdrawals.status import record_batch_status, record_status
@@ -191,8 +191,8 @@ class Broadcaster:
             await raise_alert(
                 conn,
                 NewAlert(
-                    kind="withdrawal_nonce_contested",
-                    severity="critical",
+                    kind=AlertKind.WITHDRAWAL_NONCE_CONTESTED,
+                    severity=AlertSeverity.CRITICAL,
                     network=self.network.name,
                     txid=row["txid"],
                     message=f"{self.network.name}: a foreign transaction holds nonce {row['nonce']}"

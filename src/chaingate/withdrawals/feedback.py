@@ -16,11 +16,12 @@ from typing import Any
 import asyncpg
 import structlog
 
+from chaingate.domain import AlertKind, AlertSeverity, NewAlert
 from chaingate.domain.withdrawals import BatchStatus, WithdrawalStatus
 from chaingate.ledger.messages import WithdrawalEvent
 from chaingate.store import batches as batch_rows
 from chaingate.store import withdrawals as rows
-from chaingate.store.alerts import NewAlert, raise_alert
+from chaingate.store.alerts import raise_alert
 from chaingate.withdrawals.status import record_batch_status, record_status
 
 log = structlog.get_logger(__name__)
@@ -51,8 +52,8 @@ async def refused_by_ledger(
         await raise_alert(
             conn,
             NewAlert(
-                kind="withdrawal_hold_refused_late",
-                severity="critical",
+                kind=AlertKind.WITHDRAWAL_HOLD_REFUSED_LATE,
+                severity=AlertSeverity.CRITICAL,
                 network=row["network"],
                 asset=row["asset"],
                 amount=int(row["amount"]),

@@ -21,12 +21,12 @@ from typing import Any
 import asyncpg
 import structlog
 
+from chaingate.domain import AlertKind, AlertSeverity, NewAlert
 from chaingate.domain.withdrawals import LIMIT_COUNTED
 from chaingate.errors import IdempotencyConflictError, InvalidAddressError, LimitExceededError
 from chaingate.store import audit
 from chaingate.store import withdrawals as rows
-from chaingate.store.alerts import NewAlert, raise_alert
-from chaingate.store.db import advisory_lock_id
+from chaingate.store.alerts import raise_alert
 from chaingate.withdrawals.rules import WithdrawalRules, amount_field, limits_of, name_field
 from chaingate.withdrawals.rules import text_field as _text
 from chaingate.withdrawals.status import record_requested
@@ -105,10 +105,7 @@ async def submit(
     async with conn.transaction():
         # One user's requests for one asset queue here, so two at once cannot both fit under
         # the daily limit that only one of them fits under.
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock($1)",
-            advisory_lock_id(f"withdrawal-intake:{req.user_id}:{network.name}:{asset.symbol}"),
-        )
+        await rows.lock_user_asset(conn, req.user_id, network.name, asset.symbol)
         existing = await rows.by_request_id(conn, req.request_id)
         if existing is not None:
             return await _repeat(conn, existing, digest), False
@@ -174,8 +171,8 @@ async def _alert_mismatch(
     conn: asyncpg.Connection, req: WithdrawalRequest, exc: InvalidAddressError
 ) -> None:
     alert = NewAlert(
-        kind="network_mismatch",
-        severity="warning",
+        kind=AlertKind.NETWORK_MISMATCH,
+        severity=AlertSeverity.WARNING,
         network=req.network,
         asset=req.asset,
         amount=req.amount,

@@ -26,12 +26,12 @@ import structlog
 from chaingate.chains.evm.codec import decode_transfer_log
 from chaingate.chains.evm.rpc import EvmRpc, RawReceipt, hex_int
 from chaingate.chains.evm.txbuilder import FeeCapError, Fees, bump_fees, quote_from_fee_history
-from chaingate.domain import Network
+from chaingate.domain import AlertKind, AlertSeverity, Network, NewAlert
 from chaingate.domain.signing_plan import EvmPlan
 from chaingate.domain.withdrawals import WithdrawalStatus
 from chaingate.store import chainstate
 from chaingate.store import withdrawals as withdrawal_rows
-from chaingate.store.alerts import NewAlert, raise_alert
+from chaingate.store.alerts import raise_alert
 from chaingate.store.queue import Claim, LeasedQueue
 from chaingate.withdrawals.status import record_status
 
@@ -253,7 +253,7 @@ class Tracker:
                 cap=int(row["fee_cap"]) // gas,
             )
         except FeeCapError as exc:
-            await self._stuck_alert(row, "critical", f"cannot be replaced: {exc}")
+            await self._stuck_alert(row, AlertSeverity.CRITICAL, f"cannot be replaced: {exc}")
             return
         plan = EvmPlan(
             from_address=row["from_address"],
@@ -271,14 +271,16 @@ class Tracker:
             )
         if asked:
             log.warning("withdrawal_tx_stuck", txid=row["txid"], nonce=row["nonce"])
-            await self._stuck_alert(row, "warning", "a replacement with higher fees is requested")
+            await self._stuck_alert(
+                row, AlertSeverity.WARNING, "a replacement with higher fees is requested"
+            )
 
-    async def _stuck_alert(self, row: asyncpg.Record, severity: str, what: str) -> None:
+    async def _stuck_alert(self, row: asyncpg.Record, severity: AlertSeverity, what: str) -> None:
         async with self._db.acquire() as conn:
             await raise_alert(
                 conn,
                 NewAlert(
-                    kind="withdrawal_stuck",
+                    kind=AlertKind.WITHDRAWAL_STUCK,
                     severity=severity,
                     network=self.network.name,
                     txid=row["txid"],

@@ -60,13 +60,13 @@ async def list_withdrawals(
     network: str | None = None,
     asset: str | None = None,
     status: str | None = None,
-    cursor: str | None = None,
+    before_id: int | None = None,
     limit: int = 100,
 ) -> dict[str, Any]:
-    """A page of withdrawals, newest first; ``next_cursor`` fetches the next (None at the end)."""
+    """``{"withdrawals": [...], "last_id": ...}``: those with an id below ``before_id`` (all
+    when None), newest first; ``last_id`` is where the next page starts (None at the end)."""
     if status is not None and status not in {s.value for s in WithdrawalStatus}:
         raise ValidationError(f"unknown status {status!r}")
-    before = _cursor(cursor)
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationError(f"'limit' must be an integer from 1 to {MAX_PAGE}")
     found = await rows.search(
@@ -75,21 +75,13 @@ async def list_withdrawals(
         network=network,
         asset=asset,
         status=status,
-        before_id=before,
-        limit=limit,
+        before_id=before_id,
+        limit=limit + 1,
     )
-    history = await rows.history(conn, [r["id"] for r in found])
-    page = [_withdrawal(r, history[r["id"]]) for r in found]
-    next_cursor = str(found[-1]["id"]) if len(found) == limit else None
-    return {"withdrawals": page, "next_cursor": next_cursor}
-
-
-def _cursor(cursor: str | None) -> int | None:
-    if cursor is None or cursor == "":
-        return None
-    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 19:
-        raise ValidationError("'cursor' must be the next_cursor of a previous page")
-    return int(cursor)
+    page = found[:limit]
+    history = await rows.history(conn, [r["id"] for r in page])
+    items = [_withdrawal(r, history[r["id"]]) for r in page]
+    return {"withdrawals": items, "last_id": page[-1]["id"] if len(found) > limit else None}
 
 
 def batch_view(
@@ -151,22 +143,23 @@ async def list_batches(
     network: str | None = None,
     asset: str | None = None,
     status: str | None = None,
-    cursor: str | None = None,
+    before_id: int | None = None,
     limit: int = 100,
 ) -> dict[str, Any]:
-    """A page of batches, newest first, each with its approvals (outputs: GET the batch)."""
+    """``{"batches": [...], "last_id": ...}``: those with an id below ``before_id``, newest
+    first, each with its approvals (not its outputs: ``get_batch`` shows those)."""
     if status is not None and status not in {s.value for s in BatchStatus}:
         raise ValidationError(f"unknown status {status!r}")
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationError(f"'limit' must be an integer from 1 to {MAX_PAGE}")
     found = await batch_rows.search(
-        conn, network=network, asset=asset, status=status, before_id=_cursor(cursor), limit=limit
+        conn, network=network, asset=asset, status=status, before_id=before_id, limit=limit + 1
     )
-    approvals = await batch_rows.approvals_of(conn, [b["id"] for b in found])
-    page = []
-    for b in found:
+    page = found[:limit]
+    approvals = await batch_rows.approvals_of(conn, [b["id"] for b in page])
+    items = []
+    for b in page:
         view = batch_view(b, [], approvals.get(b["id"], []), quorum)
         del view["outputs"]
-        page.append(view)
-    next_cursor = str(found[-1]["id"]) if len(found) == limit else None
-    return {"batches": page, "next_cursor": next_cursor}
+        items.append(view)
+    return {"batches": items, "last_id": page[-1]["id"] if len(found) > limit else None}

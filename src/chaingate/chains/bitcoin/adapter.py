@@ -7,9 +7,13 @@ canonical hashes it is served and the watcher compares them with the ones it sto
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+
 import structlog
 
-from chaingate.chains.base import RpcClient, WatchedAddresses
+from chaingate.chains.base import DerivedAddress, RpcClient, WatchedAddresses
+from chaingate.chains.bitcoin import history
 from chaingate.chains.bitcoin.addresses import BitcoinAddresses
 from chaingate.chains.bitcoin.codec import parent_hash, spendable_outputs, transfers_in_block
 from chaingate.chains.bitcoin.rpc import BitcoinRpc
@@ -20,6 +24,9 @@ log = structlog.get_logger(__name__)
 
 # Verbose blocks of ~2,000 transactions are several MB of JSON each: fetch a few at a time.
 BLOCKS_PER_BATCH = 10
+# New mempool transactions decoded per pending() call: a mempool of tens of thousands is read
+# over several watcher steps instead of one fetch that must all succeed at once.
+MEMPOOL_TXS_PER_CALL = 2_000
 
 
 class BitcoinAdapter:
@@ -27,12 +34,14 @@ class BitcoinAdapter:
         self.network = network
         self.addresses = BitcoinAddresses(network)
         self.rpc = BitcoinRpc(rpc)
+        self._client = rpc
         self.asset = network.native_asset.symbol
         # Mempool transactions already decoded, each as its spendable outputs in compact form
         # (script, index, satoshis): every transaction is fetched once while it stays in the
         # mempool, and is matched against the watched set on every read, so an address issued
         # after its payment was first decoded still sees the payment as pending.
         self._mempool: dict[str, tuple[tuple[str, int, int], ...]] = {}
+        self.mempool_complete = False  # until one pending() has decoded every transaction
 
     async def head(self) -> ChainHead:
         return ChainHead(number=await self.rpc.getblockcount())
@@ -41,6 +50,9 @@ class BitcoinAdapter:
         block_hash = await self.rpc.getblockhash(number)
         header = await self.rpc.getblockheader(block_hash, number)
         return BlockRef(number=number, hash=block_hash, parent_hash=parent_hash(header))
+
+    def pinned(self, avoid: str | None = None) -> AbstractAsyncContextManager[str]:
+        return self._client.pinned(avoid)
 
     async def scan(self, start: int, end: int, watched: WatchedAddresses) -> ScanResult:
         if start < 0 or end < start:
@@ -51,11 +63,13 @@ class BitcoinAdapter:
         for offset in range(0, len(hashes), BLOCKS_PER_BATCH):
             chunk = hashes[offset : offset + BLOCKS_PER_BATCH]
             blocks = await self.rpc.getblocks(chunk, start + offset)
-            if refs and parent_hash(blocks[0]) != refs[-1].hash:
-                raise ChainDataError(f"block {blocks[0]['hash']} does not link to its parent")
-            for block in blocks:
+            if refs and parent_hash(blocks[0][0]) != refs[-1].hash:
+                raise ChainDataError(f"block {blocks[0][0]['hash']} does not link to its parent")
+            for block, txs in blocks:
                 refs.append(BlockRef(block["height"], block["hash"], parent_hash(block)))
-                transfers.extend(transfers_in_block(self.network.name, self.asset, block, watched))
+                transfers.extend(
+                    transfers_in_block(self.network.name, self.asset, block, txs, watched)
+                )
         log.debug(
             "bitcoin_scan", network=self.network.name, start=start, end=end, found=len(transfers)
         )
@@ -68,10 +82,14 @@ class BitcoinAdapter:
         for gone in [t for t in self._mempool if t not in current]:
             del self._mempool[gone]
         new = [t for t in txids if t not in self._mempool]
-        if new:
-            decoded = await self.rpc.getrawtransactions(new)
+        batch = new[:MEMPOOL_TXS_PER_CALL]
+        if batch:
+            decoded = await self.rpc.getrawtransactions(batch)
             for txid, tx in decoded.items():
                 self._mempool[txid] = spendable_outputs(tx)
+            for txid in batch:  # left the mempool between the two calls: nothing to decode
+                self._mempool.setdefault(txid, ())
+        self.mempool_complete = len(new) <= MEMPOOL_TXS_PER_CALL
         return [
             Transfer(
                 network=self.network.name,
@@ -86,6 +104,10 @@ class BitcoinAdapter:
             for script, index, sats in outputs
             if script in watched
         ]
+
+    async def addresses_with_history(self, addresses: Sequence[DerivedAddress]) -> list[int]:
+        """AddressHistory: unspent outputs to the address (chains/bitcoin/history.py)."""
+        return await history.addresses_with_history(self.network, self.rpc.client, addresses)
 
     async def aclose(self) -> None:
         self._mempool.clear()

@@ -1,49 +1,27 @@
-"""Pure decoding of Bitcoin Core JSON (getblock verbosity 2, getrawtransaction verbose).
+"""Bitcoin Core blocks (getblock verbosity 2) checked and turned into Transfers. No I/O.
 
-No I/O. Amounts arrive as ``Decimal`` (the provider pool decodes JSON numbers that way) and
-leave as integer satoshis; a float is refused because it cannot carry 8 decimals exactly.
+The header fields must hash to the block hash asked for; each transaction is decoded from its
+``hex`` (chains/bitcoin/rawtx.py), must hash to its txid, and those hashes must build the merkle
+root. Amounts and scripts come from those bytes in integer satoshis, never from the JSON
+``vout`` a node renders beside them.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
 from typing import NotRequired, TypedDict
 
 from chaingate.chains.base import WatchedAddresses
+from chaingate.chains.bitcoin.rawtx import DecodedTx, decode_tx_hex
 from chaingate.domain import Transfer
 from chaingate.errors import ChainDataError
-
-SATS_PER_COIN = Decimal(100_000_000)
-# Outputs that can never pay a user: data carriers and scripts the node could not classify.
-_UNSPENDABLE_TYPES = frozenset({"nulldata", "nonstandard"})
-
-
-class ScriptPubKey(TypedDict):
-    hex: str
-    type: NotRequired[str]
-    asm: NotRequired[str]
-    address: NotRequired[str]
-
-
-class TxOut(TypedDict):
-    value: Decimal
-    n: int
-    scriptPubKey: ScriptPubKey
-
-
-class TxIn(TypedDict, total=False):
-    coinbase: str
-    txid: str
-    vout: int
 
 
 class RawTx(TypedDict):
     txid: str
-    hash: NotRequired[str]
-    vin: list[TxIn]
-    vout: list[TxOut]
+    hex: str  # the serialized transaction: the only part whose hash is checked, so the only
+    # part amounts and scripts are read from ("vin"/"vout" beside it are a rendering)
 
 
 class RawBlock(TypedDict):
@@ -72,83 +50,53 @@ class BlockHeader(TypedDict):
 GENESIS_PARENT = "0" * 64
 
 
-def btc_to_sats(value: object) -> int:
-    """Exact satoshis of a node amount; ChainDataError unless integral and non-negative."""
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise ChainDataError(f"amount is {type(value).__name__}, not an exact decimal")
-    try:
-        sats = Decimal(value) * SATS_PER_COIN
-        exact = sats == sats.to_integral_value()
-    except InvalidOperation as exc:
-        raise ChainDataError(f"amount {value!r} is not a number") from exc
-    if not sats.is_finite() or not exact or sats < 0:
-        raise ChainDataError(f"amount {value} is not a non-negative whole number of satoshis")
-    return int(sats)
-
-
-def is_coinbase(tx: RawTx) -> bool:
-    vin = tx["vin"]
-    return len(vin) == 1 and "coinbase" in vin[0]
-
-
 def transfers_in_tx(
     network: str,
     asset: str,
-    tx: RawTx,
+    tx: DecodedTx,
     watched: WatchedAddresses,
     block_number: int | None = None,
     block_hash: str | None = None,
 ) -> list[Transfer]:
     """Every output of ``tx`` paying a watched scriptPubKey: one Transfer (deposit) each."""
-    found: list[Transfer] = []
-    coinbase: bool | None = None
-    for index, out in enumerate(tx["vout"]):
-        spk = out["scriptPubKey"]
-        # The membership test comes first: it is the only work done for most outputs.
-        if spk["hex"] not in watched or spk.get("type") in _UNSPENDABLE_TYPES:
-            continue
-        if out["n"] != index:
-            raise ChainDataError(f"tx {tx['txid']}: output {index} reports n={out['n']}")
-        if coinbase is None:
-            coinbase = is_coinbase(tx)
-        found.append(
-            Transfer(
-                network=network,
-                txid=tx["txid"],
-                position=f"vout:{index}",
-                to=spk["hex"],
-                amount=btc_to_sats(out["value"]),
-                asset=asset,
-                block_number=block_number,
-                block_hash=block_hash,
-                coinbase=coinbase,
-            )
+    return [
+        Transfer(
+            network=network,
+            txid=tx.txid,
+            position=f"vout:{out.index}",
+            to=out.script,
+            amount=out.sats,
+            asset=asset,
+            block_number=block_number,
+            block_hash=block_hash,
+            coinbase=tx.coinbase,
         )
-    return found
+        for out in tx.outputs
+        # The membership test comes first: it is the only work done for most outputs.
+        if out.script in watched and out.spendable
+    ]
 
 
-def spendable_outputs(tx: RawTx) -> tuple[tuple[str, int, int], ...]:
+def spendable_outputs(tx: DecodedTx) -> tuple[tuple[str, int, int], ...]:
     """(scriptPubKey hex, output index, satoshis) of every output that could pay a user.
 
     The compact form the adapter keeps for mempool transactions, so that an address issued
     after a transaction was first decoded still finds it (the match happens on each read).
     """
-    outputs: list[tuple[str, int, int]] = []
-    for index, out in enumerate(tx["vout"]):
-        spk = out["scriptPubKey"]
-        if spk.get("type") in _UNSPENDABLE_TYPES:
-            continue
-        if out["n"] != index:
-            raise ChainDataError(f"tx {tx['txid']}: output {index} reports n={out['n']}")
-        outputs.append((spk["hex"], index, btc_to_sats(out["value"])))
-    return tuple(outputs)
+    return tuple((out.script, out.index, out.sats) for out in tx.outputs if out.spendable)
 
 
 def transfers_in_block(
-    network: str, asset: str, block: RawBlock, watched: WatchedAddresses
+    network: str,
+    asset: str,
+    block: RawBlock,
+    txs: Sequence[DecodedTx],
+    watched: WatchedAddresses,
 ) -> list[Transfer]:
+    """Transfers to ``watched`` in ``block``, from its transactions as ``check_block`` decoded
+    them from their bytes (never from the JSON ``vout`` beside them)."""
     found: list[Transfer] = []
-    for tx in block["tx"]:
+    for tx in txs:
         found.extend(transfers_in_tx(network, asset, tx, watched, block["height"], block["hash"]))
     return found
 
@@ -200,16 +148,35 @@ def check_header(header: BlockHeader | RawBlock, want_hash: str, want_height: in
         raise ChainDataError(f"block {want_hash}: header fields do not hash to the block hash")
 
 
-def check_block(block: RawBlock, want_hash: str, want_height: int) -> None:
-    """check_header, plus the transaction list must produce the header's merkle root."""
+def check_block(block: RawBlock, want_hash: str, want_height: int) -> list[DecodedTx]:
+    """check_header, plus every transaction decoded from its bytes: each must hash to the txid
+    the node names, and those hashes must build the header's merkle root. Returns the decoded
+    transactions, the only source of amounts and scripts."""
     check_header(block, want_hash, want_height)
-    try:
-        txids = [tx["txid"] for tx in block["tx"]]
-        root = merkle_root(txids)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ChainDataError(f"block {want_hash}: malformed transaction list") from exc
-    if root != block["merkleroot"]:
+    txs = block.get("tx")
+    if not isinstance(txs, list) or not txs:
+        raise ChainDataError(f"block {want_hash}: no transaction list")
+    decoded: list[DecodedTx] = []
+    for tx in txs:
+        if not isinstance(tx, dict):
+            raise ChainDataError(f"block {want_hash}: malformed transaction")
+        one = decode_tx_hex(tx.get("hex"))
+        if one.txid != tx.get("txid"):
+            raise ChainDataError(f"block {want_hash}: tx {tx.get('txid')!r:.70} hashes otherwise")
+        decoded.append(one)
+    if merkle_root([tx.txid for tx in decoded]) != block["merkleroot"]:
         raise ChainDataError(f"block {want_hash}: transactions do not match the merkle root")
+    return decoded
+
+
+def check_tx(raw: object, want_txid: str) -> DecodedTx:
+    """A getrawtransaction answer decoded from its bytes; ChainDataError unless it is that tx."""
+    if not isinstance(raw, dict):
+        raise ChainDataError(f"getrawtransaction {want_txid}: not an object")
+    decoded = decode_tx_hex(raw.get("hex"))
+    if decoded.txid != want_txid:
+        raise ChainDataError(f"getrawtransaction {want_txid}: bytes hash to {decoded.txid}")
+    return decoded
 
 
 def parent_hash(header: BlockHeader | RawBlock) -> str:

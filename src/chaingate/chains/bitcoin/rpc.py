@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from chaingate.chains.base import RpcClient
+from chaingate.chains.base import Check, RpcClient
 from chaingate.domain import Endpoint
 
 if TYPE_CHECKING:
@@ -18,11 +18,12 @@ if TYPE_CHECKING:
 from chaingate.chains.bitcoin.codec import (
     BlockHeader,
     RawBlock,
-    RawTx,
     check_block,
     check_header,
+    check_tx,
     parent_hash,
 )
+from chaingate.chains.bitcoin.rawtx import DecodedTx
 from chaingate.errors import BlockNotFoundError, ChainDataError, RpcError
 
 VERBOSE_BLOCK = 2  # header plus fully decoded transactions
@@ -47,6 +48,19 @@ def _require_int(value: object, what: str) -> int:
     return value
 
 
+def _hash_check(result: Any) -> None:
+    if not _is_hash(result):
+        raise ChainDataError(f"expected a block hash, got {result!r:.80}")
+
+
+def _tx_check(txid: str) -> Check:
+    def check(result: Any) -> None:
+        if result is not None:
+            check_tx(result, txid)
+
+    return check
+
+
 class BitcoinRpc:
     """The Bitcoin Core RPC subset the adapter uses."""
 
@@ -67,71 +81,87 @@ class BitcoinRpc:
 
     async def getblockhashes(self, start: int, end: int) -> list[str]:
         """Hashes of the canonical blocks ``start..end``; BlockNotFoundError above the tip."""
+        calls = [("getblockhash", [h]) for h in range(start, end + 1)]
         try:
-            results = await self.client.batch(
-                [("getblockhash", [h]) for h in range(start, end + 1)]
-            )
+            results = await self.client.batch(calls, checks=[_hash_check] * len(calls))
         except RpcError as exc:
             if exc.rpc_code == RPC_INVALID_PARAMETER:
                 raise BlockNotFoundError(f"blocks {start}..{end} are not all served yet") from exc
             raise
-        if len(results) != end - start + 1 or not all(_is_hash(r) for r in results):
+        if len(results) != end - start + 1:
             raise ChainDataError(f"getblockhash {start}..{end}: malformed answer")
         return cast(list[str], results)
 
     async def getblockheader(self, block_hash: str, height: int) -> BlockHeader:
-        header = await self.client.request("getblockheader", [block_hash, True])
-        if not isinstance(header, dict):
-            raise ChainDataError(f"getblockheader {block_hash}: not an object")
-        checked = cast(BlockHeader, header)
-        check_header(checked, block_hash, height)
-        return checked
+        def check(header: Any) -> None:
+            if not isinstance(header, dict):
+                raise ChainDataError(f"getblockheader {block_hash}: not an object")
+            check_header(cast(BlockHeader, header), block_hash, height)
 
-    async def getblocks(self, hashes: Sequence[str], start: int) -> list[RawBlock]:
-        """Verbose blocks for consecutive ``hashes`` from height ``start``, all checked."""
-        results = await self.client.batch([("getblock", [h, VERBOSE_BLOCK]) for h in hashes])
+        result = await self.client.request("getblockheader", [block_hash, True], check=check)
+        return cast(BlockHeader, result)
+
+    async def getblocks(
+        self, hashes: Sequence[str], start: int
+    ) -> list[tuple[RawBlock, list[DecodedTx]]]:
+        """Verbose blocks for consecutive ``hashes`` from height ``start``, each with its
+        transactions decoded from their bytes. Each block is checked inside the pool (the hash
+        asked for is the hash served, the header hashes to it, the transactions to the merkle
+        root), so the endpoint that served a bad one pays for it."""
+        decoded: dict[str, list[DecodedTx]] = {}
+
+        def check_for(want: str, height: int) -> Check:
+            def check(result: Any) -> None:
+                if not isinstance(result, dict):
+                    raise ChainDataError(f"getblock {want}: not a verbose block")
+                decoded[want] = check_block(cast(RawBlock, result), want, height)
+
+            return check
+
+        calls = [("getblock", [h, VERBOSE_BLOCK]) for h in hashes]
+        checks = [check_for(h, start + i) for i, h in enumerate(hashes)]
+        results = await self.client.batch(calls, checks=checks)
         if len(results) != len(hashes):
             raise ChainDataError("getblock batch: wrong number of answers")
-        blocks: list[RawBlock] = []
-        for offset, (want, result) in enumerate(zip(hashes, results, strict=True)):
-            if not isinstance(result, dict) or not isinstance(result.get("tx"), list):
-                raise ChainDataError(f"getblock {want}: not a verbose block")
+        blocks: list[tuple[RawBlock, list[DecodedTx]]] = []
+        for want, result in zip(hashes, results, strict=True):
             block = cast(RawBlock, result)
-            check_block(block, want, start + offset)
-            if blocks and parent_hash(block) != blocks[-1]["hash"]:
+            if blocks and parent_hash(block) != blocks[-1][0]["hash"]:
                 raise ChainDataError(f"block {want} does not link to the block before it")
-            blocks.append(block)
+            blocks.append((block, decoded[want]))
         return blocks
 
     async def getrawmempool(self) -> list[str]:
-        result = await self.client.request("getrawmempool")
-        if not isinstance(result, list) or not all(_is_hash(t) for t in result):
-            raise ChainDataError("getrawmempool: malformed answer")
-        return cast(list[str], result)
+        def check(result: Any) -> None:
+            if not isinstance(result, list) or not all(_is_hash(t) for t in result):
+                raise ChainDataError("getrawmempool: malformed answer")
 
-    async def getrawtransactions(self, txids: Sequence[str]) -> dict[str, RawTx]:
-        """Decoded transactions by txid; those that left the mempool meanwhile are absent."""
-        found: dict[str, RawTx] = {}
+        return cast(list[str], await self.client.request("getrawmempool", check=check))
+
+    async def getrawtransactions(self, txids: Sequence[str]) -> dict[str, DecodedTx]:
+        """Transactions by txid, decoded from their bytes; those that left the mempool
+        meanwhile are absent."""
+        found: dict[str, DecodedTx] = {}
         for i in range(0, len(txids), TX_CHUNK):
             chunk = txids[i : i + TX_CHUNK]
+            checks = [_tx_check(t) for t in chunk]
             try:
                 results: list[Any] = await self.client.batch(
-                    [("getrawtransaction", [t, True]) for t in chunk]
+                    [("getrawtransaction", [t, True]) for t in chunk], checks=checks
                 )
             except RpcError:
                 # A transaction can leave the mempool between getrawmempool and this call.
                 results = [await self._getrawtransaction_or_none(t) for t in chunk]
             for want, result in zip(chunk, results, strict=True):
-                if result is None:
-                    continue
-                if not isinstance(result, dict) or result.get("txid") != want:
-                    raise ChainDataError(f"getrawtransaction {want}: another or no transaction")
-                found[want] = cast(RawTx, result)
+                if result is not None:
+                    found[want] = check_tx(result, want)
         return found
 
     async def _getrawtransaction_or_none(self, txid: str) -> Any:
         try:
-            return await self.client.request("getrawtransaction", [txid, True])
+            return await self.client.request(
+                "getrawtransaction", [txid, True], check=_tx_check(txid)
+            )
         except RpcError as exc:
             if exc.rpc_code == RPC_INVALID_ADDRESS_OR_KEY:
                 return None
@@ -144,3 +174,11 @@ async def head_probe(pool: EndpointPool, endpoint: Endpoint) -> int:
     if not isinstance(result, int) or isinstance(result, bool) or result < 0:
         raise ChainDataError(f"{endpoint.name}: getblockcount answered {result!r}")
     return result
+
+
+async def genesis_probe(pool: EndpointPool, endpoint: Endpoint) -> str:
+    """The hash of the block one endpoint serves at height 0, for the pool's identity check."""
+    result = await pool.request_on(endpoint, "getblockhash", [0])
+    if not _is_hash(result):
+        raise ChainDataError(f"{endpoint.name}: getblockhash 0 answered no block hash")
+    return cast(str, result)

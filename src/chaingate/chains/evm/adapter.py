@@ -3,7 +3,8 @@
 Per scan: the blocks with full transactions (one batch) and one eth_getLogs over the range with
 topic0 = Transfer and NO address filter (an unlisted token sent to us must be seen, to be
 rejected loudly), fetched concurrently. Receipts are fetched only for the few blocks holding a
-native or token-call candidate, traces only when the network has tracing. Work per transaction
+native or token-call candidate or a Transfer log to us (a log's position is its place among its
+transaction's logs, which only the receipt tells), traces only when the network has tracing. Work per transaction
 is a dictionary lookup or two; the watched set may hold millions of keys and is only probed.
 """
 
@@ -12,15 +13,17 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Awaitable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TypeVar
 
 import structlog
 
 from chaingate.aio import task_group
-from chaingate.chains.base import RpcClient, WatchedAddresses
-from chaingate.chains.evm import codec
+from chaingate.chains.base import DerivedAddress, RpcClient, WatchedAddresses
+from chaingate.chains.evm import codec, history
 from chaingate.chains.evm.addresses import EvmAddresses
+from chaingate.chains.evm.logcheck import complete_logs, transfer_masks
 from chaingate.chains.evm.rpc import (
     EvmRpc,
     RawBlock,
@@ -62,6 +65,17 @@ class _Candidate:
     token: Asset | None  # None: the transaction's own ETH value
 
 
+@dataclass(frozen=True, slots=True)
+class _TokenHit:
+    """A Transfer log to a watched address, waiting for its receipt to know its position."""
+
+    event: codec.TokenLog
+    raw: RawLog
+    block: BlockRef
+    tx_index: int
+    asset: Asset | None
+
+
 class EvmAdapter:
     """ChainAdapter for one EVM network over an RpcClient (the network's EndpointPool)."""
 
@@ -69,6 +83,7 @@ class EvmAdapter:
         self.network = network
         self.addresses = EvmAddresses(network)
         self.rpc = EvmRpc(rpc, network.name)
+        self._client = rpc
         try:
             self._native = network.native_asset.symbol
         except LookupError as exc:
@@ -78,6 +93,7 @@ class EvmAdapter:
             for asset in network.assets
             if asset.contract is not None and asset.standard is AssetStandard.ERC20
         }
+        self._transfer_masks = transfer_masks(list(self._tokens), codec.TRANSFER_TOPIC)
         self._max_log_range = min((e.max_log_range for e in network.endpoints), default=10_000)
         self._block_tracing = True  # cleared when an endpoint refuses debug_traceBlockByNumber
 
@@ -87,6 +103,11 @@ class EvmAdapter:
     async def block_ref(self, number: int) -> BlockRef:
         (block,) = await self.rpc.get_blocks([number], full_txs=False)
         return _ref(block)
+
+    def pinned(self, avoid: str | None = None) -> AbstractAsyncContextManager[str]:
+        return self._client.pinned(avoid)
+
+    mempool_complete = True  # no mempool view: nothing to be incomplete
 
     async def pending(self, watched: WatchedAddresses) -> list[Transfer]:
         return []  # EVM deposits are taken from blocks only
@@ -102,6 +123,10 @@ class EvmAdapter:
         values = await self.rpc.get_balances(wanted, height, block_hash)
         return dict(zip(wanted, values, strict=True))
 
+    async def addresses_with_history(self, addresses: Sequence[DerivedAddress]) -> list[int]:
+        """AddressHistory: nonce, ETH or listed token balance (chains/evm/history.py)."""
+        return await history.addresses_with_history(self.network, self.rpc.client, addresses)
+
     async def aclose(self) -> None:
         return None  # the pool belongs to whoever built it
 
@@ -114,18 +139,33 @@ class EvmAdapter:
             self.rpc.get_logs(start, end, [codec.TRANSFER_TOPIC], max_range=self._max_log_range),
         )
         refs = _linked_refs(blocks, self.network.name)
+        logs = await complete_logs(
+            self.rpc, blocks, logs, self._transfer_masks, codec.TRANSFER_TOPIC
+        )
         by_number = {ref.number: ref for ref in refs}
-        transfers = self._token_logs(logs, watched, by_number)
+        hits = self._token_logs(logs, watched, by_number)
         candidates = [
             c
             for block, ref in zip(blocks, refs, strict=True)
             for c in self._candidates(block, ref, watched)
         ]
-        receipts_needed = sorted({c.block.number for c in candidates})
+        # A token deposit's position is its log's place among its transaction's own logs
+        # (stable when the transaction is mined again elsewhere), which only the receipt tells.
+        receipts_needed = sorted(
+            {c.block.number for c in candidates} | {h.block.number for h in hits}
+        )
         receipts, traces = await _both(
             self._receipts(receipts_needed, by_number),
             self._internal(blocks, refs, watched),
         )
+        transfers = [
+            self._token_transfer(
+                hit,
+                receipts[hit.block.number],
+                len(blocks[hit.block.number - start]["transactions"]),
+            )
+            for hit in hits
+        ]
         transfers.extend(self._resolve(candidates, receipts, blocks, start))
         transfers.extend(traces)
         return ScanResult(blocks=tuple(refs), transfers=tuple(transfers))
@@ -134,8 +174,8 @@ class EvmAdapter:
 
     def _token_logs(
         self, logs: Sequence[RawLog], watched: WatchedAddresses, by_number: dict[int, BlockRef]
-    ) -> list[Transfer]:
-        found: list[Transfer] = []
+    ) -> list[_TokenHit]:
+        found: list[_TokenHit] = []
         # Every log, not only ours, must come from the blocks just fetched: a log of another
         # branch means the chain moved between the two calls and the scan must be redone.
         fast = {hex(ref.number): ref.hash for ref in by_number.values()}
@@ -149,22 +189,28 @@ class EvmAdapter:
             if event is None:
                 continue
             block = by_number[hex_int(raw["blockNumber"], "log blockNumber")]
-            asset = self._tokens.get(event.contract)
-            found.append(
-                Transfer(
-                    network=self.network.name,
-                    txid=event.txid,
-                    position=f"log:{event.log_index}",
-                    to=event.to,
-                    amount=event.amount,
-                    asset=asset.symbol if asset else None,
-                    contract=event.contract,
-                    block_number=block.number,
-                    block_hash=block.hash,
-                    reject_reason=None if asset else RejectReason.UNLISTED_TOKEN,
-                )
-            )
+            tx_index = hex_int(raw["transactionIndex"], "log transactionIndex")
+            found.append(_TokenHit(event, raw, block, tx_index, self._tokens.get(event.contract)))
         return found
+
+    def _token_transfer(
+        self, hit: _TokenHit, receipts: list[RawReceipt], tx_count: int
+    ) -> Transfer:
+        receipt = _receipt_at(hit.event.txid, hit.tx_index, receipts, tx_count)
+        position = _log_position(receipt, hit.raw, hit.event.log_index)
+        asset = hit.asset
+        return Transfer(
+            network=self.network.name,
+            txid=hit.event.txid,
+            position=f"log:{position}",
+            to=hit.event.to,
+            amount=hit.event.amount,
+            asset=asset.symbol if asset else None,
+            contract=hit.event.contract,
+            block_number=hit.block.number,
+            block_hash=hit.block.hash,
+            reject_reason=None if asset else RejectReason.UNLISTED_TOKEN,
+        )
 
     def _check_log_block(self, raw: RawLog, by_number: dict[int, BlockRef]) -> None:
         """Slow path of the log/block match, for answers not in canonical lowercase hex."""
@@ -228,7 +274,8 @@ class EvmAdapter:
     def _call_transfer(self, cand: _Candidate, index: int, reason: RejectReason) -> Transfer:
         token = cand.token
         assert token is not None
-        return self._transfer(cand, f"call:{index}", token.symbol, token.contract, reason)
+        # One top-level call per transaction: "call" is stable wherever it is mined.
+        return self._transfer(cand, "call", token.symbol, token.contract, reason)
 
     def _transfer(
         self,
@@ -324,12 +371,35 @@ def _linked_refs(blocks: list[RawBlock], network: str) -> list[BlockRef]:
 
 
 def _receipt_of(tx: RawTx, index: int, receipts: list[RawReceipt], tx_count: int) -> RawReceipt:
+    return _receipt_at(tx["hash"], index, receipts, tx_count)
+
+
+def _receipt_at(txid: str, index: int, receipts: list[RawReceipt], tx_count: int) -> RawReceipt:
     if len(receipts) != tx_count or not 0 <= index < tx_count:
-        raise ChainDataError(f"receipts do not match the transactions of block {tx['blockNumber']}")
+        raise ChainDataError(f"receipts do not match the transactions of the block of {txid}")
     receipt = receipts[index]
-    if receipt["transactionHash"].lower() != tx["hash"].lower():
-        raise ChainDataError(f"receipt {index} is not that of transaction {tx['hash']}")
+    if receipt["transactionHash"].lower() != txid.lower():
+        raise ChainDataError(f"receipt {index} is not that of transaction {txid}")
     return receipt
+
+
+def _log_position(receipt: RawReceipt, raw: RawLog, log_index: int) -> int:
+    """Where the log ``raw`` (block-global ``log_index``) sits among its transaction's logs;
+    ChainDataError unless the receipt holds that very log."""
+    if hex_int(receipt.get("status"), "receipt status") != 1:
+        raise ChainDataError(f"a log of failed transaction {receipt['transactionHash']}")
+    for position, entry in enumerate(receipt["logs"]):
+        if hex_int(entry["logIndex"], "receipt logIndex") != log_index:
+            continue
+        same = (
+            entry["address"].lower() == raw["address"].lower()
+            and [t.lower() for t in entry["topics"]] == [t.lower() for t in raw["topics"]]
+            and entry["data"].lower() == raw["data"].lower()
+        )
+        if not same:
+            raise ChainDataError(f"log {log_index} differs between eth_getLogs and its receipt")
+        return position
+    raise ChainDataError(f"log {log_index} is missing from the receipt of its transaction")
 
 
 def _has_transfer_event(receipt: RawReceipt, token: Asset, to: str) -> bool:

@@ -8,22 +8,30 @@ must belong to the block asked for, logs must lie inside the range asked for. An
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 import structlog
 
-from chaingate.chains.base import RpcClient
+from chaingate.chains.base import Check, RpcClient
+from chaingate.chains.evm.header import header_hash
 from chaingate.domain import Endpoint
 
 if TYPE_CHECKING:
     from chaingate.providers import EndpointPool
-from chaingate.errors import BlockNotFoundError, ChainDataError, RequestTooLargeError, RpcError
+from chaingate.errors import (
+    BlockNotFoundError,
+    ChainDataError,
+    IncompleteLogsError,
+    RequestTooLargeError,
+    RpcError,
+)
 
 log = structlog.get_logger(__name__)
 
 _HASH32 = re.compile(r"0x[0-9a-fA-F]{64}")
+BLOOM_HEX_LEN = 2 + 512  # "0x" and 256 bytes
 CALL_TRACER = {"tracer": "callTracer"}
 
 
@@ -43,6 +51,7 @@ class RawBlock(TypedDict):
     hash: str
     parentHash: str
     timestamp: str
+    logsBloom: str
     transactions: list[RawTx]  # full objects (get_blocks(full_txs=True)); hashes otherwise
 
 
@@ -120,22 +129,31 @@ _SEND_OUTCOMES = (
 
 
 class EvmRpc:
-    """EVM calls over an ``RpcClient`` (in production a ``providers.EndpointPool``)."""
+    """EVM calls over an ``RpcClient`` (in production a ``providers.EndpointPool``).
+
+    Every check runs inside the pool (``check=``/``checks=``), so a malformed or wrong answer is
+    booked against the endpoint that gave it, which is failed over and benched. Only a block
+    that is not served at all (``null``) is judged after the pool returns: that is no proof of
+    a lie (the endpoint may be a block behind) and the watcher decides what it means.
+    """
 
     def __init__(self, client: RpcClient, network: str) -> None:
         self.client = client
         self.network = network
 
     async def block_number(self) -> int:
-        return hex_int(await self.client.request("eth_blockNumber", []), "eth_blockNumber")
+        raw = await self.client.request("eth_blockNumber", [], check=_quantity("eth_blockNumber"))
+        return hex_int(raw, "eth_blockNumber")
 
     async def get_blocks(self, numbers: Sequence[int], full_txs: bool = True) -> list[RawBlock]:
         """Blocks ``numbers`` in one batch, each checked to be the block asked for."""
         calls = [("eth_getBlockByNumber", [hex(n), full_txs]) for n in numbers]
-        results = await self.client.batch(calls) if calls else []
-        return [
-            self._checked_block(n, raw, full_txs) for n, raw in zip(numbers, results, strict=True)
-        ]
+        checks = [self._block_check(n, full_txs) for n in numbers]
+        results = await self.client.batch(calls, checks=checks) if calls else []
+        for number, raw in zip(numbers, results, strict=True):
+            if raw is None:
+                raise BlockNotFoundError(f"{self.network}: block {number} not served")
+        return cast(list[RawBlock], results)
 
     async def get_block_receipts(
         self, numbers: Sequence[int], block_hashes: Sequence[str] | None = None
@@ -146,12 +164,13 @@ class EvmRpc:
         between fetching a block and its receipts is an error, not a silent mix of branches).
         """
         calls = [("eth_getBlockReceipts", [hex(n)]) for n in numbers]
-        results = await self.client.batch(calls) if calls else []
         hashes: Sequence[str | None] = block_hashes or [None] * len(numbers)
-        return [
-            self._checked_receipts(n, h, raw)
-            for n, h, raw in zip(numbers, hashes, results, strict=True)
-        ]
+        checks = [self._receipts_check(n, h) for n, h in zip(numbers, hashes, strict=True)]
+        results = await self.client.batch(calls, checks=checks) if calls else []
+        for number, raw in zip(numbers, results, strict=True):
+            if raw is None:
+                raise BlockNotFoundError(f"{self.network}: receipts of block {number} not served")
+        return cast(list[list[RawReceipt]], results)
 
     async def get_logs(
         self,
@@ -162,13 +181,23 @@ class EvmRpc:
         max_range: int = 10_000,
     ) -> list[RawLog]:
         """eth_getLogs over ``from_block..to_block`` (inclusive), in chunks of at most
-        ``max_range`` blocks; a chunk the endpoint refuses as too large is halved."""
+        ``max_range`` blocks; a chunk the endpoint refuses as too large is halved. The one
+        range splitter of the gateway (hosted plans cap spans at 100 or 10,000 blocks)."""
         logs: list[RawLog] = []
         start, span = from_block, max(1, max_range)
         while start <= to_block:
             end = min(to_block, start + span - 1)
+            query: dict[str, Any] = {
+                "fromBlock": hex(start),
+                "toBlock": hex(end),
+                "topics": list(topics),
+            }
+            if addresses is not None:
+                query["address"] = list(addresses)
             try:
-                chunk = await self._logs_once(start, end, topics, addresses)
+                chunk = await self.client.request(
+                    "eth_getLogs", [query], check=self._logs_check(start, end, None)
+                )
             except RequestTooLargeError:
                 if end == start:
                     raise
@@ -179,20 +208,40 @@ class EvmRpc:
             start = end + 1
         return logs
 
+    async def get_block_logs(
+        self,
+        number: int,
+        block_hash: str,
+        topics: Sequence[str | list[str] | None],
+        must_hold: Callable[[list[RawLog]], str | None] | None = None,
+    ) -> list[RawLog]:
+        """eth_getLogs of one block named by hash (EIP-234). ``must_hold`` names what a complete
+        answer cannot lack (or None when it is complete); an answer lacking it fails on that
+        endpoint, inside the pool, like any other bad answer."""
+        query = {"blockHash": block_hash, "topics": list(topics)}
+        shape = self._logs_check(number, number, block_hash)
+
+        def check(raw: Any) -> None:
+            shape(raw)
+            missing = must_hold(raw) if must_hold is not None else None
+            if missing is not None:
+                raise IncompleteLogsError(f"{self.network}: logs of block {number} lack {missing}")
+
+        return cast(list[RawLog], await self.client.request("eth_getLogs", [query], check=check))
+
     async def trace_blocks(self, numbers: Sequence[int]) -> list[list[RawTxTrace]]:
         """callTracer traces of every transaction of each block (debug_traceBlockByNumber)."""
         calls = [("debug_traceBlockByNumber", [hex(n), CALL_TRACER]) for n in numbers]
-        results = await self.client.batch(calls) if calls else []
-        return [self._checked_traces(n, raw) for n, raw in zip(numbers, results, strict=True)]
+        checks = [self._traces_check(n) for n in numbers]
+        results = await self.client.batch(calls, checks=checks) if calls else []
+        return cast(list[list[RawTxTrace]], results)
 
     async def trace_transactions(self, txids: Sequence[str]) -> list[RawCallFrame]:
         """callTracer trace of each transaction (debug_traceTransaction), one batch; the
         fallback for endpoints that cannot trace whole blocks."""
         calls = [("debug_traceTransaction", [txid, CALL_TRACER]) for txid in txids]
-        results = await self.client.batch(calls) if calls else []
-        for txid, frame in zip(txids, results, strict=True):
-            if not isinstance(frame, dict) or "type" not in frame:
-                raise ChainDataError(f"{self.network}: malformed trace of {txid}")
+        checks = [self._frame_check(txid) for txid in txids]
+        results = await self.client.batch(calls, checks=checks) if calls else []
         return cast(list[RawCallFrame], results)
 
     async def get_balances(
@@ -203,67 +252,96 @@ class EvmRpc:
         answer is that block's state even if another block has taken its height since."""
         block: str | dict[str, str] = {"blockHash": block_hash} if block_hash else hex(height)
         calls = [("eth_getBalance", [address, block]) for address in addresses]
-        results = await self.client.batch(calls) if calls else []
-        return [self._checked_balance(a, raw) for a, raw in zip(addresses, results, strict=True)]
+        checks = [self._balance_check(a) for a in addresses]
+        results = await self.client.batch(calls, checks=checks) if calls else []
+        return [hex_int(raw, "eth_getBalance") for raw in results]
 
     # --- outgoing: what the planner, the broadcaster and the tracker ask ---------------------
 
     async def fee_history(self, blocks: int = 5, percentile: float = 50.0) -> dict[str, Any]:
-        raw = await self.client.request("eth_feeHistory", [hex(blocks), "latest", [percentile]])
-        if not isinstance(raw, dict) or not isinstance(raw.get("baseFeePerGas"), list):
-            raise ChainDataError(f"{self.network}: malformed eth_feeHistory answer")
+        def check(raw: Any) -> None:
+            if not isinstance(raw, dict) or not isinstance(raw.get("baseFeePerGas"), list):
+                raise ChainDataError(f"{self.network}: malformed eth_feeHistory answer")
+            for value in raw["baseFeePerGas"]:
+                hex_int(value, "baseFeePerGas")
+
+        params = [hex(blocks), "latest", [percentile]]
+        raw: dict[str, Any] = await self.client.request("eth_feeHistory", params, check=check)
         return raw
 
     async def transaction_count(self, address: str, block: str | int = "pending") -> int:
         tag = hex(block) if isinstance(block, int) else block
-        raw = await self.client.request("eth_getTransactionCount", [address, tag])
-        return hex_int(raw, f"{self.network}: eth_getTransactionCount")
+        what = f"{self.network}: eth_getTransactionCount"
+        raw = await self.client.request(
+            "eth_getTransactionCount", [address, tag], check=_quantity(what)
+        )
+        return hex_int(raw, what)
 
     async def estimate_gas(self, call: dict[str, str]) -> int:
-        return hex_int(await self.client.request("eth_estimateGas", [call]), "eth_estimateGas")
+        raw = await self.client.request(
+            "eth_estimateGas", [call], check=_quantity("eth_estimateGas")
+        )
+        return hex_int(raw, "eth_estimateGas")
 
     async def send_raw_transaction(self, raw_hex: str, txid: str) -> SendOutcome:
         """Send signed bytes; resending the same bytes is harmless, so failover may resend.
         What a node says about a transaction it already has is an outcome, not an error."""
+
+        def check(answer: Any) -> None:
+            if not isinstance(answer, str) or answer.lower() != txid.lower():
+                raise ChainDataError(
+                    f"{self.network}: eth_sendRawTransaction answered another hash"
+                )
+
         try:
-            answer = await self.client.request("eth_sendRawTransaction", [raw_hex])
+            await self.client.request("eth_sendRawTransaction", [raw_hex], check=check)
         except RpcError as exc:
             text = str(exc).lower()
             for needle, outcome in _SEND_OUTCOMES:
                 if needle in text:
                     return outcome
             raise
-        if not isinstance(answer, str) or answer.lower() != txid.lower():
-            raise ChainDataError(f"{self.network}: eth_sendRawTransaction answered another hash")
         return SendOutcome.ACCEPTED
 
     async def receipt(self, txid: str) -> RawReceipt | None:
-        raw = await self.client.request("eth_getTransactionReceipt", [txid])
-        if raw is None:
-            return None
-        if not isinstance(raw, dict) or str(raw.get("transactionHash", "")).lower() != txid.lower():
-            raise ChainDataError(f"{self.network}: receipt of another transaction than {txid}")
-        return cast(RawReceipt, raw)
+        def check(raw: Any) -> None:
+            if raw is not None and (
+                not isinstance(raw, dict)
+                or str(raw.get("transactionHash", "")).lower() != txid.lower()
+            ):
+                raise ChainDataError(f"{self.network}: receipt of another transaction than {txid}")
+
+        raw = await self.client.request("eth_getTransactionReceipt", [txid], check=check)
+        return None if raw is None else cast(RawReceipt, raw)
 
     async def transaction(self, txid: str) -> RawTx | None:
-        raw = await self.client.request("eth_getTransactionByHash", [txid])
-        if raw is None:
-            return None
-        if not isinstance(raw, dict) or str(raw.get("hash", "")).lower() != txid.lower():
-            raise ChainDataError(f"{self.network}: eth_getTransactionByHash of another hash")
-        return cast(RawTx, raw)
+        def check(raw: Any) -> None:
+            if raw is not None and (
+                not isinstance(raw, dict) or str(raw.get("hash", "")).lower() != txid.lower()
+            ):
+                raise ChainDataError(f"{self.network}: eth_getTransactionByHash of another hash")
 
-    # --- checks ---------------------------------------------------------------------------
+        raw = await self.client.request("eth_getTransactionByHash", [txid], check=check)
+        return None if raw is None else cast(RawTx, raw)
 
-    def _checked_balance(self, address: str, raw: Any) -> int:
-        value = hex_int(raw, f"{self.network}: eth_getBalance of {address}")
-        if value >= 2**256:
-            raise ChainDataError(f"{self.network}: balance of {address} exceeds 2^256")
-        return value
+    # --- checks (run inside the pool, on the endpoint that answered) ------------------------
+
+    def _balance_check(self, address: str) -> Check:
+        def check(raw: Any) -> None:
+            value = hex_int(raw, f"{self.network}: eth_getBalance of {address}")
+            if value >= 2**256:
+                raise ChainDataError(f"{self.network}: balance of {address} exceeds 2^256")
+
+        return check
+
+    def _block_check(self, number: int, full_txs: bool) -> Check:
+        def check(raw: Any) -> None:
+            if raw is not None:  # not served: judged by the caller, see the class docstring
+                self._checked_block(number, raw, full_txs)
+
+        return check
 
     def _checked_block(self, number: int, raw: Any, full_txs: bool) -> RawBlock:
-        if raw is None:
-            raise BlockNotFoundError(f"{self.network}: block {number} not served")
         if not isinstance(raw, dict):
             raise ChainDataError(f"{self.network}: block {number} is not an object")
         if hex_int(raw.get("number"), "block number") != number:
@@ -272,6 +350,12 @@ class EvmRpc:
             )
         if not (is_hash32(raw.get("hash")) and is_hash32(raw.get("parentHash"))):
             raise ChainDataError(f"{self.network}: block {number} has malformed hashes")
+        bloom = raw.get("logsBloom")
+        if not isinstance(bloom, str) or len(bloom) != BLOOM_HEX_LEN:
+            raise ChainDataError(f"{self.network}: block {number} has no usable logsBloom")
+        if header_hash(raw) != raw["hash"].lower():
+            # The hash the watcher links and stores must be the one these fields hash to.
+            raise ChainDataError(f"{self.network}: block {number} does not hash to its hash")
         txs = raw.get("transactions")
         if not isinstance(txs, list):
             raise ChainDataError(f"{self.network}: block {number} has no transaction list")
@@ -283,11 +367,17 @@ class EvmRpc:
                     raise ChainDataError(
                         f"{self.network}: block {number} holds a foreign transaction"
                     )
+                _check_tx_shape(tx, self.network, number)
         return cast(RawBlock, raw)
 
-    def _checked_receipts(self, number: int, block_hash: str | None, raw: Any) -> list[RawReceipt]:
-        if raw is None:
-            raise BlockNotFoundError(f"{self.network}: receipts of block {number} not served")
+    def _receipts_check(self, number: int, block_hash: str | None) -> Check:
+        def check(raw: Any) -> None:
+            if raw is not None:
+                self._checked_receipts(number, block_hash, raw)
+
+        return check
+
+    def _checked_receipts(self, number: int, block_hash: str | None, raw: Any) -> None:
         if not isinstance(raw, list):
             raise ChainDataError(f"{self.network}: receipts of block {number} not a list")
         expected = block_hash
@@ -302,52 +392,93 @@ class EvmRpc:
                     f"{self.network}: receipts of block {number} belong to another block hash"
                 )
             expected = got  # all receipts of one answer must share one block hash
-        return cast(list[RawReceipt], raw)
+            hex_int(receipt.get("status"), "receipt status")
+            if not is_hash32(receipt.get("transactionHash")):
+                raise ChainDataError(f"{self.network}: receipt without a transaction hash")
+            logs = receipt.get("logs")
+            if not isinstance(logs, list):
+                raise ChainDataError(f"{self.network}: receipt in block {number} has no logs")
+            for entry in logs:
+                _check_log_shape(entry, self.network)
 
-    def _checked_traces(self, number: int, raw: Any) -> list[RawTxTrace]:
-        if not isinstance(raw, list):
-            raise ChainDataError(f"{self.network}: traces of block {number} not a list")
-        for entry in raw:
-            if not isinstance(entry, dict) or not isinstance(entry.get("result"), dict):
-                raise ChainDataError(
-                    f"{self.network}: trace in block {number} failed: "
-                    f"{entry.get('error') if isinstance(entry, dict) else entry!r:.80}"
-                )
-        return cast(list[RawTxTrace], raw)
+    def _traces_check(self, number: int) -> Check:
+        def check(raw: Any) -> None:
+            if not isinstance(raw, list):
+                raise ChainDataError(f"{self.network}: traces of block {number} not a list")
+            for entry in raw:
+                if not isinstance(entry, dict) or not isinstance(entry.get("result"), dict):
+                    raise ChainDataError(
+                        f"{self.network}: trace in block {number} failed: "
+                        f"{entry.get('error') if isinstance(entry, dict) else entry!r:.80}"
+                    )
 
-    async def _logs_once(
-        self,
-        start: int,
-        end: int,
-        topics: Sequence[str | list[str] | None],
-        addresses: Sequence[str] | None,
-    ) -> list[RawLog]:
-        query: dict[str, Any] = {
-            "fromBlock": hex(start),
-            "toBlock": hex(end),
-            "topics": list(topics),
-        }
-        if addresses is not None:
-            query["address"] = list(addresses)
-        raw = await self.client.request("eth_getLogs", [query])
-        if not isinstance(raw, list):
-            raise ChainDataError(f"{self.network}: eth_getLogs answer is not a list")
-        for entry in raw:
-            if not isinstance(entry, dict):
-                raise ChainDataError(f"{self.network}: malformed log entry")
-            number = hex_int(entry.get("blockNumber"), "log blockNumber")
-            if not start <= number <= end:
-                raise ChainDataError(
-                    f"{self.network}: log from block {number} outside {start}..{end}"
-                )
-            if entry.get("removed"):
-                raise ChainDataError(f"{self.network}: eth_getLogs returned a removed log")
-        return cast(list[RawLog], raw)
+        return check
+
+    def _frame_check(self, txid: str) -> Check:
+        def check(frame: Any) -> None:
+            if not isinstance(frame, dict) or "type" not in frame:
+                raise ChainDataError(f"{self.network}: malformed trace of {txid}")
+
+        return check
+
+    def _logs_check(self, start: int, end: int, block_hash: str | None) -> Check:
+        def check(raw: Any) -> None:
+            if not isinstance(raw, list):
+                raise ChainDataError(f"{self.network}: eth_getLogs answer is not a list")
+            for entry in raw:
+                _check_log_shape(entry, self.network)
+                number = hex_int(entry["blockNumber"], "log blockNumber")
+                if not start <= number <= end:
+                    raise ChainDataError(
+                        f"{self.network}: log from block {number} outside {start}..{end}"
+                    )
+                if block_hash is not None and entry["blockHash"].lower() != block_hash:
+                    raise ChainDataError(f"{self.network}: log of another block than {block_hash}")
+                if entry.get("removed"):
+                    raise ChainDataError(f"{self.network}: eth_getLogs returned a removed log")
+
+        return check
+
+
+def _quantity(what: str) -> Check:
+    def check(raw: Any) -> None:
+        hex_int(raw, what)
+
+    return check
+
+
+def _check_tx_shape(tx: dict[str, Any], network: str, number: int) -> None:
+    """The fields the adapter reads from a transaction object, so that decoding cannot fail."""
+    to = tx.get("to")
+    if not is_hash32(tx.get("hash")) or not (to is None or isinstance(to, str)):
+        raise ChainDataError(f"{network}: malformed transaction in block {number}")
+    if not isinstance(tx.get("input"), str):
+        raise ChainDataError(f"{network}: transaction in block {number} has no input")
+    hex_int(tx.get("value"), "transaction value")
+    hex_int(tx.get("transactionIndex"), "transactionIndex")
+
+
+def _check_log_shape(entry: Any, network: str) -> None:
+    if not isinstance(entry, dict):
+        raise ChainDataError(f"{network}: malformed log entry")
+    topics = entry.get("topics")
+    if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+        raise ChainDataError(f"{network}: log without a topic list")
+    if not isinstance(entry.get("address"), str) or not isinstance(entry.get("data"), str):
+        raise ChainDataError(f"{network}: log without address or data")
+    if not is_hash32(entry.get("blockHash")) or not is_hash32(entry.get("transactionHash")):
+        raise ChainDataError(f"{network}: log with malformed hashes")
+    hex_int(entry.get("blockNumber"), "log blockNumber")
+    hex_int(entry.get("logIndex"), "log logIndex")
 
 
 async def head_probe(pool: EndpointPool, endpoint: Endpoint) -> int:
     """One endpoint's head height, for the pool's health tracking."""
     result = await pool.request_on(endpoint, "eth_blockNumber", [])
-    if not isinstance(result, str) or not result.startswith("0x"):
-        raise ChainDataError(f"{endpoint.name}: eth_blockNumber answered {result!r}")
-    return int(result, 16)
+    return hex_int(result, f"{endpoint.name}: eth_blockNumber")
+
+
+async def chain_id_probe(pool: EndpointPool, endpoint: Endpoint) -> str:
+    """One endpoint's chain id (decimal text), for the pool's identity check."""
+    result = await pool.request_on(endpoint, "eth_chainId", [])
+    return str(hex_int(result, f"{endpoint.name}: eth_chainId"))

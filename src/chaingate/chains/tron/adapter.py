@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+
 import structlog
 
-from chaingate.chains.base import HttpClient, WatchedAddresses
+from chaingate.chains.base import DerivedAddress, HttpClient, WatchedAddresses
+from chaingate.chains.tron import history
 from chaingate.chains.tron.addresses import TronAddresses
 from chaingate.chains.tron.codec import decode_block, needs_infos
 from chaingate.chains.tron.rpc import TronRpc, block_number
@@ -19,6 +23,7 @@ class TronAdapter:
         self.network = network
         self.addresses = TronAddresses(network)
         self.rpc = TronRpc(http)
+        self._client = http
 
     async def head(self) -> ChainHead:
         head = block_number(await self.rpc.now_block())
@@ -31,6 +36,9 @@ class TronAdapter:
         block = await self.rpc.block_by_num(number)
         raw = block["block_header"]["raw_data"]
         return BlockRef(number=number, hash=block["blockID"], parent_hash=raw["parentHash"])
+
+    def pinned(self, avoid: str | None = None) -> AbstractAsyncContextManager[str]:
+        return self._client.pinned(avoid)
 
     async def scan(self, start: int, end: int, watched: WatchedAddresses) -> ScanResult:
         if end < start:
@@ -51,8 +59,14 @@ class TronAdapter:
         )
         return ScanResult(blocks=tuple(refs), transfers=tuple(transfers))
 
+    mempool_complete = True  # no mempool view: nothing to be incomplete
+
     async def pending(self, watched: WatchedAddresses) -> list[Transfer]:
         return []  # java-tron exposes no mempool over the HTTP subset hosted endpoints serve
+
+    async def addresses_with_history(self, addresses: Sequence[DerivedAddress]) -> list[int]:
+        """AddressHistory: activated account or TRC-20 balance (chains/tron/history.py)."""
+        return await history.addresses_with_history(self.network, self.rpc.http, addresses)
 
     async def aclose(self) -> None:
         return None

@@ -1,9 +1,12 @@
 """Pure decoding of java-tron blocks and tx infos into Transfers. No I/O.
 
-Rules (SPEC section 5): TRX from TransferContract; TRC-20 only from Transfer logs of a listed
-contract in a tx whose contractRet and receipt result are both SUCCESS (a failed call is reported
-with FAILED_TX, a look-alike contract with UNLISTED_TOKEN); TRC-10 matched by token id, never by
-name; internal transactions marked rejected are ignored.
+What a transaction does (kind, owner, recipient, amount, token id, call data) is read from its
+``raw_data_hex``, the bytes its txID is the hash of (decoded by chains/tron/proto.py), never from
+the ``raw_data`` JSON beside them. Rules (SPEC section 5): TRX from TransferContract; TRC-20 only
+from Transfer logs of a listed contract in a tx whose contractRet and receipt result are both
+SUCCESS (a failed call is reported with FAILED_TX, a look-alike contract with UNLISTED_TOKEN; a
+missing contractRet is no SUCCESS); TRC-10 matched by token id, never by name; internal
+transactions marked rejected are ignored.
 """
 
 from __future__ import annotations
@@ -11,7 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from chaingate.chains.base import WatchedAddresses
-from chaingate.chains.tron.addresses import evm_hex_to_base58, hex_to_base58
+from chaingate.chains.tron.addresses import (
+    ADDRESS_PREFIX,
+    evm_hex_to_base58,
+    hex_to_base58,
+    to_base58,
+)
+from chaingate.chains.tron.proto import DecodedContract, decode_raw_data
 from chaingate.chains.tron.rpc import Block, Transaction, TxInfo, block_number
 from chaingate.domain import AssetStandard, Network, RejectReason, Transfer
 from chaingate.errors import ChainDataError
@@ -21,13 +30,28 @@ SEL_TRANSFER = "a9059cbb"
 
 
 def _contract_ret(tx: Transaction) -> str:
+    """The node's verdict on the transaction; "" when it gives none (fails closed)."""
     ret = tx.get("ret") or [{}]
-    return ret[0].get("contractRet", "SUCCESS")
+    value = ret[0].get("contractRet", "")
+    return value if isinstance(value, str) else ""
 
 
 def _address(value: object) -> str:
     text = str(value)
     return text if text.startswith("T") else hex_to_base58(text)
+
+
+def _raw_address(raw: bytes) -> str | None:
+    """A 21-byte address from transaction bytes as base58; None when it is no address."""
+    return to_base58(raw) if len(raw) == 21 and raw[0] == ADDRESS_PREFIX else None
+
+
+def _decoded(tx: Transaction) -> DecodedContract | None:
+    try:
+        raw = bytes.fromhex(tx["raw_data_hex"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ChainDataError(f"transaction {tx.get('txID')!r:.70} without raw bytes") from exc
+    return decode_raw_data(raw)
 
 
 class _BlockDecoder:
@@ -60,44 +84,38 @@ class _BlockDecoder:
             reject_reason=reason,
         )
 
-    def trx(self, tx: Transaction, value: dict[str, object]) -> Iterator[Transfer]:
-        to = _address(value["to_address"])
-        if to in self.watched:
+    def trx(self, tx: Transaction, contract: DecodedContract) -> Iterator[Transfer]:
+        to = _raw_address(contract.to)
+        if to is not None and to in self.watched:
             reason = None if _contract_ret(tx) == "SUCCESS" else RejectReason.FAILED_TX
             native = self.network.native_asset.symbol
-            yield self.transfer(tx, "native", to, int(str(value["amount"])), native, None, reason)
+            yield self.transfer(tx, "native", to, contract.amount, native, None, reason)
 
-    def trc10(self, tx: Transaction, value: dict[str, object]) -> Iterator[Transfer]:
-        to = _address(value["to_address"])
-        if to not in self.watched:
+    def trc10(self, tx: Transaction, contract: DecodedContract) -> Iterator[Transfer]:
+        to = _raw_address(contract.to)
+        if to is None or to not in self.watched:
             return
-        token_id = bytes.fromhex(str(value["asset_name"])).decode("utf-8", "replace")
+        token_id = contract.asset_name.decode("utf-8", "replace")
         asset = self.network.asset_by_contract(token_id)
         listed = asset is not None and asset.standard is AssetStandard.TRC10
         reason = None if listed else RejectReason.UNLISTED_TOKEN
         if _contract_ret(tx) != "SUCCESS":
             reason = RejectReason.FAILED_TX
-        yield self.transfer(
-            tx,
-            "trc10",
-            to,
-            int(str(value["amount"])),
-            asset.symbol if listed and asset else None,
-            token_id,
-            reason,
-        )
+        symbol = asset.symbol if listed and asset else None
+        yield self.transfer(tx, "trc10", to, contract.amount, symbol, token_id, reason)
 
     def trigger(
-        self, tx: Transaction, value: dict[str, object], info: TxInfo | None
+        self, tx: Transaction, contract: DecodedContract, info: TxInfo | None
     ) -> Iterator[Transfer]:
         if info is None:
             raise ChainDataError(f"no transaction info for contract call {tx['txID']}")
+        # Both verdicts, each on its own: an endpoint lying in one of them is not believed.
         receipt_ok = info.get("receipt", {}).get("result") == "SUCCESS"
         if _contract_ret(tx) == "SUCCESS" and receipt_ok:
             yield from self.logs(tx, info)
             yield from self.internal(tx, info)
         else:
-            yield from self.failed_call(tx, value)
+            yield from self.failed_call(tx, contract)
 
     def logs(self, tx: Transaction, info: TxInfo) -> Iterator[Transfer]:
         for index, log in enumerate(info.get("log", [])):
@@ -135,23 +153,23 @@ class _BlockDecoder:
                 native = self.network.native_asset.symbol
                 yield self.transfer(tx, f"trace:{index}", to, amount, native, None)
 
-    def failed_call(self, tx: Transaction, value: dict[str, object]) -> Iterator[Transfer]:
-        data = str(value.get("data", ""))
-        if len(data) != 136 or not data.startswith(SEL_TRANSFER):
+    def failed_call(self, tx: Transaction, contract: DecodedContract) -> Iterator[Transfer]:
+        data = contract.data
+        if len(data) != 68 or data[:4].hex() != SEL_TRANSFER:
             return
-        to = evm_hex_to_base58(data[8:72])
-        if to not in self.watched:
+        to = evm_hex_to_base58(data[4:36].hex())
+        called = _raw_address(contract.to)
+        if to not in self.watched or called is None:
             return
-        contract = _address(value["contract_address"])
-        asset = self.network.asset_by_contract(contract)
+        asset = self.network.asset_by_contract(called)
         listed = asset is not None and asset.standard is AssetStandard.TRC20
         yield self.transfer(
             tx,
             "call",
             to,
-            int(data[72:136], 16),
+            int.from_bytes(data[36:68], "big"),
             asset.symbol if listed and asset else None,
-            contract,
+            called,
             RejectReason.FAILED_TX,
         )
 
@@ -160,6 +178,18 @@ def decode_block(
     network: Network, block: Block, infos: list[TxInfo], watched: WatchedAddresses
 ) -> list[Transfer]:
     """Transfers to ``watched`` in one block, given that block's transaction infos."""
+    try:
+        return _decode_block(network, block, infos, watched)
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        # Node data the shape checks let through but the decoder cannot read (a log whose data
+        # is not hex, say): bad data of this block, to be fetched again, never a crash.
+        number = block_number(block) if isinstance(block, dict) else "?"
+        raise ChainDataError(f"block {number}: undecodable ({type(exc).__name__})") from exc
+
+
+def _decode_block(
+    network: Network, block: Block, infos: list[TxInfo], watched: WatchedAddresses
+) -> list[Transfer]:
     decoder = _BlockDecoder(network, block, watched)
     txs = block.get("transactions", [])
     by_id = {info["id"]: info for info in infos}
@@ -168,22 +198,22 @@ def decode_block(
         raise ChainDataError(f"block {decoder.number}: tx infos for foreign txs {sorted(unknown)}")
     out: list[Transfer] = []
     for tx in txs:
-        for contract in tx["raw_data"]["contract"][:1]:  # java-tron executes one per tx
-            value = contract["parameter"]["value"]
-            kind = contract["type"]
-            if kind == "TransferContract":
-                out.extend(decoder.trx(tx, value))
-            elif kind == "TransferAssetContract":
-                out.extend(decoder.trc10(tx, value))
-            elif kind == "TriggerSmartContract":
-                out.extend(decoder.trigger(tx, value, by_id.get(tx["txID"])))
+        contract = _decoded(tx)  # java-tron executes the first contract of a tx only
+        if contract is None:
+            continue
+        if contract.kind == "TransferContract":
+            out.extend(decoder.trx(tx, contract))
+        elif contract.kind == "TransferAssetContract":
+            out.extend(decoder.trc10(tx, contract))
+        elif contract.kind == "TriggerSmartContract":
+            out.extend(decoder.trigger(tx, contract, by_id.get(tx["txID"])))
     return out
 
 
 def needs_infos(block: Block) -> bool:
     """Whether decoding ``block`` needs its tx infos (only contract calls carry logs)."""
-    return any(
-        c["type"] == "TriggerSmartContract"
-        for tx in block.get("transactions", [])
-        for c in tx["raw_data"]["contract"]
-    )
+    for tx in block.get("transactions", []):
+        contract = _decoded(tx)
+        if contract is not None and contract.kind == "TriggerSmartContract":
+            return True
+    return False

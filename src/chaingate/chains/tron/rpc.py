@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 from chaingate.chains.base import HttpClient
+from chaingate.chains.tron.proto import block_id_of, decode_raw_data, encode_header_raw
 from chaingate.domain import Endpoint
 
 if TYPE_CHECKING:
@@ -99,47 +101,74 @@ def block_number(block: Block) -> int:
 
 
 def check_block(block: Any, number: int) -> Block:
-    """``block`` as a Block when it is well formed and is block ``number``; else raise."""
+    """``block`` as a Block when it is well formed and is block ``number``; else raise.
+
+    The blockID must be recomputed from the header (number || sha256(header raw)[8:]) and each
+    transaction's txID from its raw bytes, which must decode: whatever the adapter reads later
+    is then covered by an id the chain links by.
+    """
     if not isinstance(block, dict) or not block:
         raise BlockNotFoundError(f"block {number} not served")
     try:
         typed = cast(Block, block)
-        block_id, got = typed["blockID"], block_number(typed)
-        parent = typed["block_header"]["raw_data"]["parentHash"]
-    except (KeyError, TypeError) as exc:
-        raise ChainDataError(f"block {number}: malformed ({exc})") from exc
+        block_id, header = typed["blockID"], typed["block_header"]["raw_data"]
+        got, parent = int(header.get("number", 0)), header["parentHash"]
+        if not isinstance(block_id, str) or not isinstance(parent, str):
+            raise TypeError("blockID and parentHash must be strings")
+        computed = block_id_of(got, encode_header_raw(header))
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise ChainDataError(f"block {number}: malformed ({type(exc).__name__})") from exc
     if got != number or not _HASH.match(block_id) or int(block_id[:16], 16) != number:
         raise ChainDataError(f"asked for block {number}, got {got} ({block_id[:16]})")
+    if computed != block_id:
+        raise ChainDataError(f"block {number}: header does not hash to blockID {block_id}")
     if not _HASH.match(parent):
         raise ChainDataError(f"block {number}: malformed parentHash")
-    for tx in typed.get("transactions", []):
+    txs = typed.get("transactions", [])
+    if not isinstance(txs, list):
+        raise ChainDataError(f"block {number}: transactions is not a list")
+    for tx in txs:
         check_tx(tx)
     return typed
 
 
-def check_tx(tx: Transaction) -> None:
+def check_tx(tx: Any) -> None:
+    """The txID hashes from raw_data_hex, the bytes decode, and ``ret`` is a list if present."""
+    if not isinstance(tx, dict):
+        raise ChainDataError("transaction is not an object")
     try:
-        computed = hashlib.sha256(bytes.fromhex(tx["raw_data_hex"])).hexdigest()
+        raw = bytes.fromhex(tx["raw_data_hex"])
     except (KeyError, ValueError, TypeError) as exc:
         raise ChainDataError(f"transaction without usable raw_data_hex: {exc}") from exc
-    if computed != tx.get("txID"):
-        raise ChainDataError(f"txID {tx.get('txID')} does not hash from its raw_data")
+    if hashlib.sha256(raw).hexdigest() != tx.get("txID"):
+        raise ChainDataError(f"txID {tx.get('txID')!r:.70} does not hash from its raw_data")
+    decode_raw_data(raw)
+    ret = tx.get("ret", [])
+    if not isinstance(ret, list) or not all(isinstance(r, dict) for r in ret):
+        raise ChainDataError(f"transaction {tx['txID']}: malformed ret")
 
 
 class TronRpc:
+    """The java-tron calls the adapter makes. Every check runs inside the pool (``check=``), so
+    the endpoint that served a bad answer is failed over and benched; only a block that is not
+    served at all is judged after the pool returns (no proof of a lie: it may be behind)."""
+
     def __init__(self, http: HttpClient) -> None:
         self.http = http
 
     async def now_block(self) -> Block:
-        block = await self.http.post("/wallet/getnowblock")
-        return check_block(block, _claimed_number(block))
+        return cast(Block, await self.http.post("/wallet/getnowblock", check=_head_check))
 
     async def solid_now_block(self) -> Block:
-        block = await self.http.post("/walletsolidity/getnowblock")
-        return check_block(block, _claimed_number(block))
+        return cast(Block, await self.http.post("/walletsolidity/getnowblock", check=_head_check))
 
     async def block_by_num(self, number: int) -> Block:
-        return check_block(await self.http.post("/wallet/getblockbynum", {"num": number}), number)
+        def check(block: Any) -> None:
+            if block != {}:
+                check_block(block, number)
+
+        block = await self.http.post("/wallet/getblockbynum", {"num": number}, check=check)
+        return check_block(block, number)  # {} (not served) raises BlockNotFoundError here
 
     async def blocks_range(self, start: int, end: int) -> list[Block]:
         """Blocks ``start`` up to ``end`` (exclusive), consecutive and linked by parentHash."""
@@ -147,28 +176,75 @@ class TronRpc:
         for lo in range(start, end, BLOCK_RANGE_LIMIT):
             hi = min(end, lo + BLOCK_RANGE_LIMIT)
             reply = await self.http.post(
-                "/wallet/getblockbylimitnext", {"startNum": lo, "endNum": hi}
+                "/wallet/getblockbylimitnext",
+                {"startNum": lo, "endNum": hi},
+                check=_range_check(lo, hi),
             )
-            served = reply.get("block", []) if isinstance(reply, dict) else None
-            if not isinstance(served, list) or len(served) != hi - lo:
+            served = _sorted_blocks(reply)
+            if len(served) != hi - lo:
                 raise BlockNotFoundError(f"blocks {lo}..{hi - 1} not all served")
-            served.sort(key=_claimed_number)
-            blocks.extend(check_block(b, lo + i) for i, b in enumerate(served))
+            blocks.extend(served)
         for prev, block in itertools.pairwise(blocks):
             if block["block_header"]["raw_data"]["parentHash"] != prev["blockID"]:
                 raise ChainDataError(f"block {block_number(block)} does not link to its parent")
         return blocks
 
     async def tx_infos_by_block(self, number: int) -> list[TxInfo]:
-        reply = await self.http.post("/wallet/gettransactioninfobyblocknum", {"num": number})
-        if reply == {}:
-            return []
-        if not isinstance(reply, list):
-            raise ChainDataError(f"tx infos of block {number}: not a list")
-        for info in reply:
-            if not isinstance(info, dict) or info.get("blockNumber") != number:
-                raise ChainDataError(f"tx info does not belong to block {number}")
-        return cast(list[TxInfo], reply)
+        def check(reply: Any) -> None:
+            if reply == {}:
+                return
+            if not isinstance(reply, list):
+                raise ChainDataError(f"tx infos of block {number}: not a list")
+            for info in reply:
+                _check_info(info, number)
+
+        reply = await self.http.post(
+            "/wallet/gettransactioninfobyblocknum", {"num": number}, check=check
+        )
+        return [] if reply == {} else cast(list[TxInfo], reply)
+
+
+def _head_check(block: Any) -> None:
+    check_block(block, _claimed_number(block))
+
+
+def _sorted_blocks(reply: Any) -> list[Block]:
+    served = reply.get("block", []) if isinstance(reply, dict) else None
+    if not isinstance(served, list):
+        raise ChainDataError("getblockbylimitnext: no block list")
+    return sorted(served, key=_claimed_number)
+
+
+def _range_check(lo: int, hi: int) -> Callable[[Any], None]:
+    def check(reply: Any) -> None:
+        served = _sorted_blocks(reply)
+        if len(served) > hi - lo:
+            raise ChainDataError(f"getblockbylimitnext {lo}..{hi - 1}: too many blocks")
+        for i, block in enumerate(served):
+            check_block(block, lo + i)
+
+    return check
+
+
+def _check_info(info: Any, number: int) -> None:
+    """A transaction info of block ``number`` with the shapes the decoder reads."""
+    if not isinstance(info, dict) or info.get("blockNumber") != number:
+        raise ChainDataError(f"tx info does not belong to block {number}")
+    if not isinstance(info.get("id"), str) or not _HASH.match(info["id"]):
+        raise ChainDataError(f"tx info of block {number} without a transaction id")
+    receipt = info.get("receipt", {})
+    logs = info.get("log", [])
+    internals = info.get("internal_transactions", [])
+    if not isinstance(receipt, dict) or not isinstance(logs, list):
+        raise ChainDataError(f"tx info {info['id']}: malformed receipt or logs")
+    for log in logs:
+        topics = log.get("topics") if isinstance(log, dict) else None
+        if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+            raise ChainDataError(f"tx info {info['id']}: malformed log")
+        if not isinstance(log.get("address"), str) or not isinstance(log.get("data", ""), str):
+            raise ChainDataError(f"tx info {info['id']}: log without address or data")
+    if not isinstance(internals, list) or not all(isinstance(i, dict) for i in internals):
+        raise ChainDataError(f"tx info {info['id']}: malformed internal transactions")
 
 
 def _claimed_number(block: Any) -> int:
@@ -185,3 +261,12 @@ async def head_probe(pool: EndpointPool, endpoint: Endpoint) -> int:
         return int(block["block_header"]["raw_data"]["number"])
     except (KeyError, TypeError, ValueError):
         raise ChainDataError(f"{endpoint.name}: getnowblock answered no block number") from None
+
+
+async def genesis_probe(pool: EndpointPool, endpoint: Endpoint) -> str:
+    """The id of the block one endpoint serves at height 0, for the pool's identity check."""
+    block = await pool.post_on(endpoint, "/wallet/getblockbynum", {"num": 0})
+    block_id = block.get("blockID") if isinstance(block, dict) else None
+    if not isinstance(block_id, str) or not _HASH.match(block_id):
+        raise ChainDataError(f"{endpoint.name}: getblockbynum 0 answered no block id")
+    return block_id

@@ -14,13 +14,13 @@ from typing import Any
 from coincurve import PrivateKey, PublicKey
 
 from chaingate.chains.tron.addresses import any_to_raw, raw_from_public_point
-from chaingate.devnet.tron_node import ledger as lg
-from chaingate.devnet.tron_node.proto import (
+from chaingate.chains.tron.proto import (
     block_id_of,
     encode_header_raw,
     encode_raw_data,
     txid_of,
 )
+from chaingate.devnet.tron_node import ledger as lg
 
 TYPE_URL = "type.googleapis.com/protocol.{}"
 WITNESS_KEY = hashlib.sha256(b"chaingate tron devnet witness").digest()

@@ -30,7 +30,13 @@ from chaingate.ledger.reference.validation import (
     parse_reversal,
     parse_withdrawal_event,
 )
-from chaingate.ledger.signing import DEFAULT_MAX_SKEW, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from chaingate.ledger.signing import (
+    DEFAULT_MAX_SKEW,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    request_message,
+    verify,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -54,8 +60,8 @@ def error_response(
 
 
 def _signed_bytes(request: web.Request, body: bytes) -> bytes:
-    # A GET has no body: sign the request target as sent (path and query) instead.
-    return body if request.method == "POST" else request.raw_path.encode("utf-8")
+    # raw_path is the target as sent: path and query string, still percent-encoded.
+    return request_message(request.method, request.raw_path, body)
 
 
 @web.middleware

@@ -1,0 +1,21 @@
+-- Positions stable inside the transaction (SPEC section 5): on EVM networks a token deposit's
+-- `log:<i>` is now the log's place among ITS TRANSACTION's logs (as on TRON), where it was the
+-- block-global logIndex, and a failed token call is `call`, where it was
+-- `call:<transactionIndex>`. A transaction mined again after a reorg keeps these positions, so its
+-- deposits are found again instead of being confused with one another.
+--
+-- The old numbers cannot be converted here: a transaction's other logs (not ours) were never
+-- stored, so its first log's logIndex is unknown. Existing EVM rows (txids are 0x-prefixed on EVM
+-- only; Bitcoin and TRON txids are bare hex and their positions do not change) are renamed to
+-- `blocklog:<logIndex>` / `blockcall:<txIndex>`, so an old number is never read in the new sense.
+-- Why that is safe:
+--   * credited rows keep their stored credit_key: a later reversal goes to the key the ledger
+--     knows; a confirming row has sent no credit yet, so crediting it under a key with the
+--     renamed position credits it once;
+--   * a row whose block stays canonical is never scanned again, so it never meets a new-format
+--     twin; a row whose block leaves the chain is orphaned or reversed by the rollback first
+--     (by block number, whatever its position), and the transaction mined again is recorded
+--     and credited under its new `log:<i>` row, once.
+-- Stop every watcher before migrating (an old watcher would write old-format rows again).
+UPDATE deposits SET position = 'block' || position, updated_at = now()
+WHERE txid LIKE '0x%' AND (position LIKE 'log:%' OR position LIKE 'call:%');
