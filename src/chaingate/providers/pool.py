@@ -37,9 +37,9 @@ from chaingate.providers.identity import ChainIdentity, IdentityGuard, WrongChai
 from chaingate.providers.jsonrpc import make_request, unwrap_single
 from chaingate.providers.metrics import ProviderMetrics
 from chaingate.providers.ratelimit import TokenBucket
-from chaingate.providers.redact import redact_text
 from chaingate.providers.retry import FAILOVER_ERRORS, RetryPolicy, RoundFailed
 from chaingate.providers.transport import HttpReply, raise_for_status, require_json, send_json
+from chaingate.redact import redact_text
 
 log = structlog.get_logger(__name__)
 

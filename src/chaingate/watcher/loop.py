@@ -40,6 +40,7 @@ from chaingate.errors import (
     FencedOut,
     ReorgTooDeepError,
 )
+from chaingate.ledger.messages import Credit, credit_key
 from chaingate.metrics import WatcherMetrics
 from chaingate.store import addresses, chainstate, deposits, leases, outbox
 from chaingate.store.alerts import raise_alert
@@ -47,7 +48,7 @@ from chaingate.store.leases import Lease
 from chaingate.watcher.addressbook import AddressBook
 from chaingate.watcher.leadership import LeaseKeeper
 from chaingate.watcher.reversals import reverse_credits
-from chaingate.watcher.rules import credit_key, decide
+from chaingate.watcher.rules import decide
 
 log = structlog.get_logger(__name__)
 
@@ -391,7 +392,7 @@ class Watcher:
             await outbox.enqueue_many(
                 conn,
                 "credit",
-                [(key, _credit_body(r)) for (_, key), r in zip(keys, due, strict=True)],
+                [(key, _credit(key, r).body()) for (_, key), r in zip(keys, due, strict=True)],
             )
         credited = len(due)
         for row in due:
@@ -408,17 +409,18 @@ class Watcher:
         return credited
 
 
-def _credit_body(row: asyncpg.Record) -> dict[str, object]:
-    return {
-        "user_id": row["user_id"],
-        "network": row["network"],
-        "asset": row["asset"],
-        "amount": str(int(row["amount"])),
-        "decimals": row["decimals"],
-        "txid": row["txid"],
-        "position": row["position"],
-        "block_number": row["block_number"],
-    }
+def _credit(key: str, row: asyncpg.Record) -> Credit:
+    return Credit(
+        idempotency_key=key,
+        user_id=row["user_id"],
+        network=row["network"],
+        asset=row["asset"],
+        amount=int(row["amount"]),
+        decimals=row["decimals"],
+        txid=row["txid"],
+        position=row["position"],
+        block_number=row["block_number"],
+    )
 
 
 def _retrieve(task: asyncio.Task[ScanResult]) -> None:
