@@ -12,6 +12,8 @@ import asyncio
 import socket
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,6 +33,14 @@ class Faults:
     max_batch: int | None = None  # refuse JSON-RPC batches larger than this
     batch_refusal: Literal["413", "error"] = "413"
     max_log_range: int | None = None  # refuse eth_getLogs spanning more blocks than this
+    # A backend this many blocks behind: its head is lower and blocks above it are not served.
+    lag: int = 0
+    # A load balancer mixing backends: the real head, but the top blocks are not served.
+    unserved_top: int = 0
+    # Methods answered with a JSON-RPC "method not found" (a hosted plan that does not offer it).
+    refused_methods: frozenset[str] = frozenset()
+    # getrawmempool answers this list (a backend whose mempool still holds mined transactions).
+    frozen_mempool: list[str] | None = None
     drop_logs: bool = False  # answer every eth_getLogs with [] (a backend missing its log index)
     malformed_block: bool = False  # eth_getBlockByNumber answers lose their transaction list
 
@@ -95,9 +105,10 @@ class FaultProxy:
             return web.Response()
         if faults.status is not None:
             return web.Response(status=faults.status, text="fault injected")
+        node_head = await self._node_head()
         if isinstance(body, list):
-            return await self._batch(body)
-        refusal = self._log_range_refusal(body)
+            return await self._batch(body, node_head)
+        refusal = self._log_range_refusal(body) or self._unserved(body, node_head)
         if refusal is not None:
             return web.json_response(refusal)
         reply = await self._forward(body)
@@ -112,7 +123,7 @@ class FaultProxy:
         for item in items:
             self.seen.methods[item.get("method", "?")] += 1
 
-    async def _batch(self, body: list[Any]) -> web.StreamResponse:
+    async def _batch(self, body: list[Any], node_head: int | None) -> web.StreamResponse:
         faults = self.faults
         if faults.max_batch is not None and len(body) > faults.max_batch:
             if faults.batch_refusal == "413":
@@ -124,7 +135,10 @@ class FaultProxy:
                     "error": {"code": -32600, "message": "batch too large"},
                 }
             )
-        refusals = {i: self._log_range_refusal(item) for i, item in enumerate(body)}
+        refusals = {
+            i: self._log_range_refusal(item) or self._unserved(item, node_head)
+            for i, item in enumerate(body)
+        }
         forward = [item for i, item in enumerate(body) if refusals[i] is None]
         replies = await self._forward(forward) if forward else []
         by_id = {r["id"]: r for r in replies}
@@ -138,6 +152,31 @@ class FaultProxy:
         assert self._client is not None
         async with self._client.post(self.upstream, json=body) as resp:
             return await resp.json(content_type=None)
+
+    async def _node_head(self) -> int | None:
+        if not (self.faults.lag or self.faults.unserved_top):
+            return None
+        reply = await self._forward({"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber"})
+        return int(reply["result"], 16)
+
+    def _unserved(self, call: dict[str, Any], node_head: int | None) -> dict[str, Any] | None:
+        """``null`` for a block the lagging backend (or the unlucky one) does not have; the
+        refusal of a refused method; the frozen mempool."""
+        method = call.get("method")
+        if method in self.faults.refused_methods:
+            error = {"code": -32601, "message": "Method not found"}
+            return {"result": None, "error": error, "id": call["id"]}
+        if method == "getrawmempool" and self.faults.frozen_mempool is not None:
+            return {"id": call["id"], "result": self.faults.frozen_mempool, "error": None}
+        if node_head is None or call.get("method") != "eth_getBlockByNumber":
+            return None
+        number = call["params"][0]
+        if not (isinstance(number, str) and number.startswith("0x")):
+            return None
+        served = node_head - max(self.faults.lag, self.faults.unserved_top)
+        if int(number, 16) <= served:
+            return None
+        return {"jsonrpc": "2.0", "id": call["id"], "result": None}
 
     def _log_range_refusal(self, call: dict[str, Any]) -> dict[str, Any] | None:
         limit = self.faults.max_log_range
@@ -161,7 +200,19 @@ class FaultProxy:
             return {**reply, "result": {**result, "transactions": "garbage"}}
         if self.faults.drop_logs and method == "eth_getLogs":
             return {**reply, "result": []}
-        if self.faults.head_offset and method == "eth_blockNumber":
-            lowered = max(0, int(result, 16) - self.faults.head_offset)
+        offset = self.faults.head_offset + self.faults.lag
+        if offset and method == "eth_blockNumber":
+            lowered = max(0, int(result, 16) - offset)
             return {**reply, "result": hex(lowered)}
         return reply
+
+
+@asynccontextmanager
+async def running_proxy(upstream: str) -> AsyncIterator[FaultProxy]:
+    """A started proxy in front of ``upstream``, stopped afterwards."""
+    proxy = FaultProxy(upstream)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.stop()

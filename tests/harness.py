@@ -77,14 +77,24 @@ class Gateway:
         return result
 
     async def sync(self) -> StepResult:
-        """Step until caught up with the head (a no-op step when already there)."""
+        """Step until caught up with the head (a no-op step when already there) in a step that
+        found no reorg (a step that rolls back credits nothing: the next one does). The result
+        is the last step's, with the deepest reorg any of them found."""
         result = await self.watcher.step()
-        while not result.caught_up:
+        depth = result.reorg_depth
+        while not result.caught_up or result.reorg_depth:
             result = await self.watcher.step()
-        return result
+            depth = max(depth, result.reorg_depth)
+        return dataclasses.replace(result, reorg_depth=depth)
 
     async def deliver(self) -> int:
         return await self.dispatcher.dispatch_once()
+
+    async def settle(self) -> None:
+        """Catch up with the chain and deliver every outbox message the ledger is due."""
+        await self.sync()
+        while await self.deliver():
+            pass
 
     async def balances(self, user_id: str) -> dict[str, int]:
         answer = await self.ledger.get("/balances", {"user_id": user_id})
@@ -129,6 +139,18 @@ async def gateway(
         yield Gateway(network, db, watcher, api, ledger, dispatcher, pool)
 
 
+async def settle(gw: Gateway) -> None:
+    """Catch up with the chain and deliver every outbox message the ledger is due."""
+    await gw.sync()
+    while await gw.deliver():
+        pass
+
+
+async def by_txid(gw: Gateway, user: str) -> dict[str, dict[str, Any]]:
+    """The user's deposits on the gateway's network, by txid."""
+    return {d["txid"]: d for d in await gw.deposits(user)}
+
+
 async def eventually(
     check: Callable[[], Awaitable[bool]], step: Callable[[], Awaitable[Any]], tries: int = 40
 ) -> None:
@@ -149,7 +171,8 @@ async def until(check: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> 
 
 
 # Delays after which a test kills a watcher step and a delivery mid-flight ("restart anywhere").
-CUT_AFTER = (0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
+# The last ones let a whole step through (lease, fork check, fenced writes) on a busy machine.
+CUT_AFTER = (0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.15, 0.4)
 
 
 async def interrupted_step(gw: Gateway, delay: float) -> bool:

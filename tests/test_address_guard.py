@@ -16,6 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from tronpy import AsyncTron
 from tronpy.providers.async_http import AsyncHTTPProvider
 
+from chaindrivers.bitcoin import ltc_rpc
+from chaindrivers.tron import TronNode as TronDevnet
 from chaingate.api import ApiContext, build_app
 from chaingate.api.issuance import HISTORY_WINDOW, open_address_history
 from chaingate.chains.registry import address_codec
@@ -24,8 +26,6 @@ from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
 from chaingate.settings import Settings
 from harness import SERVICE_TOKEN, TOKENS, devnet_network
-from test_deposits_bitcoin import ltc_rpc
-from test_deposits_tron import Devnet as TronDevnet
 
 AUTH = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
 # Each run takes a start index nobody else in the session uses (other tests issue from 0).

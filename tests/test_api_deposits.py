@@ -10,11 +10,12 @@ from typing import Any
 import asyncpg
 import pytest
 
+from chaindrivers.evm import E18 as ETH
+from chaindrivers.evm import SENDER, head
 from chaingate.devnet import evm_contracts as evm
 from chaingate.devnet.manager import DevnetState
 from chaingate.store.deposits import DepositFilter, list_deposits, list_query
 from harness import SERVICE_TOKEN, Gateway, devnet_network, gateway
-from test_deposits_evm import ETH, SENDER, head
 
 AUTH = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
 

@@ -7,7 +7,6 @@ the tests do not see each other's deposits; reorgs are made with evm_snapshot / 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
@@ -15,36 +14,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
+from chaindrivers.evm import head, rpc
 from chaingate.devnet import evm_contracts as evm
 from chaingate.devnet.manager import DevnetState
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.dispatcher import OutboxDispatcher
 from chaingate.settings import PROJECT_ROOT
-from chaingate.watcher import Watcher
 from harness import LEDGER_SECRET, Gateway, devnet_network, gateway
 
 ETH = 10**18
 NEXO = 10**18
 SENDER = evm.DEFAULT_SENDER
-
-
-async def rpc(url: str, method: str, *params: Any) -> Any:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
-        ) as resp,
-    ):
-        reply = await resp.json()
-    assert "error" not in reply, reply
-    return reply["result"]
-
-
-async def head(url: str) -> int:
-    return int(await rpc(url, "eth_blockNumber"), 16)
 
 
 @pytest.fixture
@@ -57,123 +39,6 @@ async def eth(devnet: DevnetState, db: Any, ledger_url: str) -> AsyncIterator[Ga
     assert network.asset("NEXO").contract == (devnet.eth_token or "").lower()
     async with gateway(network, db, ledger_url) as gw:
         yield gw
-
-
-def by_position(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {r["asset"] or r["contract"]: r for r in rows}
-
-
-async def test_eth_and_nexo_are_credited_once_after_their_confirmations(
-    eth: Gateway, devnet: DevnetState
-) -> None:
-    url, token = devnet.eth_url or "", devnet.eth_token or ""
-    address = await eth.address("alice")
-    assert address == await eth.address("alice")  # same address every time
-    assert address != await eth.address("bob")
-    await evm.send_eth(url, SENDER, address, 3 * ETH // 2)
-    await evm.token_transfer(url, token, SENDER, address, 250 * NEXO)
-    await eth.sync()
-    rows = by_position(await eth.deposits("alice"))
-    assert {r["status"] for r in rows.values()} == {"confirming"}
-    assert (rows["ETH"]["confirmations"], rows["NEXO"]["confirmations"]) == (2, 1)
-
-    await evm.mine(url, 1)  # ETH has 3 of 3 confirmations, NEXO 2 of 3
-    await eth.sync()
-    rows = by_position(await eth.deposits("alice"))
-    assert (rows["ETH"]["status"], rows["NEXO"]["status"]) == ("credited", "confirming")
-
-    await evm.mine(url, 1)
-    for _ in range(3):  # repeated steps and deliveries change nothing
-        await eth.sync()
-        await eth.deliver()
-    assert await eth.balances("alice") == {"ETH": 3 * ETH // 2, "NEXO": 250 * NEXO}
-    credits = await eth.credits("alice")
-    assert len(credits) == 2
-    assert {c["amount"] for c in credits} == {str(3 * ETH // 2), str(250 * NEXO)}
-
-
-async def test_cancelling_watcher_and_dispatcher_anywhere_credits_once(
-    eth: Gateway, devnet: DevnetState
-) -> None:
-    url, token = devnet.eth_url or "", devnet.eth_token or ""
-    address = await eth.address("carol")
-    amounts = [ETH + i for i in range(4)]
-    for amount in amounts:
-        await evm.send_eth(url, SENDER, address, amount)
-        await evm.token_transfer(url, token, SENDER, address, 2 * NEXO)
-    await evm.mine(url, 3)
-    # Kill the watcher (a fresh Watcher each time: nothing survives in memory) and the
-    # dispatcher at many points; each restart continues from what the database holds. The same
-    # instance restarts its watcher, so it keeps its instance id (and with it the lease).
-    holder = eth.watcher.leadership.holder
-    for delay in (0, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.03, 0.06):
-        watcher = Watcher(eth.watcher.adapter, eth.db, holder=holder)
-        task = asyncio.create_task(watcher.step())
-        await asyncio.sleep(delay)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        delivery = asyncio.create_task(eth.deliver())
-        await asyncio.sleep(delay)
-        delivery.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await delivery
-    eth.watcher = Watcher(eth.watcher.adapter, eth.db, holder=holder)
-    await eth.sync()
-    # Leases of cancelled deliveries expire; deliver until the outbox is empty.
-    await eth.db.execute(
-        "UPDATE ledger_outbox SET next_attempt_at = now() WHERE delivered_at IS NULL"
-    )
-    while await eth.deliver():
-        pass
-    assert await eth.balances("carol") == {"ETH": sum(amounts), "NEXO": 8 * NEXO}
-    assert len(await eth.credits("carol")) == 8
-    undelivered = await eth.db.fetchval(
-        "SELECT count(*) FROM ledger_outbox WHERE delivered_at IS NULL"
-    )
-    assert undelivered == 0
-
-
-async def test_reorg_before_credit_orphans_the_deposit(eth: Gateway, devnet: DevnetState) -> None:
-    url = devnet.eth_url or ""
-    address = await eth.address("dan")
-    snapshot = await rpc(url, "evm_snapshot")
-    await evm.send_eth(url, SENDER, address, 2 * ETH)
-    await eth.sync()
-    assert [r["status"] for r in await eth.deposits("dan")] == ["confirming"]
-    assert await rpc(url, "evm_revert", snapshot)
-    await evm.mine(url, 5)  # a longer branch without the deposit
-    result = await eth.sync()
-    assert result.reorg_depth >= 1
-    rows = await eth.deposits("dan")
-    assert [(r["status"], r["reason"]) for r in rows] == [("orphaned", "reorg")]
-    await eth.deliver()
-    assert await eth.balances("dan") == {}
-
-
-async def test_reorg_after_credit_sends_a_reversal_and_alerts(
-    eth: Gateway, devnet: DevnetState
-) -> None:
-    url = devnet.eth_url or ""
-    address = await eth.address("erin")
-    snapshot = await rpc(url, "evm_snapshot")
-    await evm.send_eth(url, SENDER, address, 5 * ETH)
-    await evm.mine(url, 3)
-    await eth.sync()
-    await eth.deliver()
-    assert await eth.balances("erin") == {"ETH": 5 * ETH}
-
-    assert await rpc(url, "evm_revert", snapshot)
-    await evm.mine(url, 8)
-    await eth.sync()
-    rows = await eth.deposits("erin")
-    assert [(r["status"], r["reason"]) for r in rows] == [("reversed", "reorg")]
-    await eth.deliver()
-    assert await eth.balances("erin") == {"ETH": 0}
-    alerts = [a for a in await eth.alerts() if a["kind"] == "reorg_reversal"]
-    assert (
-        len(alerts) == 1 and alerts[0]["user_id"] == "erin" and alerts[0]["severity"] == "critical"
-    )
 
 
 async def test_refused_deposits_are_recorded_with_their_reason(
@@ -360,3 +225,61 @@ async def test_catching_up_in_small_ranges_with_prefetch_survives_a_reorg(
         ]
         assert all(r["status"] in ("credited", "orphaned") for r in rows)
         assert await gw.balances("nina") == {"ETH": 4 * ETH + 6}
+
+
+# --- a transaction mined again at another place ------------------------------------------------
+@pytest.mark.parametrize(
+    ("layout", "credited_first"),
+    [("shifted", False), ("reordered", True)],
+)
+async def test_a_payout_mined_again_with_another_log_layout_credits_each_recipient_once(
+    eth: Gateway, devnet: DevnetState, layout: str, credited_first: bool
+) -> None:
+    """One payout transaction pays A 100 and B 5 NEXO. A reorg drops it and the very same signed
+    bytes are mined again in a block where another transaction's log comes first ("shifted":
+    block-global log indexes move by one) or that also makes the contract pay in the opposite
+    order ("reordered": what sits at each place inside the transaction changes)."""
+    url, token = devnet.eth_url or "", devnet.eth_token or ""
+    a, b = await eth.address("pam"), await eth.address("quinn")
+    payout = await evm.deploy_payout(url)
+    await evm.token_transfer(url, token, SENDER, payout, 105 * NEXO)
+    snapshot, fork_height = await rpc(url, "evm_snapshot"), await head(url)
+    txid = await evm.pay_out(url, payout, token, SENDER, [(a, 100 * NEXO), (b, 5 * NEXO)])
+    if credited_first:
+        await evm.mine(url, 3)
+    await eth.sync()
+    await eth.deliver()
+    before = "credited" if credited_first else "confirming"
+    assert sorted((d["position"], d["status"]) for d in await eth.deposits()) == [
+        ("log:0", before), ("log:1", before),
+    ]  # fmt: skip
+
+    raw = await rpc(url, "eth_getRawTransactionByHash", txid)
+    old_tip = await head(url)
+    assert await rpc(url, "evm_revert", snapshot)
+    await rpc(url, "evm_setAutomine", False)
+    try:
+        other = evm.ANVIL_ACCOUNTS[1]
+        await evm.set_payout_reversed(url, payout, other, layout == "reordered", wait=False)
+        assert await rpc(url, "eth_sendRawTransaction", raw) == txid
+        await rpc(url, "evm_mine")
+    finally:
+        await rpc(url, "evm_setAutomine", True)
+    receipt = await rpc(url, "eth_getTransactionReceipt", txid)
+    assert int(receipt["transactionIndex"], 16) == 1  # the other transaction's log comes first
+    assert [int(log["logIndex"], 16) for log in receipt["logs"]] == [1, 2]
+    await evm.mine(url, old_tip - fork_height + 3)
+
+    await eth.sync()
+    while await eth.deliver():
+        pass
+    assert await eth.balances("pam") == {"NEXO": 100 * NEXO}
+    assert await eth.balances("quinn") == {"NEXO": 5 * NEXO}
+    for user, amount in (("pam", 100 * NEXO), ("quinn", 5 * NEXO)):
+        standing = [c for c in await eth.credits(user) if not c["reversed"]]
+        assert [int(c["amount"]) for c in standing] == [amount]  # credited once
+    rows = {d["user_id"]: d for d in await eth.deposits() if d["status"] == "credited"}
+    # The positions are the places inside the transaction, as the new block has them.
+    first, second = ("quinn", "pam") if layout == "reordered" else ("pam", "quinn")
+    assert (rows[first]["position"], rows[second]["position"]) == ("log:0", "log:1")
+    assert len(await eth.deposits()) == 2  # no row left behind under an old position

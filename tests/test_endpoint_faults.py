@@ -9,24 +9,35 @@ every endpoint lies the cursor stops at the block it could not prove.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 
+from chaindrivers.evm import E18 as ETH
+from chaindrivers.evm import E18 as NEXO
+from chaindrivers.evm import SENDER, head
 from chaingate.alerting.endpoints import WRONG_CHAIN_KIND, wrong_chain_alerts
 from chaingate.devnet import evm_contracts as evm
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
 from chaingate.errors import ChainDataError, IncompleteLogsError
 from chaingate.providers.health import ChainCheck
+from chaingate.settings import PROJECT_ROOT
 from chaingate.store import chainstate
 from faultproxy import FaultProxy
-from harness import Gateway, devnet_network, gateway
+from harness import LEDGER_SECRET, Gateway, devnet_network, gateway, until
 from providers_support import two_proxies
-from test_deposits_evm import ETH, NEXO, SENDER, head
+from test_deposits_evm import eth
+
+__all__ = ["eth"]  # the fixture (a gateway on the same database, for the ledger's view)
 
 
 def two_endpoints(
@@ -176,3 +187,55 @@ async def test_a_lying_endpoint_is_failed_over_and_pays_for_it(
     await gw.deliver()
     assert await gw.balances(f"quin-{fault}") == {"ETH": 4 * ETH, "NEXO": 2 * NEXO}
     assert bad_data_errors(gw, "alpha") >= 1 and bad_data_errors(gw, "beta") == 0
+
+
+async def test_chaingate_run_takes_a_wrong_chain_endpoint_out_and_credits_from_the_real_one(
+    devnet: DevnetState, database: str, ledger_url: str, eth: Gateway, tmp_path: Path
+) -> None:
+    """`chaingate run` as a real process with the BSC stand-in listed as an Ethereum endpoint."""
+    url, token = devnet.eth_url or "", devnet.eth_token or ""
+    bsc = FaultProxy(devnet.bsc_url or "")
+    await bsc.start()
+    address = await eth.address("uma")
+    start = await head(url) + 1
+    await evm.send_eth(url, SENDER, address, 3 * ETH)
+    await evm.token_transfer(url, token, SENDER, address, 4 * NEXO)
+    await evm.mine(url, 4)
+    chains = tmp_path / "chains"
+    chains.mkdir()
+    toml = (PROJECT_ROOT / "chains/devnet/ethereum-devnet.toml").read_text()
+    toml = toml.replace("start_height = 0", f"start_height = {start}")
+    toml += '\n[[endpoints]]\nname = "bsc-standin"\nurl_env = "BSC_STANDIN_RPC"\n'
+    (chains / "ethereum-devnet.toml").write_text(toml)
+    env = {
+        **os.environ,
+        "CHAINGATE_CHAINS_DIR": str(chains),
+        "CHAINGATE_DATABASE_URL": database,
+        "CHAINGATE_ETHEREUM_DEVNET_RPC": url,
+        "BSC_STANDIN_RPC": bsc.url,
+        "CHAINGATE_LEDGER_URL": ledger_url,
+        "CHAINGATE_LEDGER_SECRET": LEDGER_SECRET.decode(),
+        "CHAINGATE_LOG_FORMAT": "json",
+    }
+    cmd = [sys.executable, "-m", "chaingate.cli", "run", "--roles", "watchers,dispatcher"]
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+
+        async def credited() -> bool:
+            return await eth.balances("uma") == {"ETH": 3 * ETH, "NEXO": 4 * NEXO}
+
+        await until(credited, 60)
+        await until(lambda: _has_alert(eth), 10)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=20)
+        await bsc.stop()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert set(bsc.seen.methods) == {"eth_chainId"}  # asked who it is, never asked for data
+    assert b"endpoint_wrong_chain" in err
+
+
+async def _has_alert(gw: Gateway) -> bool:
+    return any(a["kind"] == WRONG_CHAIN_KIND for a in await gw.alerts())

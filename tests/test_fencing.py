@@ -15,6 +15,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from chaindrivers.evm import E18 as ETH
+from chaindrivers.evm import SENDER, head
 from chaingate.devnet import evm_contracts as evm
 from chaingate.devnet.manager import DevnetState
 from chaingate.errors import FencedOut, StoreError
@@ -22,7 +24,6 @@ from chaingate.metrics import WatcherMetrics
 from chaingate.store import chainstate, leases
 from chaingate.watcher import Watcher
 from harness import Gateway, devnet_network, gateway, until
-from test_deposits_evm import ETH, SENDER, head
 
 LEASE = "watcher:ethereum-devnet"
 

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from bitcoinlib.keys import HDKey
 
+from chaindrivers.evm import E18 as ETH
+from chaindrivers.evm import SENDER, head, rpc
 from chaingate.chains.base import BalanceReader
 from chaingate.chains.registry import open_adapter
 from chaingate.devnet import evm_contracts as evm
@@ -30,7 +32,6 @@ from chaingate.store import chainstate
 from chaingate.watcher.reconcile import Reconciler, Verdict, judge, reconciler_for
 from faultproxy import FaultProxy
 from harness import DEVNET_CHAINS, Gateway, devnet_network, gateway, until
-from test_deposits_evm import ETH, SENDER, head, rpc
 
 NETWORK = "ethereum-devnet"
 CONFIRMATIONS = 3  # chains/devnet/ethereum-devnet.toml

@@ -17,11 +17,12 @@ import asyncpg
 import pytest
 from aiohttp import web
 
+from chaindrivers.tron import SENDER_ADDRESS
 from chaingate.chains.tron.addresses import base58_to_hex
 from chaingate.devnet.manager import DevnetState
 from faultproxy import free_port
-from harness import Gateway, devnet_network, gateway
-from test_deposits_tron import SENDER_ADDRESS, SOLIDIFY_LAG, Devnet, chain, settle, usdt
+from harness import Gateway, devnet_network, gateway, settle
+from test_deposits_tron import SOLIDIFY_LAG, Devnet, chain, usdt
 
 __all__ = ["chain"]  # the fixture, imported for its side of pytest's name lookup
 

@@ -11,13 +11,14 @@ import asyncpg
 import pytest
 from asyncpg.exceptions._base import InternalClientError
 
+from chaindrivers.evm import E18 as ETH
+from chaindrivers.evm import SENDER, head
 from chaingate.devnet import evm_contracts as evm
 from chaingate.devnet.manager import DevnetState
 from chaingate.errors import ChainDataError, ProviderError
 from chaingate.store import chainstate
 from faultproxy import FaultProxy
 from harness import Gateway, devnet_network, gateway, until
-from test_deposits_evm import ETH, SENDER, head
 
 
 @pytest.fixture

@@ -74,6 +74,11 @@ class BlockNotFoundError(ChainDataError):
     """Raised when a block the gateway expects to exist is not (yet) served."""
 
 
+class EndpointInconsistentError(ChainDataError):
+    """Raised when an endpoint does not serve a block at or below the head it reports itself
+    (a lagging backend behind a load balancer): an endpoint fault, never evidence of a reorg."""
+
+
 class ReorgError(ChainDataError):
     """Raised when blocks do not link to the hashes the gateway stored."""
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from contextlib import AsyncExitStack, suppress
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -21,7 +22,7 @@ from chaingate.api.issuance import open_address_history
 from chaingate.chains.base import ChainAdapter
 from chaingate.chains.registry import address_codec, build_adapter, open_pool
 from chaingate.domain import NetworkKind
-from chaingate.errors import ChaingateError, ConfigError, ReorgTooDeepError
+from chaingate.errors import ChaingateError, ConfigError
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.dispatcher import OutboxDispatcher
 from chaingate.metrics import ReconcileMetrics, WatcherMetrics
@@ -33,6 +34,7 @@ from chaingate.store.migrate import pending_migrations
 from chaingate.watcher import Watcher
 from chaingate.watcher.reconcile import reconciler_for
 from chaingate.watcher.status import publish_status
+from chaingate.watcher.supervisor import SupervisorMetrics, TaskStatus, supervise
 
 log = structlog.get_logger(__name__)
 ROLES = ("api", "watchers", "dispatcher", "broadcaster")
@@ -90,9 +92,17 @@ async def _run_roles(
                 )
                 pools[network.name] = pool
                 adapters[network.name] = build_adapter(network, pool)
-        halted: dict[str, str] = {}
+        statuses: dict[str, TaskStatus] = {}
+        supervisor_metrics = SupervisorMetrics(registry)
         instance = leases.new_holder_id()  # one id per process: the holder of its leases
         async with asyncio.TaskGroup() as tasks:
+
+            def supervised(name: str, task: str, run: Callable[[], Awaitable[None]]) -> None:
+                # Each network's tasks are contained: a crash restarts that task, nothing else.
+                status = statuses.setdefault(f"{task}:{name}", TaskStatus())
+                job = supervise(name, task, run, stop, status, metrics=supervisor_metrics)
+                tasks.create_task(job, name=f"{task}:{name}")
+
             for name, adapter in adapters.items():
                 watcher = Watcher(
                     adapter,
@@ -101,21 +111,28 @@ async def _run_roles(
                     holder=instance,
                     lease_ttl=settings.watcher_lease_seconds,
                 )
-                tasks.create_task(_watch(watcher, stop, halted), name=f"watcher:{name}")
+                supervised(name, "watcher", partial(watcher.run, stop))
                 # Health tracking needs every endpoint's head, not just the one answering.
-                tasks.create_task(_probe_heads(pools[name], stop), name=f"heads:{name}")
+                supervised(name, "heads", partial(_probe_heads, pools[name], stop))
                 # Head and endpoint health for GET /v1/networks, whichever process serves it.
-                tasks.create_task(
-                    publish_status(
-                        db, name, pools[name], instance, stop, _status_interval(adapter)
+                supervised(
+                    name,
+                    "status",
+                    partial(
+                        publish_status,
+                        db,
+                        name,
+                        pools[name],
+                        instance,
+                        stop,
+                        _status_interval(adapter),
                     ),
-                    name=f"status:{name}",
                 )
                 # The safety net for deposits the watcher cannot see (internal transfers without
                 # tracing, validator withdrawals): None where the network is not reconciled.
                 reconciler = reconciler_for(adapter, db, reconcile_metrics)
                 if reconciler is not None:
-                    tasks.create_task(reconciler.run(stop), name=f"reconcile:{name}")
+                    supervised(name, "reconcile", partial(reconciler.run, stop))
             if "dispatcher" in roles:
                 if not settings.ledger_url:
                     raise ConfigError("CHAINGATE_LEDGER_URL: required by the dispatcher role")
@@ -131,7 +148,7 @@ async def _run_roles(
                 await _start_broadcasters(settings, db, pools, provider_metrics, stack, tasks, stop)
             if "api" in roles:
                 tasks.create_task(
-                    _serve_api(settings, db, registry, pools, halted, stop), name="api"
+                    _serve_api(settings, db, registry, pools, statuses, stop), name="api"
                 )
             log.info("service_started", roles=sorted(roles), networks=sorted(settings.networks))
 
@@ -186,7 +203,7 @@ async def _serve_api(
     db: asyncpg.Pool,
     registry: CollectorRegistry,
     pools: dict[str, EndpointPool],
-    halted: dict[str, str],
+    statuses: dict[str, TaskStatus],
     stop: asyncio.Event,
 ) -> None:
     ctx = ApiContext(
@@ -202,7 +219,10 @@ async def _serve_api(
     )
     for name, pool in pools.items():
         ctx.readiness[f"endpoints:{name}"] = _endpoint_probe(pool)
-    ctx.readiness["watchers"] = lambda: (not halted, halted or "ok")
+    for key, status in statuses.items():
+        # Per network: a halted watcher (reorg below the window) needs an operator and makes
+        # the instance unready; a crashing one is restarted and shown, the rest keeps serving.
+        ctx.readiness[key] = partial(_status_probe, status)
     runner = web.AppRunner(
         build_app(ctx),
         access_log=logging.getLogger("aiohttp.access"),
@@ -237,13 +257,8 @@ def _endpoint_probe(pool: EndpointPool) -> Callable[[], tuple[bool, Any]]:
     return probe
 
 
-async def _watch(watcher: Watcher, stop: asyncio.Event, halted: dict[str, str]) -> None:
-    """Run one network's watcher; a reorg deeper than the stored window halts only that one."""
-    try:
-        await watcher.run(stop)
-    except ReorgTooDeepError as exc:
-        halted[watcher.name] = str(exc)
-        log.critical("watcher_halted", network=watcher.name, error=str(exc))
+def _status_probe(status: TaskStatus) -> tuple[bool, Any]:
+    return status.ok, status.details()
 
 
 async def _probe_heads(pool: EndpointPool, stop: asyncio.Event) -> None:

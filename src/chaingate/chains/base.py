@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -67,6 +68,11 @@ class RpcClient(Protocol):
         ``checks`` (one per call) run on each answer inside the pool."""
         ...
 
+    def pinned(self, avoid: str | None = None) -> AbstractAsyncContextManager[str]:
+        """Every call inside goes to one endpoint (yielded by name), not ``avoid`` if another
+        is usable; an EndpointInconsistentError raised inside is booked against it."""
+        ...
+
 
 class HttpClient(Protocol):
     """Plain HTTP JSON through the provider pool (TRON /wallet, /walletsolidity)."""
@@ -79,6 +85,11 @@ class HttpClient(Protocol):
         idempotent: bool = True,
         check: Check | None = None,
     ) -> Any: ...
+
+    def pinned(self, avoid: str | None = None) -> AbstractAsyncContextManager[str]:
+        """Every call inside goes to one endpoint (yielded by name), not ``avoid`` if another
+        is usable; an EndpointInconsistentError raised inside is booked against it."""
+        ...
 
 
 class ChainAdapter(Protocol):
@@ -95,7 +106,14 @@ class ChainAdapter(Protocol):
         ...
 
     async def block_ref(self, number: int) -> BlockRef:
-        """Hash and parent hash of the canonical block at ``number``."""
+        """Hash and parent hash of the canonical block at ``number`` (BlockNotFoundError when
+        the endpoint that answered does not serve it)."""
+        ...
+
+    def pinned(self, avoid: str | None = None) -> AbstractAsyncContextManager[str]:
+        """Reads inside go to one endpoint, yielded by name (not ``avoid`` where another is
+        usable): its own head, then its blocks. An EndpointInconsistentError raised inside
+        (it does not serve a block at or below its own head) fails that endpoint over."""
         ...
 
     async def scan(self, start: int, end: int, watched: WatchedAddresses) -> ScanResult:
@@ -104,6 +122,12 @@ class ChainAdapter(Protocol):
 
     async def pending(self, watched: WatchedAddresses) -> list[Transfer]:
         """Unconfirmed transfers to ``watched`` (mempool); [] where the chain has none."""
+        ...
+
+    @property
+    def mempool_complete(self) -> bool:
+        """Whether the last ``pending()`` saw the whole mempool (one decoded bit by bit over
+        several calls is not complete yet, and nothing may be judged gone from it)."""
         ...
 
     async def aclose(self) -> None: ...

@@ -21,7 +21,7 @@ from typing import Any, TypedDict
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import AsyncHTTPProvider, AsyncWeb3
-from web3.types import RPCEndpoint, TxParams
+from web3.types import RPCEndpoint, TxParams, Wei
 
 from chaingate.errors import ChaingateError
 
@@ -267,6 +267,51 @@ async def forward_both(rpc_url: str, forwarder: str, sender: str, a: str, b: str
         _params(sender, value=wei),
         must_succeed=True,
     )
+
+
+async def deploy_payout(rpc_url: str, *, sender: str | None = None) -> str:
+    """Deploy a Payout (one transaction paying several recipients of a token)."""
+    return await deploy_contract(rpc_url, "Payout", sender=sender)
+
+
+async def pay_out(
+    rpc_url: str, payout: str, token: str, sender: str, payments: list[tuple[str, int]]
+) -> str:
+    """``payout.pay(token, recipients, amounts)``: one Transfer log per payment; the txid."""
+    return await _call(
+        rpc_url,
+        "Payout",
+        payout,
+        "pay",
+        (
+            to_checksum_address(token),
+            [to_checksum_address(to) for to, _ in payments],
+            [amount for _, amount in payments],
+        ),
+        _params(sender),
+        must_succeed=True,
+    )
+
+
+async def set_payout_reversed(
+    rpc_url: str, payout: str, sender: str, reversed_: bool, *, wait: bool = True
+) -> str:
+    """``payout.setReversed(reversed_)``; with ``wait=False`` it is only sent (automine off)."""
+    if wait:
+        return await _call(
+            rpc_url, "Payout", payout, "setReversed", (reversed_,), _params(sender),
+            must_succeed=True,
+        )  # fmt: skip
+    async with _web3(rpc_url) as w3:
+        contract = w3.eth.contract(
+            address=to_checksum_address(payout), abi=load_artifact("Payout")["abi"]
+        )
+        params = _params(sender, gas=100_000)
+        # A high tip puts it before the other transactions of the block being assembled.
+        params["maxPriorityFeePerGas"] = Wei(50 * 10**9)
+        params["maxFeePerGas"] = Wei(100 * 10**9)
+        tx_hash = await contract.functions.setReversed(reversed_).transact(params)
+    return "0x" + bytes(tx_hash).hex()
 
 
 async def send_eth(rpc_url: str, sender: str, to: str, wei: int) -> str:

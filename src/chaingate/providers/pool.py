@@ -12,7 +12,9 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import structlog
@@ -21,6 +23,7 @@ from chaingate.aio import gather_first_error
 from chaingate.domain import Endpoint
 from chaingate.errors import (
     ChainDataError,
+    EndpointInconsistentError,
     EndpointLaggingError,
     EndpointWrongChainError,
     NoHealthyEndpointError,
@@ -99,6 +102,8 @@ class EndpointPool(ClientSessionOwner):
         self._ids = itertools.count(1)
         self._batches = BatchSender(self._send, self._call_on, self._ids)
         self._identity = IdentityGuard(network, identity, on_wrong_chain)
+        # Set inside ``pinned()``: every call of that context goes to this one endpoint.
+        self._pin: ContextVar[EndpointState | None] = ContextVar(f"pin:{network}", default=None)
         for state in self._states.values():
             self._publish_health(state)
 
@@ -177,6 +182,34 @@ class EndpointPool(ClientSessionOwner):
         """One HTTP JSON POST to exactly ``endpoint``; no failover, no retry."""
         state = self._states[endpoint.name]
         return await self._run_on(state, lambda s: self._post_on(s, path, payload, check))
+
+    @asynccontextmanager
+    async def pinned(self, avoid: str | None = None) -> AsyncIterator[str]:
+        """Send every call made inside to one endpoint (yielded by name), the best available
+        one other than ``avoid`` where there is another: a consistent view of one endpoint,
+        its head and then the blocks at or below it. No failover inside. The caller's judgement
+        over several answers (EndpointInconsistentError: a block missing at or below the head
+        that endpoint reported) is booked against that endpoint, which is benched."""
+        candidates = self._ordered()
+        candidates.sort(key=lambda s: s.endpoint.name == avoid)  # stable: best first otherwise
+        state: EndpointState | None = None
+        for candidate in candidates:
+            try:
+                await self._proven(candidate)  # one of another chain is passed over, as in _round
+            except FAILOVER_ERRORS:
+                continue
+            state = candidate
+            break
+        if state is None:
+            raise NoHealthyEndpointError(f"{self.network}: no endpoint to read from")
+        token = self._pin.set(state)
+        try:
+            yield state.endpoint.name
+        except EndpointInconsistentError as exc:
+            self._book_failure(state, exc)
+            raise
+        finally:
+            self._pin.reset(token)
 
     # --- heads and health -------------------------------------------------------------------
     async def best_head(self) -> int:
@@ -291,6 +324,9 @@ class EndpointPool(ClientSessionOwner):
     def _ordered(self) -> list[EndpointState]:
         """Endpoints to try, best first: healthy ones in weighted random order, then the ones
         benched for failures (soonest back first) as a last resort; lagging ones never."""
+        pin = self._pin.get()
+        if pin is not None:
+            return [pin]
         now = time.monotonic()
         healthy = [s for s in self._states.values() if s.is_available(now)]
         # Efraimidis-Spirakis weighted shuffle; weight 0 marks a backup used after the others.
@@ -309,18 +345,7 @@ class EndpointPool(ClientSessionOwner):
         try:
             result = await op(state)
         except FAILOVER_ERRORS as exc:
-            self.metrics.errors.labels(self.network, name, error_kind(exc)).inc()
-            benched = state.record_failure()
-            self._publish_health(state)
-            log.warning(
-                "endpoint_failed",
-                network=self.network,
-                endpoint=name,
-                error=type(exc).__name__,
-                detail=redact_text(str(exc)),
-                failures=state.consecutive_failures,
-                benched_s=round(benched, 2),
-            )
+            self._book_failure(state, exc)
             raise
         except RpcError as exc:
             # The node answered; the request, not the endpoint, is at fault.
@@ -331,6 +356,21 @@ class EndpointPool(ClientSessionOwner):
         state.record_success(state.latency or 0.0)
         self._publish_health(state)
         return result
+
+    def _book_failure(self, state: EndpointState, exc: Exception) -> None:
+        name = state.endpoint.name
+        self.metrics.errors.labels(self.network, name, error_kind(exc)).inc()
+        benched = state.record_failure()
+        self._publish_health(state)
+        log.warning(
+            "endpoint_failed",
+            network=self.network,
+            endpoint=name,
+            error=type(exc).__name__,
+            detail=redact_text(str(exc)),
+            failures=state.consecutive_failures,
+            benched_s=round(benched, 2),
+        )
 
     # --- one endpoint -----------------------------------------------------------------------
     async def _send(self, state: EndpointState, url: str, payload: Any) -> HttpReply:

@@ -141,6 +141,18 @@ async def rollback_above(
     return int(orphaned), list(reversed_rows)
 
 
+async def credited_above(conn: asyncpg.Connection, network: str, height: int) -> bool:
+    """Would a rollback to ``height`` reverse a credit?"""
+    return bool(
+        await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM deposits
+                              WHERE network = $1 AND block_number > $2 AND status = 'credited')""",
+            network,
+            height,
+        )
+    )
+
+
 async def refresh_confirmations(conn: asyncpg.Connection, network: str, head: int) -> None:
     await conn.execute(
         """UPDATE deposits SET confirmations = GREATEST(0, $2 - block_number + 1)

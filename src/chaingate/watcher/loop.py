@@ -24,20 +24,17 @@ import structlog
 
 from chaingate.chains.base import ChainAdapter
 from chaingate.domain import (
-    AlertKind,
-    AlertSeverity,
     ChainHead,
     DepositStatus,
-    NewAlert,
     RejectReason,
     ScanResult,
     Transfer,
 )
 from chaingate.errors import (
-    BlockNotFoundError,
     ChainDataError,
     ChaingateError,
     FencedOut,
+    ProviderError,
     ReorgTooDeepError,
 )
 from chaingate.ledger.messages import Credit, credit_key
@@ -46,6 +43,7 @@ from chaingate.store import addresses, chainstate, deposits, leases, outbox
 from chaingate.store.alerts import raise_alert
 from chaingate.store.leases import Lease
 from chaingate.watcher.addressbook import AddressBook
+from chaingate.watcher.forks import ForkFinder
 from chaingate.watcher.leadership import LeaseKeeper
 from chaingate.watcher.reversals import reverse_credits
 from chaingate.watcher.rules import decide
@@ -82,6 +80,7 @@ class Watcher:
         self.name = adapter.network.name
         self.db = db
         self.book = AddressBook(adapter.network)
+        self.forks = ForkFinder(adapter, db)
         self.metrics = metrics or WatcherMetrics()
         # Only the holder of this lease writes for the network; every write transaction checks
         # the epoch it read the cursor under (store/leases.py, chainstate.move_cursor).
@@ -119,6 +118,7 @@ class Watcher:
                 log.info("watcher_leading", network=self.name, epoch=lease.epoch)
                 await self._lead(stop)
             except FencedOut as exc:
+                self.leadership.forget()
                 self._drop_prefetch()
                 self.metrics.deposed.labels(self.name).inc()
                 self.metrics.leader_epoch.labels(self.name).set(0)
@@ -143,7 +143,7 @@ class Watcher:
                 result = await self.step()
                 failures = 0
             except (ReorgTooDeepError, FencedOut):
-                raise  # a human is needed (alerted in _find_fork), or another instance leads
+                raise  # a human is needed (alerted in ForkFinder.confirm), or another instance leads
             except (ChaingateError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 failures += 1
                 self.metrics.step_errors.labels(self.name, type(exc).__name__).inc()
@@ -169,15 +169,10 @@ class Watcher:
 
     async def step(self) -> StepResult:
         lease = await self._hold()
-        head = await self.adapter.head()
-        self.metrics.head.labels(self.name).set(head.number)
-        async with self.db.acquire() as conn:
-            await self.book.refresh(conn)
-            cursor = await chainstate.get_cursor(conn, self.name)
-        if cursor is None:
-            cursor = await self._init_cursor(lease, head)
+        head, cursor, history, fork, endpoint = await self._view(lease)
+        if fork is not None:
+            await self.forks.confirm(history, fork, endpoint)
         depth = 0
-        fork = await self._find_fork(lease, cursor)
         if fork is not None:
             depth = cursor - fork
             await self._rollback(lease, cursor, fork)
@@ -188,15 +183,46 @@ class Watcher:
                 end, result = await self._scan_next(cursor, head.number)
                 if await self._store_range(lease, cursor, end, result):
                     scanned, found, cursor = end - cursor, len(result.transfers), end
-            if cursor >= head.number:
-                await self._track_pending(lease, cursor)
             if not depth:  # a step that found a reorg credits nothing: the next one re-checks
                 credited = await self._credit(lease, head, cursor)
+            if cursor >= head.number:  # after crediting, and best effort: see _track_pending
+                await self._track_pending(lease, cursor)
         except BaseException:
             self._drop_prefetch()  # a failed or cancelled step leaves nothing running
             raise
         self.metrics.cursor.labels(self.name).set(cursor)
         return StepResult(head.number, cursor, scanned, found, credited, depth)
+
+    async def _view(
+        self, lease: Lease
+    ) -> tuple[ChainHead, int, list[tuple[int, str]], int | None, str]:
+        """Head, cursor, stored hashes and fork point, with the head and the fork check from
+        one endpoint (its blocks are judged against the head it reports itself, see
+        watcher/forks.py). An endpoint whose answers fail there is booked (benched) by the
+        pool, and the next one is asked, as the pool itself fails over an unpinned call."""
+        attempts = max(1, len(self.network.endpoints))
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.adapter.pinned() as endpoint:
+                    head = await self.adapter.head()
+                    self.metrics.head.labels(self.name).set(head.number)
+                    async with self.db.acquire() as conn:
+                        await self.book.refresh(conn)
+                        cursor = await chainstate.get_cursor(conn, self.name)
+                    if cursor is None:
+                        cursor = await self._init_cursor(lease, head)
+                    history, fork = await self.forks.find(lease, cursor, head.number)
+                    return head, cursor, history, fork, endpoint
+            except (ProviderError, ChainDataError) as exc:
+                if attempt == attempts:
+                    raise
+                log.warning(
+                    "endpoint_failed_over",
+                    network=self.name,
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                )
+        raise AssertionError("unreachable")
 
     async def _init_cursor(self, lease: Lease, head: ChainHead) -> int:
         """First run on this database: start at ``start_height`` (default: the head)."""
@@ -232,50 +258,6 @@ class Watcher:
             self._prefetch = None
 
     # --- reorgs -------------------------------------------------------------------------------
-    async def _find_fork(self, lease: Lease, cursor: int) -> int | None:
-        """None while our tip is still canonical; else the highest height whose hash still is."""
-        async with self.db.acquire() as conn:
-            history = await chainstate.stored_hashes_desc(conn, self.name, cursor)
-        if not history:
-            await self._anchor(lease, cursor)  # fresh start
-            return None
-        if history[0][0] != cursor:
-            return None
-        for number, stored in history:
-            try:
-                current = await self.adapter.block_ref(number)
-            except BlockNotFoundError:
-                continue  # the chain got shorter than this height (e.g. invalidateblock)
-            if current.hash == stored:
-                return None if number == cursor else number
-        oldest = history[-1][0]
-        async with self.db.acquire() as conn:
-            await raise_alert(
-                conn,
-                NewAlert(
-                    kind=AlertKind.REORG_TOO_DEEP,
-                    severity=AlertSeverity.CRITICAL,
-                    network=self.name,
-                    dedup_key=f"reorg_too_deep:{self.name}:{cursor}",
-                    message=f"{self.name}: no stored block hash at or above {oldest} is canonical "
-                    "any more; the watcher stopped and needs an operator",
-                ),
-            )
-        raise ReorgTooDeepError(f"{self.name}: fork point below the stored window ({oldest})")
-
-    async def _anchor(self, lease: Lease, cursor: int) -> None:
-        """Store the hash of the block below the first one we scan: without it, a reorg that
-        replaces every block scanned so far finds no fork point and stops the watcher."""
-        if cursor < 0:
-            return
-        try:
-            ref = await self.adapter.block_ref(cursor)
-        except BlockNotFoundError:
-            return  # start_height is above the head: anchor once the chain gets there
-        async with self.db.acquire() as conn, conn.transaction():
-            await chainstate.move_cursor(conn, lease, self.name, cursor, cursor)
-            await chainstate.record_blocks(conn, self.name, [ref], self.network.reorg_window)
-
     async def _rollback(self, lease: Lease, cursor: int, fork: int) -> None:
         """Undo what the blocks above ``fork`` did, in one transaction fenced by ``lease`` and
         compared-and-set on ``cursor``: a deposed leader's stale rollback is refused whole."""
@@ -347,7 +329,8 @@ class Watcher:
         await deposits.upsert(conn, rows)
         for d in decisions:
             self.metrics.deposits.labels(self.name, d.deposit.status.value).inc()
-            if d.deposit.reason == RejectReason.UNLISTED_TOKEN and d.deposit.block_number:
+            mined = d.deposit.block_number is not None
+            if mined and d.deposit.reason == RejectReason.UNLISTED_TOKEN:
                 self.metrics.unlisted_tokens.labels(self.name).inc()
             if d.alert is not None and await raise_alert(conn, d.alert):
                 self.metrics.alerts.labels(d.alert.kind, self.name).inc()
@@ -360,13 +343,32 @@ class Watcher:
                 )
 
     async def _track_pending(self, lease: Lease, cursor: int) -> None:
-        pending = [t for t in await self.adapter.pending(self.book) if t.block_number is None]
-        async with self.db.acquire() as conn, conn.transaction():
-            await chainstate.move_cursor(conn, lease, self.name, cursor, cursor)
-            await self._record_transfers(conn, pending)
-            dropped = await deposits.orphan_unseen_pending(
-                conn, self.name, {(t.txid, t.position) for t in pending}
+        """The mempool view: informational (nothing is credited from it), so it runs after
+        crediting and its failure (getrawmempool refused, a huge first fetch timing out) is
+        logged and counted, never the step's failure. Only a complete view orphans sightings
+        that left it (an adapter that decodes a big mempool over several steps says so)."""
+        try:
+            pending = [t for t in await self.adapter.pending(self.book) if t.block_number is None]
+            complete = self.adapter.mempool_complete
+            async with self.db.acquire() as conn, conn.transaction():
+                await chainstate.move_cursor(conn, lease, self.name, cursor, cursor)
+                await self._record_transfers(conn, pending)
+                dropped = []
+                if complete:
+                    dropped = await deposits.orphan_unseen_pending(
+                        conn, self.name, {(t.txid, t.position) for t in pending}
+                    )
+        except FencedOut:
+            raise
+        except (ChaingateError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            self.metrics.step_errors.labels(self.name, f"mempool:{type(exc).__name__}").inc()
+            log.warning(
+                "mempool_pass_failed",
+                network=self.name,
+                error=str(exc),
+                error_type=type(exc).__name__,
             )
+            return
         for row in dropped:
             log.info(
                 "pending_dropped", network=self.name, txid=row["txid"], position=row["position"]
@@ -380,7 +382,10 @@ class Watcher:
         async with self.db.acquire() as conn, conn.transaction():
             # Fenced, and the cursor held where we scanned to while crediting below it.
             await chainstate.move_cursor(conn, lease, self.name, scanned_to, scanned_to)
-            await deposits.refresh_confirmations(conn, self.name, head.number)
+            # Counted on the chain we verified and linked (the cursor), never past it on the
+            # word of whatever head an endpoint reported.
+            verified_tip = min(head.number, scanned_to)
+            await deposits.refresh_confirmations(conn, self.name, verified_tip)
             due = await deposits.due_for_credit(conn, self.name, scanned_to, finalized)
             # Set-based: at catch-up every deposit comes due at once, and a round trip per
             # deposit would cost as much as the scan itself (see docs/benchmarks.md).

@@ -8,6 +8,7 @@ canonical hashes it is served and the watcher compares them with the ones it sto
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 
 import structlog
 
@@ -23,6 +24,9 @@ log = structlog.get_logger(__name__)
 
 # Verbose blocks of ~2,000 transactions are several MB of JSON each: fetch a few at a time.
 BLOCKS_PER_BATCH = 10
+# New mempool transactions decoded per pending() call: a mempool of tens of thousands is read
+# over several watcher steps instead of one fetch that must all succeed at once.
+MEMPOOL_TXS_PER_CALL = 2_000
 
 
 class BitcoinAdapter:
@@ -30,12 +34,14 @@ class BitcoinAdapter:
         self.network = network
         self.addresses = BitcoinAddresses(network)
         self.rpc = BitcoinRpc(rpc)
+        self._client = rpc
         self.asset = network.native_asset.symbol
         # Mempool transactions already decoded, each as its spendable outputs in compact form
         # (script, index, satoshis): every transaction is fetched once while it stays in the
         # mempool, and is matched against the watched set on every read, so an address issued
         # after its payment was first decoded still sees the payment as pending.
         self._mempool: dict[str, tuple[tuple[str, int, int], ...]] = {}
+        self.mempool_complete = False  # until one pending() has decoded every transaction
 
     async def head(self) -> ChainHead:
         return ChainHead(number=await self.rpc.getblockcount())
@@ -44,6 +50,9 @@ class BitcoinAdapter:
         block_hash = await self.rpc.getblockhash(number)
         header = await self.rpc.getblockheader(block_hash, number)
         return BlockRef(number=number, hash=block_hash, parent_hash=parent_hash(header))
+
+    def pinned(self, avoid: str | None = None) -> AbstractAsyncContextManager[str]:
+        return self._client.pinned(avoid)
 
     async def scan(self, start: int, end: int, watched: WatchedAddresses) -> ScanResult:
         if start < 0 or end < start:
@@ -73,10 +82,14 @@ class BitcoinAdapter:
         for gone in [t for t in self._mempool if t not in current]:
             del self._mempool[gone]
         new = [t for t in txids if t not in self._mempool]
-        if new:
-            decoded = await self.rpc.getrawtransactions(new)
+        batch = new[:MEMPOOL_TXS_PER_CALL]
+        if batch:
+            decoded = await self.rpc.getrawtransactions(batch)
             for txid, tx in decoded.items():
                 self._mempool[txid] = spendable_outputs(tx)
+            for txid in batch:  # left the mempool between the two calls: nothing to decode
+                self._mempool.setdefault(txid, ())
+        self.mempool_complete = len(new) <= MEMPOOL_TXS_PER_CALL
         return [
             Transfer(
                 network=self.network.name,

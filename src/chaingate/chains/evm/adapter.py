@@ -3,7 +3,8 @@
 Per scan: the blocks with full transactions (one batch) and one eth_getLogs over the range with
 topic0 = Transfer and NO address filter (an unlisted token sent to us must be seen, to be
 rejected loudly), fetched concurrently. Receipts are fetched only for the few blocks holding a
-native or token-call candidate, traces only when the network has tracing. Work per transaction
+native or token-call candidate or a Transfer log to us (a log's position is its place among its
+transaction's logs, which only the receipt tells), traces only when the network has tracing. Work per transaction
 is a dictionary lookup or two; the watched set may hold millions of keys and is only probed.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Awaitable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -81,6 +83,7 @@ class EvmAdapter:
         self.network = network
         self.addresses = EvmAddresses(network)
         self.rpc = EvmRpc(rpc, network.name)
+        self._client = rpc
         try:
             self._native = network.native_asset.symbol
         except LookupError as exc:
@@ -100,6 +103,11 @@ class EvmAdapter:
     async def block_ref(self, number: int) -> BlockRef:
         (block,) = await self.rpc.get_blocks([number], full_txs=False)
         return _ref(block)
+
+    def pinned(self, avoid: str | None = None) -> AbstractAsyncContextManager[str]:
+        return self._client.pinned(avoid)
+
+    mempool_complete = True  # no mempool view: nothing to be incomplete
 
     async def pending(self, watched: WatchedAddresses) -> list[Transfer]:
         return []  # EVM deposits are taken from blocks only

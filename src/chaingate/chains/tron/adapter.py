@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 
 import structlog
 
@@ -22,6 +23,7 @@ class TronAdapter:
         self.network = network
         self.addresses = TronAddresses(network)
         self.rpc = TronRpc(http)
+        self._client = http
 
     async def head(self) -> ChainHead:
         head = block_number(await self.rpc.now_block())
@@ -34,6 +36,9 @@ class TronAdapter:
         block = await self.rpc.block_by_num(number)
         raw = block["block_header"]["raw_data"]
         return BlockRef(number=number, hash=block["blockID"], parent_hash=raw["parentHash"])
+
+    def pinned(self, avoid: str | None = None) -> AbstractAsyncContextManager[str]:
+        return self._client.pinned(avoid)
 
     async def scan(self, start: int, end: int, watched: WatchedAddresses) -> ScanResult:
         if end < start:
@@ -53,6 +58,8 @@ class TronAdapter:
             "tron_scan", network=self.network.name, start=start, end=end, transfers=len(transfers)
         )
         return ScanResult(blocks=tuple(refs), transfers=tuple(transfers))
+
+    mempool_complete = True  # no mempool view: nothing to be incomplete
 
     async def pending(self, watched: WatchedAddresses) -> list[Transfer]:
         return []  # java-tron exposes no mempool over the HTTP subset hosted endpoints serve
