@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -12,10 +13,12 @@ import structlog
 from aiohttp import web
 
 from chaingate.chains.tron.addresses import any_to_raw, to_base58
+from chaingate.chains.tron.proto import decode_transaction, raw_data_json
 from chaingate.devnet.tron_node import costs
 from chaingate.devnet.tron_node import ledger as lg
 from chaingate.devnet.tron_node.chain import BroadcastError, Chain
 from chaingate.devnet.tron_node.render import block_json, tx_info_json, tx_json
+from chaingate.errors import ChainDataError
 
 log = structlog.get_logger(__name__)
 CHAIN: web.AppKey[Chain] = web.AppKey("chain", Chain)
@@ -275,6 +278,23 @@ def broadcast(chain: Chain, body: dict[str, Any], solid: bool) -> Any:
     return {"result": True, "txid": tx.txid}
 
 
+def broadcast_hex(chain: Chain, body: dict[str, Any], solid: bool) -> Any:
+    """java-tron's /wallet/broadcasthex: the whole signed ``Transaction`` as protobuf hex."""
+    try:
+        raw, signatures = decode_transaction(bytes.fromhex(str(body["transaction"])))
+        raw_data = raw_data_json(raw)
+    except ChainDataError as exc:
+        return {"result": False, "code": "OTHER_ERROR", "message": str(exc).encode().hex()}
+    answer = broadcast(chain, {"raw_data": raw_data, "signature": signatures}, solid)
+    txid = hashlib.sha256(raw).hexdigest()
+    return {**answer, "txid": txid, "transaction": tx_json_of(chain, txid)}
+
+
+def tx_json_of(chain: Chain, txid: str) -> Any:
+    pending = next((t for t in chain.pool if t.txid == txid), None)
+    return tx_json(pending, mined=False) if pending else {}
+
+
 WALLET: dict[str, Handler] = {
     "getnowblock": now_block,
     "getblockbynum": block_by_num,
@@ -296,6 +316,7 @@ WALLET_ONLY: dict[str, Handler] = {
     "triggersmartcontract": trigger_smart_contract,
     "getsignweight": sign_weight,
     "broadcasttransaction": broadcast,
+    "broadcasthex": broadcast_hex,
 }
 
 
