@@ -14,11 +14,10 @@ import pytest
 from chaingate.chains.tron.addresses import any_to_raw
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain.batch_content import BatchContent, BatchOutput
-from chaingate.domain.signing_plan import TronPlan
 from chaingate.errors import FeeCapError
 from chaingate.signer.keystore import hot_key
 from chaingate.signer.tron import HotWalletShort, sign_tron_batch, signed_transaction_bytes
-from tron_support import TronKey, TronNode, transfer_data
+from tron_support import TronKey, TronNode, plan_for
 
 TRX = 1_000_000
 CAP = 100 * TRX
@@ -30,44 +29,6 @@ async def node(devnet: DevnetState) -> AsyncIterator[TronNode]:
     node = TronNode(devnet.tron_url)
     await node.mine(20)
     yield node
-
-
-async def plan_for(
-    node: TronNode, hot: TronKey, content: BatchContent, contract: str | None
-) -> TronPlan:
-    """What the planner reads: solidified head, prices, dry runs, activation, hot balance."""
-    block = await node.post("walletsolidity/getnowblock")
-    header = block["block_header"]["raw_data"]
-    params = {
-        p["key"]: p.get("value", 0)
-        for p in (await node.post("wallet/getchainparameters"))["chainParameter"]
-    }
-    energy, inactive = {}, set()
-    for output in content.outputs:
-        if contract is not None:
-            answer = await node.post(
-                "wallet/triggerconstantcontract",
-                owner_address=hot.address,
-                contract_address=contract,
-                data=transfer_data(any_to_raw(output.destination), output.amount),
-                visible=True,
-            )
-            energy[output.withdrawal_id] = int(answer["energy_used"])
-        elif not await node.exists(output.destination):
-            inactive.add(output.withdrawal_id)
-    return TronPlan(
-        from_address=hot.address,
-        ref_number=int(header["number"]),
-        ref_block_id=block["blockID"],
-        ref_timestamp=int(header["timestamp"]),
-        energy_price=params["getEnergyFee"],
-        bandwidth_price=params["getTransactionFee"],
-        activation_fee=params["getCreateAccountFee"]
-        + params["getCreateNewAccountFeeInSystemContract"],
-        hot_balance=await node.balance(hot.address),
-        energy=energy,
-        inactive=frozenset(inactive),
-    )
 
 
 def content_of(asset: str, contract: str | None, outputs: list[tuple[str, int]]) -> BatchContent:

@@ -13,9 +13,11 @@ from typing import Any
 import httpx
 from coincurve import PrivateKey
 
-from chaingate.chains.tron.addresses import raw_from_public_point, to_base58
+from chaingate.chains.tron.addresses import any_to_raw, raw_from_public_point, to_base58
 from chaingate.chains.tron.proto import encode_raw_data, txid_of
 from chaingate.devnet.tron_node import GENESIS_KEYS
+from chaingate.domain.batch_content import BatchContent
+from chaingate.domain.signing_plan import TronPlan
 
 TYPE_URL = "type.googleapis.com/protocol.{}"
 
@@ -109,3 +111,41 @@ class TronNode:
 
 def transfer_data(to_raw: bytes, amount: int) -> str:
     return "a9059cbb" + to_raw[1:].hex().rjust(64, "0") + f"{amount:064x}"
+
+
+async def plan_for(
+    node: TronNode, hot: TronKey, content: BatchContent, contract: str | None
+) -> TronPlan:
+    """What the planner reads: solidified head, prices, dry runs, activation, hot balance."""
+    block = await node.post("walletsolidity/getnowblock")
+    header = block["block_header"]["raw_data"]
+    params = {
+        p["key"]: p.get("value", 0)
+        for p in (await node.post("wallet/getchainparameters"))["chainParameter"]
+    }
+    energy, inactive = {}, set()
+    for output in content.outputs:
+        if contract is not None:
+            answer = await node.post(
+                "wallet/triggerconstantcontract",
+                owner_address=hot.address,
+                contract_address=contract,
+                data=transfer_data(any_to_raw(output.destination), output.amount),
+                visible=True,
+            )
+            energy[output.withdrawal_id] = int(answer["energy_used"])
+        elif not await node.exists(output.destination):
+            inactive.add(output.withdrawal_id)
+    return TronPlan(
+        from_address=hot.address,
+        ref_number=int(header["number"]),
+        ref_block_id=block["blockID"],
+        ref_timestamp=int(header["timestamp"]),
+        energy_price=params["getEnergyFee"],
+        bandwidth_price=params["getTransactionFee"],
+        activation_fee=params["getCreateAccountFee"]
+        + params["getCreateNewAccountFeeInSystemContract"],
+        hot_balance=await node.balance(hot.address),
+        energy=energy,
+        inactive=frozenset(inactive),
+    )

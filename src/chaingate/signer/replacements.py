@@ -24,6 +24,7 @@ from chaingate.chains.evm.txbuilder import (
     bump_fees,
     unsigned_transaction,
 )
+from chaingate.domain.signing_plan import EvmPlan
 from chaingate.errors import FencedOut, KeystoreError, ValidationError
 from chaingate.signer.checks import Refused, check_limits
 from chaingate.signer.evm import sign_evm
@@ -71,6 +72,9 @@ async def _replace(signer: Signer, queue: LeasedQueue, claim: Claim) -> Outcome:
     try:
         content, network = signer.verify(material, REPLACEABLE)
         plan = signer.plan_of(claim, network, sender=str(old["from_address"]))
+        if not isinstance(plan, EvmPlan):
+            # TRON has no same-nonce replacement: an unmined transaction dies at its expiration
+            raise Refused("not_replaceable", f"{network.name} transactions are not replaced")
         [output] = [o for o in content.outputs if o.withdrawal_id == old["withdrawal_id"]]
         # The same withdrawal again: its per-transaction limit applies, the day's tally does not
         # count it a second time.

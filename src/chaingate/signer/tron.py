@@ -10,6 +10,7 @@ the hot address, so a key mix-up or a builder bug can never reach the chain.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 
 from coincurve import PrivateKey, PublicKey
@@ -18,10 +19,12 @@ from chaingate.chains.tron import txbuilder as tb
 from chaingate.chains.tron.addresses import raw_from_public_point, to_base58
 from chaingate.chains.tron.proto import decode_raw_data
 from chaingate.chains.tron.txbuilder import Reference
+from chaingate.domain import Network
 from chaingate.domain.batch_content import BatchContent
 from chaingate.domain.signing_plan import TronPlan
 from chaingate.errors import FeeCapError, SignerError, ValidationError
 from chaingate.signer.keystore import HotKey, tron_address
+from chaingate.store.signer import SignedRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,3 +170,44 @@ def _varint(value: int) -> bytes:
         out.append(byte | 0x80 if value else byte)
         if not value:
             return bytes(out)
+
+
+def tron_rows(
+    batch_id: int,
+    content: BatchContent,
+    network: Network,
+    plan: TronPlan,
+    key: HotKey,
+    epoch: int,
+) -> list[SignedRow]:
+    """The rows the signer records for a TRON batch, in the same database transaction that
+    checks its allocator lease: the signed bytes with their reference block and expiration."""
+    assert network.hot_address is not None
+    outputs = sign_tron_batch(
+        content,
+        plan,
+        key,
+        now_ms=int(time.time() * 1000),
+        expiration_seconds=network.tx_expiration,
+    )
+    return [
+        SignedRow(
+            batch_id=batch_id,
+            withdrawal_id=o.withdrawal_id,
+            network=network.name,
+            from_address=network.hot_address,
+            nonce=None,
+            raw_tx=signed_transaction_bytes(o.signed).hex(),
+            txid=o.signed.txid,
+            fee_cap=content.fee_cap,
+            max_fee_per_gas=None,
+            max_priority_fee_per_gas=None,
+            gas_limit=None,
+            signer_epoch=epoch,
+            expiration_ms=o.expiration,
+            ref_block_number=o.reference.number,
+            ref_block_id=o.reference.block_id,
+            fee_limit=o.fee_limit or None,
+        )
+        for o in outputs
+    ]
