@@ -27,6 +27,7 @@ class AlertKind(StrEnum):
     HOT_KEY_USED_ELSEWHERE = "hot_key_used_elsewhere"  # the chain counts more txs than we made
     WITHDRAWAL_NONCE_CONTESTED = "withdrawal_nonce_contested"  # a foreign tx holds our nonce
     WITHDRAWAL_STUCK = "withdrawal_stuck"  # not mined for too long and cannot be replaced
+    WITHDRAWAL_FAILED = "withdrawal_failed"  # failed on chain (OUT_OF_ENERGY, REVERT): fee burned
     HOT_WALLET_SHORT = "hot_wallet_short"  # TRON: the hot TRX cannot pay what a batch may cost
 
 
