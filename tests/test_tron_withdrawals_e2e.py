@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import asyncpg
 import pytest
 
+from chaingate.chains.base import HttpClient
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
 from chaingate.providers.pool import EndpointPool
@@ -21,7 +23,7 @@ from chaingate.signer.checks import SignerLimit
 from chaingate.signer.config import SignerSettings
 from chaingate.signer.keystore import KeyRing, hot_key
 from chaingate.signer.service import Signer
-from chaingate.withdrawals.tron import TronBroadcaster
+from chaingate.withdrawals.tron import TronBroadcaster, TronTracker
 from harness import devnet_network, until
 from tron_support import TronKey, TronNode
 from withdrawal_desk import SEAL_KEY, Desk, desk
@@ -92,6 +94,19 @@ class Rig:
 
         await until(done, seconds=60)
         return await self.d.statuses(*ids)
+
+
+class Spy:
+    """The real endpoint pool, with the paths asked of it written down (not a mock: every call
+    goes through)."""
+
+    def __init__(self, http: Any) -> None:
+        self.http = http
+        self.paths: list[str] = []
+
+    async def post(self, path: str, payload: Any = None, **kw: Any) -> Any:
+        self.paths.append(path)
+        return await self.http.post(path, payload, **kw)
 
 
 @pytest.fixture
@@ -172,3 +187,30 @@ async def test_an_underestimated_trc20_ends_out_of_energy_failed_with_its_fee(ri
     assert (int(usdt["amount"]), int(usdt["held"])) == (100 * TRX, 0)  # funds back
     alert = await rig.d.db.fetchrow("SELECT * FROM alerts WHERE kind = 'withdrawal_failed'")
     assert alert is not None and row["txid"] == alert["txid"]
+
+
+async def test_signed_bytes_held_past_their_expiration_are_never_sent(rig: Rig) -> None:
+    await rig.fund("hugo", "TRX", 100 * TRX)
+    wid = await rig.withdraw("hugo", "TRX", TronKey.fresh("late payee").address, 2 * TRX)
+    await rig.approve("TRX")
+    short = dataclasses.replace(rig.network, tx_expiration=1)
+    rig.signer.settings.networks[NET] = short  # this batch's bytes live one second
+    await rig.broadcaster.planner.plan_once()
+    assert [o.result for o in await rig.signer.sign_once()] == ["signed"]
+    [row] = await rig.d.db.fetch("SELECT * FROM withdrawal_txs")
+    while (await rig.node.post("wallet/getnowblock"))["block_header"]["raw_data"][
+        "timestamp"
+    ] < row["expiration_ms"]:
+        await rig.node.mine(1)  # the broadcaster is "down" until the bytes expired
+    spy = Spy(rig.broadcaster.http)
+    tracker = rig.broadcaster.tracker
+    assert isinstance(tracker, TronTracker)
+    rig.broadcaster.http = tracker.http = cast(HttpClient, spy)
+    assert await rig.run_until([wid], {"failed"}) == ["failed"]
+    assert "/wallet/broadcasthex" not in spy.paths  # never sent late, nor rebroadcast
+    assert await rig.node.info(row["txid"]) == {}
+    reason = await rig.d.db.fetchval(
+        "SELECT reason FROM withdrawal_history WHERE withdrawal_id = $1 AND to_status = 'failed'",
+        wid,
+    )
+    assert "expired" in reason

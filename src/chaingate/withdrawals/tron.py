@@ -54,7 +54,7 @@ class TronPlanner(Planner):
             raise ValueError(f"{network.name} has no hot_address")
         self._db = db
         self._network = network
-        self._http = http
+        self.http = http
         self._refresh_after = refresh_after
         self._hot = network.hot_address
 
@@ -65,8 +65,8 @@ class TronPlanner(Planner):
                 " FROM batch_outputs WHERE batch_id = $1 ORDER BY withdrawal_id",
                 batch_id,
             )
-        number, block_id, timestamp = await _header(self._http, "/walletsolidity/getnowblock", {})
-        answer = await self._http.post("/wallet/getchainparameters", {})
+        number, block_id, timestamp = await _header(self.http, "/walletsolidity/getnowblock", {})
+        answer = await self.http.post("/wallet/getchainparameters", {})
         params = {p["key"]: int(p.get("value", 0)) for p in answer.get("chainParameter", [])}
         energy: dict[int, int] = {}
         inactive: set[int] = set()
@@ -92,7 +92,7 @@ class TronPlanner(Planner):
         )
 
     async def _account(self, address: str) -> dict[str, Any]:
-        answer = await self._http.post("/wallet/getaccount", {"address": address, "visible": True})
+        answer = await self.http.post("/wallet/getaccount", {"address": address, "visible": True})
         return dict(answer) if isinstance(answer, dict) else {}
 
     async def _dry_run(self, contract: str, to: str, amount: str) -> int:
@@ -102,7 +102,7 @@ class TronPlanner(Planner):
             "data": trc20_transfer_data(to, int(amount)),
             "visible": True,
         }
-        answer = await self._http.post("/wallet/triggerconstantcontract", body)
+        answer = await self.http.post("/wallet/triggerconstantcontract", body)
         if answer.get("result") != {"result": True} or "energy_used" not in answer:
             # the hot wallet lacks the token, or the node cannot run it: no plan, no signing
             raise ProviderError(f"dry run of a transfer of {contract} refused: {answer}"[:300])
@@ -121,7 +121,7 @@ class TronTracker(Tracker):
     ) -> None:
         self._db = db
         self.network = network
-        self._http = http
+        self.http = http
         self._queue = queue
         self._every = every
         self._broadcaster = broadcaster
@@ -129,12 +129,12 @@ class TronTracker(Tracker):
     async def track(self, claim: Claim) -> None:
         row = claim.record
         txid = str(row["txid"])
-        info = await self._http.post("/walletsolidity/gettransactioninfobyid", {"value": txid})
-        tx = await self._http.post("/walletsolidity/gettransactionbyid", {"value": txid})
-        head = await _header(self._http, "/wallet/getnowblock", {})
-        solid = await _header(self._http, "/walletsolidity/getnowblock", {})
+        info = await self.http.post("/walletsolidity/gettransactioninfobyid", {"value": txid})
+        tx = await self.http.post("/walletsolidity/gettransactionbyid", {"value": txid})
+        head = await _header(self.http, "/wallet/getnowblock", {})
+        solid = await _header(self.http, "/walletsolidity/getnowblock", {})
         parent = await _header(
-            self._http, "/walletsolidity/getblockbynum", {"num": max(0, solid[0] - 1)}
+            self.http, "/walletsolidity/getblockbynum", {"num": max(0, solid[0] - 1)}
         )
         fate = settle(
             txid,
@@ -224,7 +224,7 @@ class TronBroadcaster(Broadcaster):
     ) -> None:
         self._db = db
         self.network = network
-        self._http = http
+        self.http = http
         self._queue = LeasedQueue(
             db,
             outgoing_table(network.name, extra="q.expiration_ms"),
@@ -237,7 +237,7 @@ class TronBroadcaster(Broadcaster):
 
     async def push(self, row: asyncpg.Record) -> str:
         """Send the stored bytes; the node's answer code ("OK" when accepted)."""
-        answer = await self._http.post(
+        answer = await self.http.post(
             "/wallet/broadcasthex", {"transaction": row["raw_tx"]}, idempotent=False
         )
         if answer.get("result") is True:
@@ -249,6 +249,13 @@ class TronBroadcaster(Broadcaster):
     async def send(self, claim: Claim) -> None:
         row = claim.record
         await self._mark_signed(row)
+        _, _, head_ms = await _header(self.http, "/wallet/getnowblock", {})
+        if head_ms >= int(row["expiration_ms"]):
+            # Held back past its expiration (a broadcaster was down): never sent late. The
+            # tracker declares it dead once the solidified chain proves it.
+            log.warning("tron_withdrawal_expired_unsent", txid=row["txid"])
+            await self.sent(claim, "expired_unsent")
+            return
         code = await self.push(row)
         # Whatever the node said, the bytes may be out (or be dead): from now on the tracker
         # decides, on the solidified chain, and never sends anything but these bytes.
