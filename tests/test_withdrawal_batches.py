@@ -224,7 +224,7 @@ async def test_rejection_without_release_fails_them_and_the_ledger_releases(d: D
         "bob",
         {"reason": "destination on a sanctions list", "release": False},
     )
-    assert status == 200 and answer["status"] == "rejected"
+    assert status == 200 and answer["status"] == "rejected", answer
     assert await d.statuses(*ids) == ["failed", "failed"]
     status, shown = await d.call("GET", f"/v1/withdrawals/{ids[0]}", "service")
     assert "sanctions" in shown["failure_reason"]
@@ -312,3 +312,75 @@ async def test_a_batch_stops_at_the_assets_batch_limit(d: Desk) -> None:
     assert [o["withdrawal_id"] for o in batch["outputs"]] == first
     rest = await d.make_batch()
     assert [o["withdrawal_id"] for o in rest["outputs"]] == second
+
+
+async def test_a_refused_hold_voids_an_approved_batch_nobody_signed(d: Desk) -> None:
+    user, amount = "u-poor-2", 6 * ETHER // 10
+    await d.fund(user, ETHER)
+    ids = [(await d.withdraw(user, amount))[1]["id"] for _ in range(2)]
+    batch = await d.make_batch()
+    await d.approve(batch, "alice")
+    status, approved = await d.approve(batch, "bob")  # approved before the ledger answered
+    assert status == 201 and approved["status"] == "approved"
+    await d.deliver()
+    assert sorted(await d.statuses(*ids)) == ["cancelled", "requested"]
+    _, b = await d.call("GET", f"/v1/batches/{batch['id']}", "viewer")
+    assert b["status"] == "failed" and "refused to hold" in b["failure_reason"]
+    job = await d.db.fetchrow("SELECT done_at, last_error FROM signer_jobs")
+    assert job["done_at"] is not None and "voided before signing" in job["last_error"]
+    # The released withdrawal is batched again; the ledger still holds its funds.
+    again = await d.make_batch()
+    assert again["output_count"] == 1
+    await d.deliver()
+    assert await d.books(user) == (ETHER, amount)
+
+
+async def test_a_refused_hold_never_voids_a_batch_the_signer_has_signed(d: Desk) -> None:
+    user, amount = "u-poor-3", 6 * ETHER // 10
+    await d.fund(user, ETHER)
+    ids = [(await d.withdraw(user, amount))[1]["id"] for _ in range(2)]
+    batch = await d.make_batch()
+    await d.approve(batch, "alice")
+    await d.approve(batch, "bob")
+    # What the signer records when it signs (stands in for the signer, which test_signer runs).
+    for n, wid in enumerate(ids):
+        await d.db.execute(
+            """INSERT INTO withdrawal_txs (batch_id, withdrawal_id, network, from_address, nonce,
+                                           raw_tx, txid)
+               VALUES ($1, $2, $3, '0xhot', $4, '0x02', $5)""",
+            batch["id"],
+            wid,
+            ETH,
+            n,
+            f"0x{n:064x}",
+        )
+    await d.deliver()
+    assert await d.statuses(*ids) == ["approved", "approved"]  # signed bytes stay in charge
+    _, b = await d.call("GET", f"/v1/batches/{batch['id']}", "viewer")
+    assert b["status"] == "approved"
+    alert = await d.db.fetchrow("SELECT * FROM alerts WHERE kind = 'withdrawal_hold_refused_late'")
+    assert alert["severity"] == "critical" and alert["user_id"] == user
+
+
+async def test_an_approved_batch_is_rejected_only_after_the_signer_refused_it(d: Desk) -> None:
+    user = "u-refused"
+    ids = await requested(d, user, ETHER, 2 * ETHER)
+    batch = await d.make_batch()
+    await d.approve(batch, "alice")
+    await d.approve(batch, "bob")
+    path = f"/v1/batches/{batch['id']}/rejection"
+    body = {"reason": "the signer refused it: destination edited", "release": False}
+    status, answer = await d.call("POST", path, "carol", body)
+    assert (status, answer["error"]["code"]) == (409, "invalid_transition")  # signer's hands
+    # The signer refuses the batch: it parks the job (and alerts).
+    await d.db.execute(
+        "UPDATE signer_jobs SET parked_at = now(), next_attempt_at = 'infinity' WHERE batch_id = $1",
+        batch["id"],
+    )
+    status, answer = await d.call("POST", path, "carol", body)
+    assert status == 200 and answer["status"] == "rejected", answer
+    assert await d.statuses(*ids) == ["failed", "failed"]
+    job = await d.db.fetchrow("SELECT done_at FROM signer_jobs WHERE batch_id = $1", batch["id"])
+    assert job["done_at"] is not None  # un-parking it later signs nothing
+    await d.deliver()
+    assert await d.books(user) == (3 * ETHER, 0)

@@ -68,7 +68,7 @@ def test_the_happy_path_and_both_endings_are_allowed_and_nothing_else() -> None:
     with pytest.raises(InvalidTransitionError):
         check_batch_transition("rejected", "approved")
     with pytest.raises(InvalidTransitionError):
-        check_batch_transition("approved", "rejected")
+        check_batch_transition("signed", "rejected")
 
 
 def test_the_content_hash_is_stable_and_independent_of_output_order() -> None:

@@ -3,6 +3,8 @@ viewers and ops."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from chaingate.api.auth import require
@@ -34,10 +36,10 @@ def path_id(request: web.Request, name: str, what: str) -> int:
     return parse_int64(request.match_info[name], f"{what} id", minimum=1)
 
 
-def page_response(key: str, page: views.Page) -> web.Response:
+def page_response(key: str, page: dict[str, Any]) -> web.Response:
     """A page as the list endpoints answer it: ``next`` is passed back as ``after``."""
-    following = None if page.last_id is None else cursor_of(page.last_id)
-    return json_response({key: page.items, "next": following})
+    last_id = page["last_id"]
+    return json_response({key: page[key], "next": None if last_id is None else cursor_of(last_id)})
 
 
 async def post_withdrawal(request: web.Request) -> web.Response:

@@ -18,15 +18,15 @@ class AlertKind(StrEnum):
     UNEXPLAINED_BALANCE = "unexplained_balance"  # more on an address than its deposits explain
     BALANCE_SHORTFALL = "balance_shortfall"  # less on an address than its deposits explain
     ENDPOINT_WRONG_CHAIN = "endpoint_wrong_chain"  # an endpoint serves another chain: taken out
-    # Withdrawals
-    BATCH_TAMPERED = "batch_tampered"  # a stored batch no longer matches its seal or hash
-    WITHDRAWAL_HOLD_REFUSED_LATE = "withdrawal_hold_refused_late"  # refused after signing
+    # withdrawals
+    BATCH_TAMPERED = "batch_tampered"  # a batch no longer matches its sealed record
+    WITHDRAWAL_HOLD_REFUSED_LATE = "withdrawal_hold_refused_late"  # hold refused after signing
     SIGNER_REFUSED = "signer_refused"  # the signer's own checks refused a batch: nothing signed
-    FEE_CAP_TOO_LOW = "fee_cap_too_low"  # the network's fees are above the approved cap
-    NONCE_GAP = "nonce_gap"  # recorded nonces of a hot address have holes
-    HOT_KEY_USED_ELSEWHERE = "hot_key_used_elsewhere"  # the chain counts more txs than we made
+    NONCE_GAP = "nonce_gap"  # recorded nonces of a hot address have a hole
+    HOT_KEY_USED_ELSEWHERE = "hot_key_used_elsewhere"  # the chain counts more txs than we signed
     WITHDRAWAL_NONCE_CONTESTED = "withdrawal_nonce_contested"  # a foreign tx holds our nonce
-    WITHDRAWAL_STUCK = "withdrawal_stuck"  # not mined for too long and cannot be replaced
+    FEE_CAP_TOO_LOW = "fee_cap_too_low"  # the approved fee cap cannot pay the next block
+    WITHDRAWAL_STUCK = "withdrawal_stuck"  # unmined past replace_after: replaced, or cannot be
     WITHDRAWAL_FAILED = "withdrawal_failed"  # failed on chain (OUT_OF_ENERGY, REVERT): fee burned
     HOT_WALLET_SHORT = "hot_wallet_short"  # TRON: the hot TRX cannot pay what a batch may cost
 

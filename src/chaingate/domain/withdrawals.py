@@ -62,7 +62,8 @@ WITHDRAWAL_TRANSITIONS: dict[WithdrawalStatus, frozenset[WithdrawalStatus]] = {
 _B = BatchStatus
 BATCH_TRANSITIONS: dict[BatchStatus, frozenset[BatchStatus]] = {
     _B.PENDING_APPROVAL: frozenset({_B.APPROVED, _B.REJECTED}),
-    _B.APPROVED: frozenset({_B.SIGNING, _B.FAILED}),
+    # Rejected: the signer refused it (job parked) before signing anything, and ops rejects it.
+    _B.APPROVED: frozenset({_B.SIGNING, _B.REJECTED, _B.FAILED}),
     _B.SIGNING: frozenset({_B.SIGNED, _B.FAILED}),
     _B.SIGNED: frozenset({_B.BROADCAST, _B.COMPLETED, _B.FAILED}),
     _B.BROADCAST: frozenset({_B.COMPLETED}),

@@ -111,8 +111,9 @@ async def reject(
     reason: Any,
     release: Any,
 ) -> dict[str, Any]:
-    """Reject a batch pending approval. With ``release`` its withdrawals go back to
-    ``requested`` (to be batched again); without, they fail and the ledger releases the funds."""
+    """Reject a batch pending approval, or an approved one the signer refused (its job parked,
+    nothing signed). With ``release`` its withdrawals go back to ``requested`` (to be batched
+    again); without, they fail and the ledger releases the funds."""
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationError("'reason' is required: why the batch is rejected")
     if len(reason) > 1000:
@@ -120,11 +121,17 @@ async def reject(
     if not isinstance(release, bool):
         raise ValidationError("'release' must be true (back to pending) or false (fail them)")
     async with conn.transaction():
+        # The signer job first, then the batch: the order feedback.py locks them in too.
+        job = await conn.fetchrow(
+            "SELECT parked_at FROM signer_jobs WHERE batch_id = $1 FOR UPDATE", batch_id
+        )
         batch = await _locked_batch(conn, batch_id)
-        if batch["status"] != BatchStatus.PENDING_APPROVAL:
+        if batch["status"] == BatchStatus.APPROVED:
+            await _take_back_from_signer(conn, batch_id, job, reason)
+        elif batch["status"] != BatchStatus.PENDING_APPROVAL:
             raise InvalidTransitionError(
-                f"batch {batch_id} is {batch['status']}: only a batch pending approval can be "
-                "rejected"
+                f"batch {batch_id} is {batch['status']}: only a batch pending approval (or one "
+                "the signer refused) can be rejected"
             )
         await record_batch_status(
             conn, batch_id, BatchStatus.REJECTED, actor=principal, reason=reason
@@ -152,6 +159,28 @@ async def reject(
         view = await get_batch(conn, batch_id, rules.quorum)
     log.info("batch_rejected", batch_id=batch_id, principal=principal, release=release)
     return view
+
+
+async def _take_back_from_signer(
+    conn: asyncpg.Connection, batch_id: int, job: asyncpg.Record | None, reason: str
+) -> None:
+    """An approved batch leaves the signer's hands only once the signer refused it (its job
+    parked) and only while nothing of it was signed; its job is then closed for good."""
+    signed = await conn.fetchval(
+        "SELECT 1 FROM withdrawal_txs WHERE batch_id = $1 LIMIT 1", batch_id
+    )
+    if job is None or job["parked_at"] is None or signed:
+        raise InvalidTransitionError(
+            f"batch {batch_id} is approved and in the signer's hands: it can be rejected only "
+            "after the signer refused it (its job parked) and while nothing of it is signed"
+        )
+    await conn.execute(
+        """UPDATE signer_jobs SET done_at = now(), lease_token = NULL,
+                  last_error = left('rejected after the signer refused it: ' || $2, 1000)
+           WHERE batch_id = $1 AND done_at IS NULL""",
+        batch_id,
+        reason,
+    )
 
 
 async def _locked_batch(conn: asyncpg.Connection, batch_id: int) -> asyncpg.Record:

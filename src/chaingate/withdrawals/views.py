@@ -4,7 +4,6 @@ with amounts as decimal strings of base units."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -54,14 +53,6 @@ async def get_withdrawal(conn: asyncpg.Connection, withdrawal_id: int) -> dict[s
     return await withdrawal_view(conn, row)
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page, newest first; ``last_id`` is where the next page starts (None at the end)."""
-
-    items: list[dict[str, Any]]
-    last_id: int | None
-
-
 async def list_withdrawals(
     conn: asyncpg.Connection,
     *,
@@ -71,8 +62,9 @@ async def list_withdrawals(
     status: str | None = None,
     before_id: int | None = None,
     limit: int = 100,
-) -> Page:
-    """Withdrawals with an id below ``before_id`` (all when None), newest first."""
+) -> dict[str, Any]:
+    """``{"withdrawals": [...], "last_id": ...}``: those with an id below ``before_id`` (all
+    when None), newest first; ``last_id`` is where the next page starts (None at the end)."""
     if status is not None and status not in {s.value for s in WithdrawalStatus}:
         raise ValidationError(f"unknown status {status!r}")
     if not 1 <= limit <= MAX_PAGE:
@@ -89,7 +81,7 @@ async def list_withdrawals(
     page = found[:limit]
     history = await rows.history(conn, [r["id"] for r in page])
     items = [_withdrawal(r, history[r["id"]]) for r in page]
-    return Page(items, page[-1]["id"] if len(found) > limit else None)
+    return {"withdrawals": items, "last_id": page[-1]["id"] if len(found) > limit else None}
 
 
 def batch_view(
@@ -153,9 +145,9 @@ async def list_batches(
     status: str | None = None,
     before_id: int | None = None,
     limit: int = 100,
-) -> Page:
-    """Batches with an id below ``before_id``, newest first, each with its approvals (not its
-    outputs: ``get_batch`` shows those)."""
+) -> dict[str, Any]:
+    """``{"batches": [...], "last_id": ...}``: those with an id below ``before_id``, newest
+    first, each with its approvals (not its outputs: ``get_batch`` shows those)."""
     if status is not None and status not in {s.value for s in BatchStatus}:
         raise ValidationError(f"unknown status {status!r}")
     if not 1 <= limit <= MAX_PAGE:
@@ -170,4 +162,4 @@ async def list_batches(
         view = batch_view(b, [], approvals.get(b["id"], []), quorum)
         del view["outputs"]
         items.append(view)
-    return Page(items, page[-1]["id"] if len(found) > limit else None)
+    return {"batches": items, "last_id": page[-1]["id"] if len(found) > limit else None}
