@@ -22,6 +22,7 @@ from chaingate.providers.pool import EndpointPool
 from chaingate.signer.checks import SignerLimit
 from chaingate.signer.config import SignerSettings
 from chaingate.signer.keystore import KeyRing, hot_key
+from chaingate.signer.replacements import replace_once
 from chaingate.signer.service import Signer
 from chaingate.withdrawals.tron import TronBroadcaster, TronTracker
 from harness import devnet_network, until
@@ -87,6 +88,7 @@ class Rig:
         async def done() -> bool:
             await self.broadcaster.planner.plan_once()
             await self.signer.sign_once(limit=5)
+            await replace_once(self.signer)  # TRON: rebuilds of expired transactions
             await self.broadcaster.work_once()
             await self.node.mine(1)
             await self.d.deliver()
@@ -103,9 +105,12 @@ class Spy:
     def __init__(self, http: Any) -> None:
         self.http = http
         self.paths: list[str] = []
+        self.sent: list[str] = []
 
     async def post(self, path: str, payload: Any = None, **kw: Any) -> Any:
         self.paths.append(path)
+        if path == "/wallet/broadcasthex":
+            self.sent.append(payload["transaction"])
         return await self.http.post(path, payload, **kw)
 
 
@@ -189,28 +194,34 @@ async def test_an_underestimated_trc20_ends_out_of_energy_failed_with_its_fee(ri
     assert alert is not None and row["txid"] == alert["txid"]
 
 
-async def test_signed_bytes_held_past_their_expiration_are_never_sent(rig: Rig) -> None:
+async def test_bytes_held_past_their_expiration_are_never_sent_and_rebuilt_once(rig: Rig) -> None:
     await rig.fund("hugo", "TRX", 100 * TRX)
-    wid = await rig.withdraw("hugo", "TRX", TronKey.fresh("late payee").address, 2 * TRX)
+    payee = TronKey.fresh("late payee")
+    await rig.node.control("fund", address=payee.address, amount_sun=1)
+    wid = await rig.withdraw("hugo", "TRX", payee.address, 2 * TRX)
     await rig.approve("TRX")
-    short = dataclasses.replace(rig.network, tx_expiration=1)
-    rig.signer.settings.networks[NET] = short  # this batch's bytes live one second
+    rig.signer.settings.networks[NET] = dataclasses.replace(rig.network, tx_expiration=1)
     await rig.broadcaster.planner.plan_once()
-    assert [o.result for o in await rig.signer.sign_once()] == ["signed"]
-    [row] = await rig.d.db.fetch("SELECT * FROM withdrawal_txs")
+    assert [o.result for o in await rig.signer.sign_once()] == ["signed"]  # bytes live 1 s
+    rig.signer.settings.networks[NET] = rig.network  # a rebuild gets the usual 60 s
+    [first] = await rig.d.db.fetch("SELECT * FROM withdrawal_txs")
     while (await rig.node.post("wallet/getnowblock"))["block_header"]["raw_data"][
         "timestamp"
-    ] < row["expiration_ms"]:
+    ] < first["expiration_ms"]:
         await rig.node.mine(1)  # the broadcaster is "down" until the bytes expired
     spy = Spy(rig.broadcaster.http)
     tracker = rig.broadcaster.tracker
     assert isinstance(tracker, TronTracker)
-    rig.broadcaster.http = tracker.http = cast(HttpClient, spy)
-    assert await rig.run_until([wid], {"failed"}) == ["failed"]
-    assert "/wallet/broadcasthex" not in spy.paths  # never sent late, nor rebroadcast
-    assert await rig.node.info(row["txid"]) == {}
-    reason = await rig.d.db.fetchval(
-        "SELECT reason FROM withdrawal_history WHERE withdrawal_id = $1 AND to_status = 'failed'",
-        wid,
-    )
-    assert "expired" in reason
+    rig.broadcaster.http = tracker.http = rig.broadcaster.planner.http = cast(HttpClient, spy)
+    assert await rig.run_until([wid], {"confirmed"}) == ["confirmed"]
+    rows = await rig.d.db.fetch("SELECT * FROM withdrawal_txs ORDER BY id")
+    assert [(r["txid"] == first["txid"], r["status"]) for r in rows] == [
+        (True, "replaced"),
+        (False, "confirmed"),
+    ]
+    assert rows[1]["expiration_ms"] > first["expiration_ms"]
+    assert rows[1]["ref_block_number"] > first["ref_block_number"]
+    assert spy.sent == [rows[1]["raw_tx"]]  # the old bytes never; the new ones once (the node
+    # keeps them while they wait to solidify: no reason to send them again)
+    assert await rig.node.info(first["txid"]) == {}
+    assert await rig.node.balance(payee.address) == 1 + 2 * TRX  # paid once

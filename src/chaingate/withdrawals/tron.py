@@ -10,19 +10,21 @@
 - ``TronTracker.track``: ``chains/tron/settlement.py`` on the solidified answers. In a
   solidified block: ``confirmed`` or ``failed`` (OUT_OF_ENERGY, REVERT) with the burned fee,
   energy and bandwidth recorded. Not there and before its expiration: the SAME bytes again.
-  Dead for good (the solid head's parent past the expiration): ``failed``, funds back to the
-  ledger. Rebuilding an expired withdrawal once is not built yet (see the runbook).
+  Dead for good (the solid head's parent past the expiration): rebuilt once (the signer signs
+  a NEW transaction through ``signer_replacements``), and failed (funds back to the ledger) if
+  the rebuilt one expires too.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
 import structlog
 
 from chaingate.chains.base import HttpClient
-from chaingate.chains.tron.settlement import Fate, Settled, settle
+from chaingate.chains.tron.settlement import Fate, Settled, after_expiry, settle
 from chaingate.chains.tron.txbuilder import trc20_transfer_data
 from chaingate.domain import AlertKind, AlertSeverity, Network, NewAlert
 from chaingate.domain.signing_plan import TronPlan
@@ -59,11 +61,19 @@ class TronPlanner(Planner):
         self._hot = network.hot_address
 
     async def _plan(self, batch_id: int, contract: str | None) -> TronPlan:
+        return await self.plan_outputs(batch_id, contract)
+
+    async def plan_outputs(
+        self, batch_id: int, contract: str | None, withdrawal_id: int | None = None
+    ) -> TronPlan:
+        """The plan of a batch's outputs (of one of them when ``withdrawal_id`` is given)."""
         async with self._db.acquire() as conn:
             outputs = await conn.fetch(
                 "SELECT withdrawal_id, destination, amount::text AS amount"
-                " FROM batch_outputs WHERE batch_id = $1 ORDER BY withdrawal_id",
+                " FROM batch_outputs WHERE batch_id = $1"
+                " AND ($2::bigint IS NULL OR withdrawal_id = $2) ORDER BY withdrawal_id",
                 batch_id,
+                withdrawal_id,
             )
         number, block_id, timestamp = await _header(self.http, "/walletsolidity/getnowblock", {})
         answer = await self.http.post("/wallet/getchainparameters", {})
@@ -147,19 +157,51 @@ class TronTracker(Tracker):
         if isinstance(fate, Settled):
             await self._settled(claim, fate)
         elif fate is Fate.REBROADCAST:
-            await self._broadcaster.push(row)  # the same bytes; a node that has them says DUP
+            # Not solidified yet and still alive: the same bytes again, unless the node has
+            # them (pending or in a block not yet solidified)
+            if not await self.http.post("/wallet/gettransactionbyid", {"value": txid}):
+                await self._broadcaster.push(row)
             await self._queue.defer([claim], self._every)
         elif fate is Fate.WAIT:
             await self._queue.defer([claim], self._every)
         else:
+            await self._expired(claim)
+
+    async def _expired(self, claim: Claim) -> None:
+        """Dead for good: rebuilt once (a new transaction from the signer), then failed."""
+        row = claim.record
+        async with self._db.acquire() as conn:
+            rebuilds = await conn.fetchval(
+                "SELECT count(*) FROM withdrawal_txs WHERE withdrawal_id = $1"
+                " AND status = 'replaced'",
+                row["withdrawal_id"],
+            )
+            contract = await conn.fetchval(
+                "SELECT contract FROM batches WHERE id = $1", row["batch_id"]
+            )
+        if after_expiry(int(rebuilds)) == "fail":
             await self._finish(
                 claim,
                 "failed",
-                txid,
+                str(row["txid"]),
                 fee=0,
-                reason="the transaction expired without entering a solidified block: "
-                "nothing was sent",
+                reason="the transaction expired without entering a solidified block (and was "
+                "rebuilt once already): nothing was sent",
             )
+            return
+        plan = await self._broadcaster.planner.plan_outputs(
+            int(row["batch_id"]), contract, int(row["withdrawal_id"])
+        )
+        async with self._db.acquire() as conn:
+            asked = await conn.fetchval(
+                """INSERT INTO signer_replacements (tx_id, plan) VALUES ($1, $2::text::jsonb)
+                   ON CONFLICT (tx_id) DO NOTHING RETURNING 1""",
+                row["id"],
+                json.dumps(plan.to_json()),
+            )
+        if asked:
+            log.warning("tron_withdrawal_expired_rebuild_asked", txid=row["txid"])
+        await self._queue.defer([claim], self._every)
 
     async def _settled(self, claim: Claim, fate: Settled) -> None:
         row = claim.record
@@ -232,7 +274,7 @@ class TronBroadcaster(Broadcaster):
             lease_seconds=lease_seconds,
         )
         self._track_every = track_every or max(network.block_time, 0.5)
-        self.planner = TronPlanner(db, network, http)
+        self.planner: TronPlanner = TronPlanner(db, network, http)
         self.tracker = TronTracker(db, network, http, self._queue, self._track_every, self)
 
     async def push(self, row: asyncpg.Record) -> str:
