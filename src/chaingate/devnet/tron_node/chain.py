@@ -244,7 +244,9 @@ class Chain:
         if txid in self.by_txid or any(t.txid == txid for t in self.pool):
             raise BroadcastError("DUP_TRANSACTION_ERROR", "dup transaction")
         expiration, head_time = int(raw.get("expiration", 0)), self.head.timestamp
-        if not head_time < expiration <= head_time + costs.MAXIMUM_TIME_UNTIL_EXPIRATION:
+        # The devnet's genesis is dated 0 (as java-tron's): no upper bound before a first block
+        latest = head_time + costs.MAXIMUM_TIME_UNTIL_EXPIRATION if self.head.number else expiration
+        if not head_time < expiration <= latest:
             # java-tron logs "Transaction expiration, transaction expiration time is %d, but
             # headBlockTime is %d" and answers with the short text only
             raise BroadcastError("TRANSACTION_EXPIRATION_ERROR", "Transaction expired")
