@@ -240,3 +240,28 @@ def test_signer_modules_load_no_provider_api_or_web_code() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_signer_requires_keys_only_for_the_networks_it_signs_for(tmp_path: Path) -> None:
+    """A signer with limits for ethereum-devnet only starts with the EVM hot key alone, even
+    with bitcoin-devnet (a hot_xpub) loaded; given a Bitcoin limit it needs that key too."""
+    from chaingate.signer.config import SignerSettings, signed_networks
+
+    networks = {n.name: n for n in devnet_networks()}
+    limits = tmp_path / "limits.toml"
+    limits.write_text('[ethereum-devnet.ETH]\nper_transaction = "1"\nper_day = "1"\n')
+    env = {
+        "CHAINGATE_DATABASE_URL": "postgresql://unused/x",
+        "CHAINGATE_APPROVAL_SEAL_KEY": "11" * 32,
+        "CHAINGATE_SIGNER_LIMITS": str(limits),
+        ENV_DEVNET_KEYS: "2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+    }
+    settings = SignerSettings.from_env(env)
+    assert [n.name for n in signed_networks(networks.values(), settings.limits)] == [
+        "ethereum-devnet"
+    ]
+    limits.write_text(
+        limits.read_text() + '[bitcoin-devnet.BTC]\nper_transaction = "1"\nper_day = "1"\n'
+    )
+    with pytest.raises(KeystoreError):
+        SignerSettings.from_env(env)

@@ -229,6 +229,14 @@ class ValidationError(ChaingateError):
     code = "invalid_request"
 
 
+class FeeCapError(ValidationError):
+    """Raised when the approved fee cap cannot pay what the transaction needs to be mined (EVM:
+    the next block's base fee and tip, or a replacement's bump; TRON: the fee_limit the energy
+    estimate asks for): it would not be mined, so it is not built."""
+
+    code = "fee_cap_exceeded"
+
+
 class InvalidAddressError(ValidationError):
     """Raised when an address is malformed or belongs to another network."""
 

@@ -181,17 +181,16 @@ async def _start_broadcasters(
     tasks: asyncio.TaskGroup,
     stop: asyncio.Event,
 ) -> None:
-    """Plan, send and track withdrawals on every EVM network with a hot address and every
-    Bitcoin network with a hot wallet (``hot_xpub``)."""
+    """Plan, send and track withdrawals on every EVM or TRON network with a hot address and
+    every Bitcoin network with a hot wallet (``hot_xpub``)."""
     from chaingate.chains.bitcoin.rpc import BitcoinRpc
     from chaingate.chains.evm.rpc import EvmRpc
     from chaingate.withdrawals.bitcoin_tracker import BitcoinBroadcaster
     from chaingate.withdrawals.broadcaster import Broadcaster
+    from chaingate.withdrawals.tron import TronBroadcaster
 
     for network in settings.networks.values():
-        evm = network.kind is NetworkKind.EVM and network.hot_address is not None
-        bitcoin = network.kind is NetworkKind.BITCOIN and network.hot_xpub is not None
-        if not (evm or bitcoin):
+        if not network.has_hot_wallet:
             continue
         pool = pools.get(network.name)
         if pool is None:
@@ -199,9 +198,11 @@ async def _start_broadcasters(
             pools[network.name] = pool
         lease = settings.outbox_lease_seconds
         broadcaster: Broadcaster = (
-            Broadcaster(db, network, EvmRpc(pool, network.name), lease_seconds=lease)
-            if evm
+            TronBroadcaster(db, network, pool, lease_seconds=lease)
+            if network.kind is NetworkKind.TRON
             else BitcoinBroadcaster(db, network, BitcoinRpc(pool), lease_seconds=lease)
+            if network.kind is NetworkKind.BITCOIN
+            else Broadcaster(db, network, EvmRpc(pool, network.name), lease_seconds=lease)
         )
         tasks.create_task(broadcaster.run(stop), name=f"broadcaster:{network.name}")
 

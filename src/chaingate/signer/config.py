@@ -20,7 +20,7 @@ Built once in ``chaingate signer`` from the chains/ registry and the environment
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,26 +59,37 @@ class SignerSettings:
             raise ConfigError(f"{ENV_DATABASE} (or CHAINGATE_DATABASE_URL): not set")
         if not base.approval_seal_key:
             raise ConfigError("CHAINGATE_APPROVAL_SEAL_KEY: the signer cannot check approvals")
-        evm = {n.name: n for n in base.networks.values() if n.kind is NetworkKind.EVM}
         keys = load_keyring(env, base.networks.values())
-        for network in evm.values():
-            if network.hot_address is not None:
-                keys.key_for(network.hot_address)  # fail at start, not at the first job
-        for network in base.networks.values():
-            if network.kind is NetworkKind.BITCOIN and network.hot_xpub:
+        limits = load_limits(env.get(ENV_LIMITS, "").strip(), base.networks)
+        for network in signed_networks(base.networks.values(), limits):
+            # fail at start, not at the first job
+            if network.kind is NetworkKind.BITCOIN:
                 from chaingate.signer.hotwallet import hot_wallet
 
                 hot_wallet(network, keys)  # the keystore key must be the hot_xpub's
+            else:
+                assert network.hot_address is not None
+                keys.key_for(network.hot_address)
         return cls(
             database_url=database_url,
             networks=base.networks,
             keys=keys,
             seal_key=base.approval_seal_key,
             quorum=base.approval_quorum,
-            limits=load_limits(env.get(ENV_LIMITS, "").strip(), base.networks),
+            limits=limits,
             lease_seconds=_lease(env.get(ENV_LEASE, "").strip()),
             allocator_ttl=_lease(env.get(ENV_LEASE, "").strip()),
         )
+
+
+def signed_networks(
+    networks: Iterable[Network], limits: Mapping[tuple[str, str], SignerLimit]
+) -> list[Network]:
+    """The networks this signer signs for: a hot wallet in the registry AND an asset in its own
+    limits. Only their keys are required at start; any other network's batch is refused
+    anyway (no limit: fail closed), so a signer for one chain starts without another's key."""
+    limited = {network for network, _ in limits}
+    return [n for n in networks if n.has_hot_wallet and n.name in limited]
 
 
 def _lease(raw: str) -> float:

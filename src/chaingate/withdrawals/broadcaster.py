@@ -48,8 +48,9 @@ async def withdrawals_of(conn: asyncpg.Connection, row: asyncpg.Record) -> list[
     return [int(r["withdrawal_id"]) for r in rows]
 
 
-def outgoing_table(network: str) -> QueueTable:
-    """The live transactions of one network. The name goes into SQL text, so it is checked."""
+def outgoing_table(network: str, extra: str = "") -> QueueTable:
+    """The live transactions of one network (``extra``: a family's own columns). The name goes
+    into SQL text, so it is checked."""
     if not _NAME.fullmatch(network):
         raise ValueError(f"unexpected network name {network!r}")
     return QueueTable(
@@ -58,7 +59,8 @@ def outgoing_table(network: str) -> QueueTable:
                      q.nonce, q.raw_tx, q.txid, q.status, q.block_number, q.block_hash,
                      q.broadcast_at, q.created_at, q.gas_limit, q.fee_cap::text AS fee_cap,
                      q.max_fee_per_gas::text AS max_fee_per_gas,
-                     q.max_priority_fee_per_gas::text AS max_priority_fee_per_gas""",
+                     q.max_priority_fee_per_gas::text AS max_priority_fee_per_gas"""
+        + (f", {extra}" if extra else ""),
         eligible=f"q.network = '{network}' AND q.status IN ('signed', 'broadcast')",
     )
 
@@ -86,13 +88,15 @@ class Broadcaster:
         lease_seconds: float,
         track_every: float | None,
         holder: str | None,
+        extra: str = "",
     ) -> None:
-        """What every chain family's broadcaster shares: the network's outgoing queue."""
+        """What every chain family's broadcaster shares: the network's outgoing queue
+        (``extra``: the family's own columns, see ``outgoing_table``)."""
         self._db = db
         self.network = network
         self._queue = LeasedQueue(
             db,
-            outgoing_table(network.name),
+            outgoing_table(network.name, extra),
             holder=holder or worker_name("broadcaster"),
             lease_seconds=lease_seconds,
         )
