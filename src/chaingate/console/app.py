@@ -48,21 +48,7 @@ def console_app(session_key: str) -> web.Application:
     app.router.add_post("/logout", security.logout)
     pages.routes(app)
     batches.routes(app)
-    _post_only(app)
     return app
-
-
-def _post_only(app: web.Application) -> None:
-    """A GET of an action's URL is answered 405 by the console itself: left to the gateway's
-    router, the refusal would skip this app's middlewares (no security headers on it)."""
-
-    async def method_not_allowed(request: web.Request) -> web.Response:
-        raise web.HTTPMethodNotAllowed(request.method, ["POST"])
-
-    for resource in app.router.resources():
-        methods = {route.method for route in resource}
-        if "POST" in methods and "GET" not in methods and isinstance(resource, web.Resource):
-            resource.add_route("GET", method_not_allowed)
 
 
 async def _page_context(request: web.Request) -> dict[str, Any]:
