@@ -155,11 +155,17 @@ async def seed(db: asyncpg.Pool) -> dict[str, int]:
         )
         # What a watchers process publishes about its endpoint pool (watcher/status.py).
         for network, head in HEADS.items():
-            endpoints = [{"name": "primary", "head": head, "healthy": True, "latency_ms": 38.0}]
+            endpoints = [{"name": "primary", "head": head, "healthy": True, "latency_ms": 38.0,
+                          "chain_check": "ok"}]  # fmt: skip
             if network == "tron-devnet":
                 endpoints.append(
                     {"name": "backup", "head": head - 40, "healthy": False,
-                     "latency_ms": 912.0, "benched_reason": "lagging"}
+                     "latency_ms": 912.0, "benched_reason": "lagging", "chain_check": "ok"}
+                )  # fmt: skip
+            if network == "bsc-devnet":
+                endpoints.append(
+                    {"name": "public-rpc", "head": None, "healthy": False, "latency_ms": 55.0,
+                     "benched_reason": "wrong_chain", "chain_check": "mismatch"}
                 )  # fmt: skip
             await netstatus.publish(conn, network, "gw-1:4242:9f3a", head, endpoints)
         await conn.execute(
