@@ -619,3 +619,23 @@ async def test_a_token_removed_or_its_role_changed_applies_to_open_sessions(
         assert made.status == 403
     await viewer.context.close()
     await maker.context.close()
+
+
+async def test_malformed_posts_are_refused_not_crashed(browser: Browser, console: Console) -> None:
+    page = await login(browser, console, ALICE)
+    url = f"{console.url}/ops/alerts/{console.ids['mismatch']}/ack"
+    form = "application/x-www-form-urlencoded"
+    for body, kind in (
+        (b"csrf=%ff%fe&note=x", form),  # not UTF-8
+        (b"csrf=" + b"A" * 60_000 + b"&note=x", form),  # a huge token
+        (b'{"csrf": "x", "note": "x"}', "application/json"),
+        (b"\x00\x01garbage", "multipart/form-data; boundary=zz"),
+    ):
+        response = await page.request.post(
+            url, data=body, headers={"Content-Type": kind}, max_redirects=0
+        )
+        assert 400 <= response.status < 500, (body[:20], response.status)
+    assert await console.db.fetchval(
+        "SELECT acknowledged_at IS NULL FROM alerts WHERE id = $1", console.ids["mismatch"]
+    )
+    await page.context.close()

@@ -96,7 +96,11 @@ async def require_login(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
     session = await get_session(request)
     if request.method == "POST":
-        form = await request.post()
+        try:
+            form = await request.post()
+        except ValueError as exc:  # a malformed body (a broken multipart): no form, no action
+            log.warning("console_form_unreadable", path=request.path, error_type=type(exc).__name__)
+            return refused(request, 400, "This form could not be read.")
         expected = session.get("csrf")
         given = form.get("csrf")
         if (
