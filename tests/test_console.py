@@ -256,7 +256,7 @@ async def test_deposits_filter_paginate_and_show_amounts_with_their_decimals(
 
 async def test_every_page_fits_a_laptop_screen(browser: Browser, console: Console) -> None:
     page = await login(browser, console, MAKER)
-    for path in ("networks", "deposits", "alerts?state=all", "outbox", "audit",
+    for path in ("networks", "deposits", "alerts?state=all", "outbox", "audit", "withdrawals",
                  "runbook/ledger_rejected"):  # fmt: skip
         await page.goto(f"{console.url}/ops/{path}")
         width = await page.evaluate("document.documentElement.scrollWidth")
@@ -331,6 +331,7 @@ async def test_maker_batches_two_approvers_approve_and_the_batch_goes_to_signing
     assert "approved (2/2); status approved" in await bob.locator(".flash.ok").inner_text()
     assert await bob.locator("#batch-status").inner_text() == "approved"
     assert "queued for signing" in await bob.locator("#signer-job").inner_text()
+    assert await bob.locator("#batch-stage").inner_text() == "signing"
     assert await bob.locator("#approve, #reject").count() == 0
     await shot(bob, "batch-approved")
     assert (
@@ -346,10 +347,13 @@ async def test_maker_batches_two_approvers_approve_and_the_batch_goes_to_signing
             assert asyncio.get_running_loop().time() < deadline, signer_log.read_text()[-3000:]
             await asyncio.sleep(0.3)
             await bob.reload()
+    assert await bob.locator("#batch-stage").inner_text() == "signed"
     # A signed transaction per output, nonces 0, 1, 2; the broadcaster sends them next.
     txs = await bob.locator("#transactions tbody tr").all_inner_texts()
     assert len(txs) == 3 and all("signed" in t and "0x" in t for t in txs), txs
     assert [t.split("\t")[1] for t in txs] == ["0", "1", "2"]
+    width = await bob.evaluate("document.documentElement.scrollWidth")
+    assert width <= LAPTOP["width"], width  # the fullest batch page fits a laptop too
     await shot(bob, "batch-signed")
     await bob.goto(f"{console.url}/ops/withdrawals")
     assert "2 / 2" in await bob.locator("tbody tr", has_text=content_hash[:16]).inner_text()
