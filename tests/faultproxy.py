@@ -43,6 +43,10 @@ class Faults:
     frozen_mempool: list[str] | None = None
     drop_logs: bool = False  # answer every eth_getLogs with [] (a backend missing its log index)
     malformed_block: bool = False  # eth_getBlockByNumber answers lose their transaction list
+    # Hold a request for this block number (eth_getBlockByNumber) until ``FaultProxy.release``
+    # is set, after letting ``hold_skip`` such requests through: a caller frozen mid-step.
+    hold_block: int | None = None
+    hold_skip: int = 0
 
 
 @dataclass
@@ -68,6 +72,8 @@ class FaultProxy:
         self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
         self.url = ""
+        self.holding = asyncio.Event()  # a request is being held (Faults.hold_block)
+        self.release = asyncio.Event()  # set to let the held request through
 
     async def start(self) -> str:
         app = web.Application()
@@ -96,6 +102,7 @@ class FaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self._count(body)
+        await self._hold(body)
         faults = self.faults
         if faults.delay:
             await asyncio.sleep(faults.delay)
@@ -113,6 +120,24 @@ class FaultProxy:
             return web.json_response(refusal)
         reply = await self._forward(body)
         return web.json_response(self._rewrite(body, reply))
+
+    async def _hold(self, body: Any) -> None:
+        wanted = self.faults.hold_block
+        if wanted is None:
+            return
+        items = body if isinstance(body, list) else [body]
+        asked = any(
+            item.get("method") == "eth_getBlockByNumber" and item["params"][0] == hex(wanted)
+            for item in items
+        )
+        if not asked:
+            return
+        if self.faults.hold_skip > 0:
+            self.faults.hold_skip -= 1
+            return
+        self.faults.hold_block = None  # held once
+        self.holding.set()
+        await self.release.wait()
 
     def _count(self, body: Any) -> None:
         self.seen.http_requests += 1
