@@ -20,6 +20,8 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
+from chaingate.chains.evm.header import header_hash
+
 WRONG_HASH = "0x" + "ba" * 32
 
 
@@ -47,6 +49,10 @@ class Faults:
     # is set, after letting ``hold_skip`` such requests through: a caller frozen mid-step.
     hold_block: int | None = None
     hold_skip: int = 0
+    # Heights whose next eth_getBlockByNumber answer is a block of another branch: a sibling
+    # with other extraData and its hash recomputed (self-consistent, as a backend on a
+    # short-lived fork serves it), once per height.
+    sibling_blocks: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -219,6 +225,13 @@ class FaultProxy:
         method, result = call.get("method"), reply.get("result")
         if result is None:
             return reply
+        if (
+            method == "eth_getBlockByNumber"
+            and int(result["number"], 16) in self.faults.sibling_blocks
+        ):
+            self.faults.sibling_blocks.discard(int(result["number"], 16))
+            sibling = {**result, "extraData": "0x" + "5b" * 8}
+            return {**reply, "result": {**sibling, "hash": header_hash(sibling)}}
         if self.faults.wrong_hash and method in ("eth_getBlockByNumber", "eth_getBlockByHash"):
             return {**reply, "result": {**result, "hash": WRONG_HASH}}
         if self.faults.malformed_block and method == "eth_getBlockByNumber":
