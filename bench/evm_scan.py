@@ -35,6 +35,7 @@ from chaingate.watcher import Watcher
 from chaingate.watcher.addressbook import AddressBook
 from common import BareRpc, Memory, devnet, measure_memory, rate, timed
 from evm_fill import FilledRange, Filler, fresh_address
+from progress import phase as bench_phase
 
 T = TypeVar("T")
 NETWORK = "ethereum-devnet"
@@ -191,6 +192,7 @@ async def run_evm(tmp: Path, db_dsn: str, params: EvmParams) -> EvmResult:
         assert state.eth_url and state.eth_token, "the eth devnet did not come up"
         async with BareRpc(state.eth_url) as rpc:
             filler = Filler(rpc, state.eth_token, watched)
+            bench_phase(f"filling {params.blocks} blocks x {params.per_block} transfers")
             await filler.prepare()
             with timed() as fill_clock:
                 filled = await filler.fill(params.blocks, params.per_block, params.watched_share)
@@ -203,9 +205,13 @@ async def run_evm(tmp: Path, db_dsn: str, params: EvmParams) -> EvmResult:
                 book = AddressBook(network)
                 with timed() as load_clock:
                     await book.refresh(conn)
+            bench_phase(f"baseline: bare fetch of {params.blocks} blocks (1 of 4 passes)")
             before = await baseline_pass(network, filled)
+            bench_phase(f"adapter scan of {params.blocks} blocks (2 of 4)")
             scan = await adapter_pass(network, filled, book)
+            bench_phase(f"watcher catch-up over {params.blocks} blocks (3 of 4)")
             watch = await watcher_pass(network, filled, db)
+            bench_phase("baseline again (4 of 4)")
             after = await baseline_pass(network, filled)
             passes = [_best(before, after), scan, watch]
             deposits, credits = await _outcome(db, network.name)

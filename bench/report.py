@@ -29,6 +29,8 @@ class Report:
     signing: SigningResult | None = None
     checks: ChecksResult | None = None
     failures: dict[str, str] = field(default_factory=dict)
+    planned: int = 0  # measurements requested (progress lines: "n of planned")
+    attempts: int = 0
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

@@ -84,7 +84,7 @@ async def test_ops_cli_shows_every_network(gateway: Console) -> None:
 async def test_ops_cli_refusals_are_one_clear_line(gateway: Console) -> None:
     url = gateway.url
     code, out = await ops_cli(url, "not-a-known-token-00001", "alerts", "list")
-    assert code == 2 and out.startswith("chaingate: unknown API token (HTTP 401")
+    assert code == 2 and out.startswith("chaingate ops alerts list: unknown API token (HTTP 401")
     code, out = await ops_cli(
         url, MAKER, "batches", "create", "--network", "dogecoin", "--asset", "DOGE"
     )

@@ -185,16 +185,20 @@ async def _start_broadcasters(
     """Plan, send and track withdrawals on every EVM network with a hot address."""
     from chaingate.chains.evm.rpc import EvmRpc
     from chaingate.withdrawals.broadcaster import Broadcaster
+    from chaingate.withdrawals.tron import TronBroadcaster
 
     for network in settings.networks.values():
-        if network.kind is not NetworkKind.EVM or network.hot_address is None:
+        if network.kind not in (NetworkKind.EVM, NetworkKind.TRON) or network.hot_address is None:
             continue
         pool = pools.get(network.name)
         if pool is None:
             pool = await stack.enter_async_context(open_pool(network, metrics))
             pools[network.name] = pool
-        broadcaster = Broadcaster(
-            db, network, EvmRpc(pool, network.name), lease_seconds=settings.outbox_lease_seconds
+        lease = settings.outbox_lease_seconds
+        broadcaster: Broadcaster = (
+            TronBroadcaster(db, network, pool, lease_seconds=lease)
+            if network.kind is NetworkKind.TRON
+            else Broadcaster(db, network, EvmRpc(pool, network.name), lease_seconds=lease)
         )
         tasks.create_task(broadcaster.run(stop), name=f"broadcaster:{network.name}")
 

@@ -45,6 +45,7 @@ from chaingate.store.leases import Lease
 from chaingate.watcher.addressbook import AddressBook
 from chaingate.watcher.forks import ForkFinder
 from chaingate.watcher.leadership import LeaseKeeper
+from chaingate.watcher.progress import CatchUp
 from chaingate.watcher.reversals import reverse_credits
 from chaingate.watcher.rules import decide
 
@@ -87,6 +88,7 @@ class Watcher:
         self.leadership = LeaseKeeper(
             db, f"watcher:{self.name}", holder or leases.new_holder_id(), lease_ttl
         )
+        self.catch_up = CatchUp(self.name, behind=2 * adapter.network.scan_batch)
         # While catching up, the scan of the next range runs while this one is stored and
         # credited. It is only a read: it is used when it starts exactly at the cursor (and
         # _store_range still checks it links to the stored tip), and dropped otherwise.
@@ -142,6 +144,7 @@ class Watcher:
             try:
                 result = await self.step()
                 failures = 0
+                await self.catch_up.after_step(self.db, result.cursor, result.head)
             except (ReorgTooDeepError, FencedOut):
                 raise  # a human is needed (alerted in ForkFinder.confirm), or another instance leads
             except (ChaingateError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:

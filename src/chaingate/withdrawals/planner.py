@@ -17,7 +17,7 @@ import structlog
 from chaingate.chains.evm.rpc import EvmRpc
 from chaingate.chains.evm.txbuilder import NATIVE_TRANSFER_GAS, erc20_transfer_data
 from chaingate.domain import Network
-from chaingate.domain.signing_plan import EvmPlan
+from chaingate.domain.signing_plan import EvmPlan, TronPlan
 from chaingate.errors import ProviderError
 from chaingate.store.batches import unheld
 
@@ -85,7 +85,7 @@ class Planner:
             ]
             return await unheld(conn, ids)
 
-    async def _plan(self, batch_id: int, contract: str | None) -> EvmPlan:
+    async def _plan(self, batch_id: int, contract: str | None) -> EvmPlan | TronPlan:
         async with self._db.acquire() as conn:
             outputs = await conn.fetch(
                 "SELECT withdrawal_id, destination, amount::text AS amount"
