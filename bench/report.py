@@ -8,6 +8,7 @@ from typing import Any
 
 from addressbook_memory import BookResult
 from btc_scan import BtcResult
+from checks_cost import ChecksResult, checks_section
 from evm_scan import EvmResult
 from evm_signing import SigningResult
 from ledger_credits import CreditsResult
@@ -26,6 +27,7 @@ class Report:
     credits: CreditsResult | None = None
     btc: BtcResult | None = None
     signing: SigningResult | None = None
+    checks: ChecksResult | None = None
     failures: dict[str, str] = field(default_factory=dict)
     planned: int = 0  # measurements requested (progress lines: "n of planned")
     attempts: int = 0
@@ -390,5 +392,7 @@ def render(r: Report) -> str:
         lines += _btc_section(r.btc)
     if r.signing:
         lines += _signing_section(r.signing)
+    if r.checks:
+        lines += checks_section(r.checks)
     lines += _interpretation(r)
     return "\n".join(lines)

@@ -34,6 +34,7 @@ from btc_scan import BtcParams, run_bitcoin
 from chaingate.devnet.config import LITECOIND
 from chaingate.logs import configure_logging
 from chaingate.settings import PROJECT_ROOT
+from checks_cost import run_checks_cost
 from common import ADMIN_DSN, load_average, machine_info, throwaway_database
 from evm_scan import EvmParams, run_evm
 from evm_signing import run_signing
@@ -42,7 +43,7 @@ from progress import measuring
 from report import Report, render
 
 T = TypeVar("T")
-MEASUREMENTS = ("evm", "book", "credits", "btc", "sign")
+MEASUREMENTS = ("evm", "book", "credits", "btc", "sign", "checks")
 QUICK = {
     "evm_blocks": 100,
     "evm_per_block": 20,
@@ -54,6 +55,8 @@ QUICK = {
     "btc_watched": 1_000,
     "btc_repeats": 1,
     "sign_count": 200,
+    "checks_blocks": 30,
+    "checks_rounds": 1,
 }
 
 
@@ -76,6 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--btc-watched", type=int, default=10_000)
     p.add_argument("--btc-repeats", type=int, default=3)
     p.add_argument("--sign-count", type=int, default=3_000, help="EVM transactions to sign")
+    p.add_argument("--checks-blocks", type=int, default=300, help="blocks of the checks' cost")
+    p.add_argument("--checks-rounds", type=int, default=4, help="on/off pairs, interleaved")
     p.add_argument(
         "--admin-dsn",
         default=os.environ.get("CHAINGATE_BENCH_ADMIN_DSN", ADMIN_DSN),
@@ -134,6 +139,8 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         "credits",
         "credit_batch",
         "btc_blocks",
+        "checks_blocks",
+        "checks_rounds",
         "btc_per_block",
         "btc_watched",
         "btc_repeats",
@@ -175,6 +182,14 @@ async def run(args: argparse.Namespace) -> Report:
                 args.btc_blocks, args.btc_per_block, args.btc_watched, args.btc_repeats
             )
             report.btc = await _attempt(report, "btc", lambda: run_bitcoin(tmp, btc_params))
+        if "checks" in args.only:
+
+            async def checks() -> Any:
+                return await run_checks_cost(
+                    tmp, dsn, args.checks_blocks, 50, 10_000, args.checks_rounds
+                )
+
+            report.checks = await _attempt(report, "checks", checks)
         if "evm" in args.only:
             params = EvmParams(args.evm_blocks, args.evm_per_block, args.evm_watched)
 
