@@ -43,6 +43,8 @@ class Faults:
     frozen_mempool: list[str] | None = None
     drop_logs: bool = False  # answer every eth_getLogs with [] (a backend missing its log index)
     malformed_block: bool = False  # eth_getBlockByNumber answers lose their transaction list
+    # A request asking for any of these blocks (eth_getBlockByNumber) is answered HTTP 500.
+    failing_blocks: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -105,6 +107,8 @@ class FaultProxy:
             return web.Response()
         if faults.status is not None:
             return web.Response(status=faults.status, text="fault injected")
+        if faults.failing_blocks and self._asks_failing_block(body):
+            return web.Response(status=500, text="fault injected for a block")
         node_head = await self._node_head()
         if isinstance(body, list):
             return await self._batch(body, node_head)
@@ -113,6 +117,16 @@ class FaultProxy:
             return web.json_response(refusal)
         reply = await self._forward(body)
         return web.json_response(self._rewrite(body, reply))
+
+    def _asks_failing_block(self, body: Any) -> bool:
+        for item in body if isinstance(body, list) else [body]:
+            if item.get("method") != "eth_getBlockByNumber":
+                continue
+            number = (item.get("params") or [None])[0]
+            asked = int(number, 16) if isinstance(number, str) and number[:2] == "0x" else None
+            if asked in self.faults.failing_blocks:
+                return True
+        return False
 
     def _count(self, body: Any) -> None:
         self.seen.http_requests += 1
