@@ -36,11 +36,12 @@ from chaingate.logs import configure_logging
 from chaingate.settings import PROJECT_ROOT
 from common import ADMIN_DSN, load_average, machine_info, throwaway_database
 from evm_scan import EvmParams, mainnet_like, run_evm
+from evm_signing import run_signing
 from ledger_credits import run_credits
 from report import Report, render
 
 T = TypeVar("T")
-MEASUREMENTS = ("evm", "mainnet", "book", "credits", "btc")
+MEASUREMENTS = ("evm", "mainnet", "book", "credits", "btc", "sign")
 QUICK = {
     "evm_blocks": 100,
     "evm_per_block": 20,
@@ -53,6 +54,7 @@ QUICK = {
     "btc_per_block": 300,
     "btc_watched": 1_000,
     "btc_repeats": 1,
+    "sign_count": 200,
 }
 
 
@@ -76,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--btc-per-block", type=int, default=2_000)
     p.add_argument("--btc-watched", type=int, default=10_000)
     p.add_argument("--btc-repeats", type=int, default=3)
+    p.add_argument("--sign-count", type=int, default=3_000, help="EVM transactions to sign")
     p.add_argument(
         "--admin-dsn",
         default=os.environ.get("CHAINGATE_BENCH_ADMIN_DSN", ADMIN_DSN),
@@ -139,6 +142,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         "btc_per_block",
         "btc_watched",
         "btc_repeats",
+        "sign_count",
     ]
     return {k: getattr(args, k) for k in keys}
 
@@ -204,6 +208,12 @@ async def run(args: argparse.Namespace) -> Report:
                     return await run_addressbook(db, args.book_addresses)
 
             report.book = await _attempt(report, "book", book)
+    if "sign" in args.only:
+
+        async def sign() -> Any:
+            return await asyncio.to_thread(run_signing, args.sign_count)
+
+        report.signing = await _attempt(report, "sign", sign)
     report.seconds = time.perf_counter() - started
     report.machine["load average at end"] = load_average()
     return report

@@ -13,6 +13,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from chaindrivers.evm import head
 from chaingate.api.networks import CAUGHT_UP_LAG, STALE_AFTER_SECONDS, Progress, caught_up
 from chaingate.chains.registry import open_pool
 from chaingate.devnet import evm_contracts as evm
@@ -23,7 +24,6 @@ from chaingate.settings import Settings
 from chaingate.store import leases, netstatus
 from chaingate.watcher.status import best_head, health_records
 from harness import SERVICE_TOKEN, devnet_network, until
-from test_deposits_evm import head
 
 VIEWER = "test-viewer-token-0000001"
 TOKENS = (

@@ -3,9 +3,8 @@ and TRON (the project's devnet) through a small driver per chain (tests/chaindri
 
 Every assertion is about what a user (the API) or the ledger (the reference ledger's balances)
 sees. Each test starts its watcher at the next block on a fresh database, so tests sharing the
-session's nodes do not see each other's deposits; the reference ledger is shared by the module
-(creating and dropping a database per test is most of a test's cost), so each test has users of
-its own. Rules that only one chain has (Bitcoin's mempool and RBF, TRON's solidity, EVM internal
+session's nodes do not see each other's deposits (one database and one reference ledger per
+module, emptied before each test: creating and dropping databases was most of a test's cost). Rules that only one chain has (Bitcoin's mempool and RBF, TRON's solidity, EVM internal
 transfers, token quirks, a payout re-mined with another log layout) are tested in
 test_deposits_{evm,bitcoin,tron}.py.
 """
@@ -18,29 +17,22 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+import emptied_fixtures
 from chaindrivers import CONFIRMATIONS, ChainDriver
 from chaindrivers.bitcoin import bitcoin_driver
 from chaindrivers.evm import EvmDriver
 from chaindrivers.tron import TronDriver, tron_node
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
-from chaingate.ledger.reference.app import serve_reference_ledger
-from conftest import scratch_database
-from harness import LEDGER_SECRET, Gateway, by_txid, gateway, interrupted_step, settle
+from harness import Gateway, by_txid, gateway, interrupted_step, settle
+
+# One database and one reference ledger per module, emptied before each test.
+database = emptied_fixtures.database
+ledger_url = emptied_fixtures.ledger_url
 
 # One payment per chain, comfortably above each minimum deposit (base units).
 AMOUNT = {"evm": 2 * 10**18, "bitcoin": 3_000_000, "tron": 4_000_000}
 TOKEN_AMOUNT = {"evm": 250 * 10**18, "tron": 7_000_001}
-
-
-@pytest.fixture(scope="module")
-async def ledger_url(pg_admin_dsn: str) -> AsyncIterator[str]:
-    """The reference ledger over real HTTP, one for the module (tests use their own users)."""
-    async with (
-        scratch_database(pg_admin_dsn, "cg_ledger") as dsn,
-        serve_reference_ledger("127.0.0.1", 0, dsn, LEDGER_SECRET) as url,
-    ):
-        yield url
 
 
 @pytest.fixture

@@ -15,11 +15,16 @@ from typing import Any
 import asyncpg
 import pytest
 
+import emptied_fixtures
 from chaindrivers.bitcoin import ltc_rpc, mine_conflict
 from chaingate.devnet.bitcoin import LitecoinRpc, sats_to_coins, script_to_node_address, to_script
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
 from harness import Gateway, devnet_network, gateway, settle
+
+# One database and one reference ledger per module, emptied before each test.
+database = emptied_fixtures.database
+ledger_url = emptied_fixtures.ledger_url
 
 USER = "alice"
 

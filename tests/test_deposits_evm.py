@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import emptied_fixtures
 from chaindrivers.evm import head, rpc
 from chaingate.devnet import evm_contracts as evm
 from chaingate.devnet.manager import DevnetState
@@ -23,6 +24,10 @@ from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.dispatcher import OutboxDispatcher
 from chaingate.settings import PROJECT_ROOT
 from harness import LEDGER_SECRET, Gateway, devnet_network, gateway
+
+# One database and one reference ledger per module, emptied before each test.
+database = emptied_fixtures.database
+ledger_url = emptied_fixtures.ledger_url
 
 ETH = 10**18
 NEXO = 10**18

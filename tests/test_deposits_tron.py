@@ -16,10 +16,15 @@ from typing import Any
 import asyncpg
 import pytest
 
+import emptied_fixtures
 from chaindrivers.tron import SENDER_ADDRESS, TronNode, tron_node
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
 from harness import Gateway, by_txid, devnet_network, gateway, settle
+
+# One database and one reference ledger per module, emptied before each test.
+database = emptied_fixtures.database
+ledger_url = emptied_fixtures.ledger_url
 
 USER = "alice"
 SOLIDIFY_LAG = 19  # the devnet's default; the watcher is told nothing about it

@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from chaingate.chains.base import Check
-from chaingate.chains.evm import EvmAdapter
+from chaingate.chains.evm.adapter import EvmAdapter
 from chaingate.chains.evm.codec import TRANSFER_TOPIC
 from chaingate.chains.evm.rpc import EvmRpc
 from chaingate.devnet import evm_contracts as dev

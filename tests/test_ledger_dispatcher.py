@@ -14,7 +14,6 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,12 +27,10 @@ from chaingate.ledger.dispatcher import OutboxDispatcher
 from chaingate.ledger.reference import serve_reference_ledger
 from chaingate.ledger.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from chaingate.store import connect_pool
+from chaingate.store.migrate import apply_migrations
 from conftest import scratch_database
 from harness import until
 
-CORE_SQL = (
-    Path(__file__).resolve().parents[1] / "src/chaingate/store/migrations/001_core.sql"
-).read_text()
 SECRET = b"dispatcher-test-secret-9a7e"
 
 
@@ -57,7 +54,8 @@ async def core_dsn(pg_admin_dsn: str) -> AsyncIterator[str]:
 @pytest.fixture(scope="module")
 async def core_pool(core_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await connect_pool(core_dsn, min_size=1, max_size=10)
-    await pool.execute(CORE_SQL)
+    async with pool.acquire() as conn:
+        await apply_migrations(conn)
     try:
         yield pool
     finally:
@@ -268,7 +266,8 @@ async def test_ledger_down_then_back_receives_every_credit_once(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     async with LedgerClient(url, SECRET, timeout=2) as client:
-        dispatcher = fast(core_pool, client, batch_size=5)
+        # A backoff long enough that "later" still holds when the row is read on a busy machine.
+        dispatcher = fast(core_pool, client, batch_size=5, base_backoff=1.0, max_backoff=1.0)
         assert await dispatcher.dispatch_once() == 0  # nobody listens on the port
         first = await core_pool.fetchrow(
             "SELECT attempts, last_error, next_attempt_at > now() AS later"
@@ -392,10 +391,14 @@ async def test_withdrawal_events_go_out_in_order(
             "idempotency_key": f"{wid}:{status}",
             "withdrawal_id": wid,
             "status": status,
-            "txid": "0xfeed",
-            "fee": "21000",
+            "user_id": "u-order",
+            "network": "ethereum-devnet",
+            "asset": "ETH",
+            "amount": "1000",
+            "txid": None,
+            "fee": None,
         }
-        for status in ("broadcast", "confirmed")
+        for status in ("batched", "approved")
     ]
     first_id = await enqueue(core_pool, "withdrawal_event", events[0], due=False)
     await enqueue(core_pool, "withdrawal_event", events[1])
@@ -415,7 +418,7 @@ async def test_withdrawal_events_go_out_in_order(
         )
     finally:
         await conn.close()
-    assert [r["status"] for r in statuses] == ["broadcast", "confirmed"]
+    assert [r["status"] for r in statuses] == ["batched", "approved"]
 
 
 # --- refusals ----------------------------------------------------------------------------------
@@ -432,7 +435,7 @@ async def test_refused_credit_is_parked_and_alerted_never_dropped(
         assert await dispatcher.dispatch_once() == 1  # the good one still goes out
         assert await dispatcher.dispatch_once() == 0  # the parked one is not resent
     parked = await core_pool.fetchrow(
-        "SELECT delivered_at, last_error, next_attempt_at = 'infinity' AS parked"
+        "SELECT delivered_at, last_error, parked_at IS NOT NULL AS parked"
         " FROM ledger_outbox WHERE id = $1",
         bad_id,
     )
@@ -534,9 +537,7 @@ async def test_wrong_secret_stalls_delivery_with_an_alert_but_parks_nothing(
         dispatcher = fast(core_pool, client)
         assert await dispatcher.dispatch_once() == 0
     assert (
-        await core_pool.fetchval(
-            "SELECT count(*) FROM ledger_outbox WHERE next_attempt_at = 'infinity'"
-        )
+        await core_pool.fetchval("SELECT count(*) FROM ledger_outbox WHERE parked_at IS NOT NULL")
         == 0
     )
     assert await core_pool.fetchval("SELECT kind FROM alerts") == "ledger_auth_failed"

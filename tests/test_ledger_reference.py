@@ -343,25 +343,40 @@ async def test_non_json_body_is_refused(ledger_url: str) -> None:
 
 
 # --- withdrawal events -------------------------------------------------------------------------
+def event(
+    wid: str, user: str, status: str, amount: str = "1000", **extra: object
+) -> dict[str, object]:
+    return {
+        "idempotency_key": f"{wid}:{status}",
+        "withdrawal_id": wid,
+        "status": status,
+        "user_id": user,
+        "network": "ethereum-devnet",
+        "asset": "NEXO",
+        "amount": amount,
+        **extra,
+    }
+
+
+async def books(ledger: LedgerClient, user: str) -> tuple[int, int, int]:
+    answer = await ledger.get("/balances", {"user_id": user})
+    (row,) = [b for b in answer["balances"] if b["asset"] == "NEXO"]
+    return int(row["amount"]), int(row["held"]), int(row["available"])
+
+
 async def test_withdrawal_events_are_recorded_once(ledger: LedgerClient, ledger_dsn: str) -> None:
-    wid = f"w-{uuid.uuid4().hex[:8]}"
-    broadcast = {
-        "idempotency_key": f"{wid}-broadcast",
-        "withdrawal_id": wid,
-        "status": "broadcast",
-        "txid": "0xabc",
-        "fee": "21000",
-    }
-    failed = {
-        "idempotency_key": f"{wid}-failed",
-        "withdrawal_id": wid,
-        "status": "failed",
-        "txid": None,
-        "fee": None,
-    }
+    user, wid = new_user(), f"w-{uuid.uuid4().hex[:8]}"
+    await ledger.post("/credits", credit(user, "5000"))
+    assert (await ledger.post("/withdrawal-events", event(wid, user, "requested")))[
+        "effect"
+    ] == "held"
+    broadcast = event(wid, user, "broadcast", txid="0xabc", fee="21000")
+    failed = event(wid, user, "failed", amount_returned="1000", reason="nonce consumed")
     assert (await ledger.post("/withdrawal-events", broadcast))["funds_returned"] is False
     await ledger.post("/withdrawal-events", broadcast)
-    assert (await ledger.post("/withdrawal-events", failed))["funds_returned"] is True
+    answer = await ledger.post("/withdrawal-events", failed)
+    assert (answer["funds_returned"], answer["amount_returned"]) == (True, "1000")
+    assert await books(ledger, user) == (5000, 0, 5000)
     with pytest.raises(LedgerRequestRejectedError) as info:
         await ledger.post(
             "/withdrawal-events", broadcast | {"idempotency_key": "x", "status": "teleported"}
@@ -376,10 +391,42 @@ async def test_withdrawal_events_are_recorded_once(ledger: LedgerClient, ledger_
         )
     finally:
         await conn.close()
-    assert [(r["status"], r["fee"]) for r in rows] == [("broadcast", 21000), ("failed", None)]
+    assert [(r["status"], r["fee"]) for r in rows] == [
+        ("requested", None),
+        ("broadcast", 21000),
+        ("failed", None),
+    ]
 
 
-# --- runnable module ---------------------------------------------------------------------------
+async def test_a_withdrawal_holds_then_settles_and_an_uncovered_one_is_refused(
+    ledger: LedgerClient,
+) -> None:
+    user = new_user()
+    await ledger.post("/credits", credit(user, "5000"))
+    first, second, third = (f"w-{uuid.uuid4().hex[:8]}" for _ in range(3))
+    await ledger.post("/withdrawal-events", event(first, user, "requested", "3000"))
+    assert await books(ledger, user) == (5000, 3000, 2000)
+    # 2,500 more is not covered by what is left (2,000): refused, nothing held.
+    with pytest.raises(LedgerRequestRejectedError) as info:
+        await ledger.post("/withdrawal-events", event(second, user, "requested", "2500"))
+    assert (info.value.status, info.value.error_code) == (422, "insufficient_funds")
+    assert await books(ledger, user) == (5000, 3000, 2000)
+    # An event that disagrees with the hold about the amount is refused.
+    with pytest.raises(LedgerRequestRejectedError) as info:
+        await ledger.post("/withdrawal-events", event(first, user, "confirmed", "3001"))
+    assert info.value.status == 409
+    settled = await ledger.post("/withdrawal-events", event(first, user, "confirmed", "3000"))
+    assert settled["effect"] == "settled"
+    assert await books(ledger, user) == (2000, 0, 2000)
+    # Released funds are available again; a released withdrawal cannot settle.
+    await ledger.post("/withdrawal-events", event(third, user, "requested", "2000"))
+    assert await books(ledger, user) == (2000, 2000, 0)
+    await ledger.post("/withdrawal-events", event(third, user, "cancelled", "2000"))
+    assert await books(ledger, user) == (2000, 0, 2000)
+    with pytest.raises(LedgerRequestRejectedError):
+        await ledger.post("/withdrawal-events", event(third, user, "confirmed", "2000"))
+
+
 def test_module_refuses_to_start_without_its_environment() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINGATE_LEDGER_")}
     env["PYTHONPATH"] = str(SRC)

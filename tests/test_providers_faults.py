@@ -23,6 +23,7 @@ from chaingate.providers import BenchPolicy, EndpointPool, ProviderMetrics, Retr
 from chaingate.providers.health import ChainCheck
 from chaingate.providers.identity import ChainIdentity, WrongChain
 from faultproxy import WRONG_HASH, FaultProxy
+from harness import until
 from providers_support import mined, rpc, running_anvil, two_proxies
 
 SECRET_A, SECRET_B = "alpha-key-8f3a9c", "beta-key-77d1e0"
@@ -489,3 +490,28 @@ async def test_a_learned_identity_is_pinned_at_first_contact(
         await pool.best_head()
         assert {h.chain_check for h in pool.health_snapshot()} == {ChainCheck.OK}
         assert pool._identity.expected == "31337"
+
+
+async def test_a_liar_is_not_forgiven_by_its_next_good_answer(
+    pool: EndpointPool, proxies: tuple[FaultProxy, FaultProxy]
+) -> None:
+    alpha, beta = proxies
+
+    def named_right(block: Any) -> None:
+        if block["hash"] == WRONG_HASH:
+            raise ChainDataError("block renamed")
+
+    alpha.faults.wrong_hash = True
+    block = await pool.request("eth_getBlockByNumber", ["0x0", False], check=named_right)
+    assert block["hash"] != WRONG_HASH and beta.seen.methods["eth_getBlockByNumber"] == 1
+    alpha.faults.wrong_hash = False
+    await pool.best_head()  # it answers its head well: a lie's bench runs its course anyway
+    assert health_of(pool, "alpha").benched_reason == "failing"
+
+    async def back() -> bool:
+        return bool(health_of(pool, "alpha").healthy)
+
+    await until(back, 5)
+    for _ in range(5):  # healthy again, but asked after the endpoint that never lied
+        await pool.request("eth_chainId")
+    assert alpha.seen.methods["eth_chainId"] == 0 and beta.seen.methods["eth_chainId"] == 5

@@ -221,6 +221,9 @@ def test_ledger_urls_over_https_or_to_this_host_are_accepted(url: str) -> None:
             "CHAINGATE_LOG_FORMAT: expected one of auto, console, json",
         ),
         ({}, "CHAINGATE_DATABASE_URL: not set"),
+        ({"CHAINGATE_APPROVAL_QUORUM": "0"}, "CHAINGATE_APPROVAL_QUORUM: expected an integer"),
+        ({"CHAINGATE_APPROVAL_QUORUM": "two"}, "CHAINGATE_APPROVAL_QUORUM: expected an integer"),
+        ({"CHAINGATE_APPROVAL_SEAL_KEY": "short-key"}, "CHAINGATE_APPROVAL_SEAL_KEY: at least 32"),
     ],
 )
 def test_bad_environment_values_are_one_clear_line(env: dict[str, str], message: str) -> None:
@@ -243,6 +246,63 @@ def test_api_tokens_map_to_roles_and_are_never_echoed() -> None:
     with pytest.raises(ConfigError) as info:
         parse_api_tokens(f'{{"{token}": {{"principal": "x", "roles": ["root"]}}}}')
     assert token not in str(info.value) and "unknown role 'root'" in str(info.value)
+
+
+LIMITS = """
+max_withdrawal = "100"
+max_withdrawal_per_user_day = "500"
+max_batch_total = "1000"
+fee_cap = "7"
+"""
+
+
+def test_withdrawal_limits_load_and_enable_withdrawals(tmp_path: Path) -> None:
+    folder = _write(tmp_path, "x-net", GOOD + LIMITS + "min_withdrawal = 2\n")
+    asset = load_registry(folder, {})["x-net"].asset("ETH")
+    assert asset.withdrawals_enabled
+    limits = asset.withdrawal_limits
+    assert limits is not None
+    assert (limits.per_request, limits.per_user_day, limits.per_batch) == (100, 500, 1000)
+    assert (limits.fee_cap, limits.min_amount, limits.max_batch_outputs) == (7, 2, 100)
+    # Without limits an asset cannot be withdrawn at all (a safe default).
+    bare = load_registry(_write(tmp_path, "x-net", GOOD), {})["x-net"].asset("ETH")
+    assert not bare.withdrawals_enabled and bare.withdrawal_limits is None
+    mainnet = load_registry(CHAINS, MAINNET_ENV)
+    assert mainnet["ethereum-mainnet"].asset("NEXO").withdrawals_enabled
+    assert not mainnet["bsc-mainnet"].asset("USDT").withdrawals_enabled
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD + "withdrawals = true\n", "assets[0].withdrawals: true needs the withdrawal limits"),
+        (GOOD + 'max_withdrawal = "5"\n', "assets[0].max_withdrawal_per_user_day: withdrawal"),
+        (GOOD + LIMITS.replace('"500"', '"50"'), "max_withdrawal: must not exceed max_withdrawal_"),
+        (GOOD + LIMITS.replace('"1000"', '"10"'), "max_withdrawal: must not exceed max_batch"),
+        (GOOD + LIMITS.replace('"7"', '"0"'), "assets[0].fee_cap: must be a positive amount"),
+        (GOOD + LIMITS.replace('"7"', '"-7"'), "assets[0].fee_cap: expected a non-negative"),
+        (GOOD + LIMITS + "min_withdrawal = 101\n", "min_withdrawal: must not exceed"),
+        (
+            GOOD.replace("confirmations = 2", "confirmations = 2\nwatch_only = true") + LIMITS,
+            "watch_only: a watch-only network sends nothing",
+        ),
+    ],
+)
+def test_bad_withdrawal_limits_are_one_clear_line(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_registry(_write(tmp_path, "x-net", text), {})
+    assert message in str(info.value)
+
+
+def test_approval_settings_default_to_a_quorum_of_two_and_never_show_the_key() -> None:
+    base = {"CHAINGATE_DATABASE_URL": "postgresql://u@h/db"}
+    assert Settings.from_env(base).approval_quorum == 2
+    key = "seal-key-" + "x" * 40
+    settings = Settings.from_env(
+        {**base, "CHAINGATE_APPROVAL_QUORUM": "3", "CHAINGATE_APPROVAL_SEAL_KEY": key}
+    )
+    assert (settings.approval_quorum, settings.approval_seal_key) == (3, key.encode())
+    assert key not in repr(settings)
 
 
 TRON_GOOD = GOOD.replace(

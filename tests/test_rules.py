@@ -14,7 +14,8 @@ from chaingate.domain import (
     RejectReason,
     Transfer,
 )
-from chaingate.watcher.rules import credit_key, decide
+from chaingate.ledger.messages import credit_key
+from chaingate.watcher.rules import decide
 from harness import devnet_network
 
 NETWORK = devnet_network("ethereum-devnet", "http://127.0.0.1:1")

@@ -1,19 +1,17 @@
 """What the at-least-once senders share: the ledger outbox dispatcher (``ledger/dispatcher.py``)
 and the alert webhook pusher (``alerting/pusher.py``).
 
-Both claim due rows of a PostgreSQL table with ``FOR UPDATE SKIP LOCKED`` and a lease, send
-them, and record the outcome; this module holds the loop that drives such a pass until stopped,
-the quick retries of one send, the retry backoff, and the bookkeeping of a failed or deferred
-row, so the two behave the same under a lost database or a failing receiver.
+Both work a table through the one leased queue (``store/queue.py``: claim, renew, complete,
+fail with backoff, defer, park); this module holds the sender side: the loop that drives such a
+pass until stopped and the quick retries of one send, so every sender behaves the same under a
+lost database or a failing receiver.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Literal
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import structlog
@@ -29,19 +27,6 @@ log = structlog.get_logger(__name__)
 # What a lost or restarting database looks like through asyncpg (InternalClientError: a pool
 # connection killed while the pool was resetting it).
 DB_DOWN = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
-_MAX_EXPONENT = 30
-
-
-def backoff(attempts: int, base: float, maximum: float) -> float:
-    """Seconds before the next attempt of a row that failed ``attempts`` times before:
-    ``base * 2**attempts`` capped at ``maximum``, with jitter so senders do not retry in step."""
-    delay = min(maximum, base * 2.0 ** min(attempts, _MAX_EXPONENT))
-    return delay * random.uniform(0.5, 1.0)
-
-
-# The tables whose rows are delivered this way (each has attempts, next_attempt_at, last_error
-# and delivered_at). A closed set: the name goes into SQL text.
-Table = Literal["ledger_outbox", "alerts"]
 
 
 def quick_retries(attempts: int, wait: float, retry_on: type[Exception]) -> AsyncRetrying:
@@ -53,35 +38,6 @@ def quick_retries(attempts: int, wait: float, retry_on: type[Exception]) -> Asyn
         retry=retry_if_exception_type(retry_on),
         reraise=True,
     )
-
-
-async def record_failure(
-    db: asyncpg.Pool, table: Table, row_id: int, error: str, retry_in: float
-) -> None:
-    """Count a failed attempt of an undelivered row, keep its error, retry it in ``retry_in``."""
-    async with db.acquire() as conn:
-        await conn.execute(
-            f"""UPDATE {table}
-                SET attempts = attempts + 1, last_error = $2,
-                    next_attempt_at = now() + make_interval(secs => $3)
-                WHERE id = $1 AND delivered_at IS NULL""",
-            row_id,
-            error[:1000],
-            retry_in,
-        )
-
-
-async def defer(db: asyncpg.Pool, table: Table, ids: Sequence[int], retry_in: float) -> None:
-    """Make claimed rows that were not sent due again in ``retry_in`` (no attempt counted)."""
-    if not ids:
-        return
-    async with db.acquire() as conn:
-        await conn.execute(
-            f"UPDATE {table} SET next_attempt_at = now() + make_interval(secs => $2)"
-            " WHERE id = ANY($1::bigint[]) AND delivered_at IS NULL",
-            list(ids),
-            retry_in,
-        )
 
 
 async def run_passes(

@@ -143,6 +143,68 @@ class SignerError(ChaingateError):
     code = "signer"
 
 
+class KeystoreError(SignerError):
+    """Raised when a key cannot be loaded: no keystore, a wrong passphrase, env keys off devnet."""
+
+    code = "keystore"
+
+
+class SignerRefusedError(SignerError):
+    """Raised when a job fails a check the signer makes itself (seal, quorum, content hash,
+    limit); the job is parked with a critical alert and nothing is signed."""
+
+    code = "signer_refused"
+
+
+# --- withdrawals: refusals by rule or by state -----------------------------------------------
+class ConflictError(ChaingateError):
+    """Raised when a request contradicts what is already recorded (the API answers 409)."""
+
+    code = "conflict"
+
+
+class IdempotencyConflictError(ConflictError):
+    """Raised when a request_id is reused with a different request body."""
+
+    code = "request_id_reused"
+
+
+class InvalidTransitionError(ConflictError):
+    """Raised when a withdrawal or batch would move to a status its state machine forbids."""
+
+    code = "invalid_transition"
+
+
+class StaleContentHashError(ConflictError):
+    """Raised when an approval names a content hash other than the batch's current one."""
+
+    code = "stale_content_hash"
+
+
+class DuplicateApprovalError(ConflictError):
+    """Raised when a principal approves a batch they already approved."""
+
+    code = "already_approved"
+
+
+class PermissionDeniedError(ChaingateError):
+    """Raised when a principal may not take an action a rule reserves to others (API 403)."""
+
+    code = "forbidden"
+
+
+class MakerCannotApproveError(PermissionDeniedError):
+    """Raised when the maker of a batch tries to approve it (maker-checker)."""
+
+    code = "maker_cannot_approve"
+
+
+class SealKeyMissingError(ChaingateError):
+    """Raised when an approval must be sealed or checked but no seal key is configured."""
+
+    code = "not_configured"
+
+
 # --- validation (edge input) ---------------------------------------------------------------
 class ValidationError(ChaingateError):
     """Raised when input at the edge (API, CLI) is invalid; the message says what to fix."""
@@ -158,6 +220,12 @@ class InvalidAddressError(ValidationError):
     def __init__(self, message: str, other_network: str | None = None) -> None:
         super().__init__(message)
         self.other_network = other_network
+
+
+class LimitExceededError(ValidationError):
+    """Raised when an amount is outside the asset's withdrawal limits."""
+
+    code = "limit_exceeded"
 
 
 class NotFoundError(ChaingateError):

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from chaingate.providers.redact import redact_text
+from chaingate.redact import redact_text
 
 _SECRET_KEYS = re.compile(
     r"(secret|token|password|passwd|authorization|api_key|dsn|xprv|seed|mnemonic|private)", re.I

@@ -8,12 +8,20 @@ endpoint's URL carries its key), with an optional non-secret default for devnets
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chaingate.domain import Asset, AssetStandard, Endpoint, Network, NetworkKind
+from chaingate.domain import (
+    Asset,
+    AssetStandard,
+    Endpoint,
+    Network,
+    NetworkKind,
+    WithdrawalLimits,
+)
 from chaingate.errors import ConfigError
 
 T = TypeVar("T")
@@ -26,6 +34,9 @@ _NETWORK_KEYS = {
     "genesis",
     "learn_genesis",
     "testnet",
+    "devnet",
+    "hot_address",
+    "replace_after",
     "block_time",
     "poll_interval",
     "confirmations",
@@ -68,8 +79,16 @@ _ASSET_KEYS = {
     "large_confirmations",
     "deposits",
     "withdrawals",
+    "min_withdrawal",
+    "max_withdrawal",
+    "max_withdrawal_per_user_day",
+    "max_batch_total",
+    "max_batch_outputs",
+    "fee_cap",
     "description",
 }
+# Without all of these an asset cannot be withdrawn (see _withdrawal_limits).
+_LIMIT_KEYS = ("max_withdrawal", "max_withdrawal_per_user_day", "max_batch_total", "fee_cap")
 
 
 class _Table:
@@ -194,6 +213,7 @@ def _asset(raw: Any, where: str, kind: NetworkKind) -> Asset:
     large_confirmations = t.positive("large_confirmations", int)
     if (large_amount is None) != (large_confirmations is None):
         raise t.fail("large_confirmations", "large_amount and large_confirmations go together")
+    limits, withdrawals = _withdrawal_limits(t)
     return Asset(
         symbol=symbol,
         decimals=decimals,
@@ -204,8 +224,47 @@ def _asset(raw: Any, where: str, kind: NetworkKind) -> Asset:
         large_amount=large_amount,
         large_confirmations=large_confirmations,
         deposits_enabled=t.get("deposits", bool, True),
-        withdrawals_enabled=t.get("withdrawals", bool, True),
+        withdrawals_enabled=withdrawals,
+        withdrawal_limits=limits,
     )
+
+
+def _withdrawal_limits(t: _Table) -> tuple[WithdrawalLimits | None, bool]:
+    """The asset's withdrawal limits and whether withdrawals are enabled.
+
+    Withdrawals need every limit: ``withdrawals = true`` without them is an error, and when the
+    key is absent an asset is withdrawable exactly when its limits are given.
+    """
+    present = [k for k in _LIMIT_KEYS if k in t.data]
+    missing = [k for k in _LIMIT_KEYS if k not in t.data]
+    enabled = t.get("withdrawals", bool, not missing)
+    if present and missing:
+        raise t.fail(missing[0], f"withdrawal limits go together ({', '.join(_LIMIT_KEYS)})")
+    if not present:
+        if enabled:
+            raise t.fail(
+                "withdrawals", f"true needs the withdrawal limits {', '.join(_LIMIT_KEYS)}"
+            )
+        return None, False
+    amounts = {k: t.amount(k) for k in (*_LIMIT_KEYS, "min_withdrawal")}
+    for key in _LIMIT_KEYS:
+        if not amounts[key]:
+            raise t.fail(key, "must be a positive amount in base units")
+    limits = WithdrawalLimits(
+        per_request=amounts["max_withdrawal"] or 0,
+        per_user_day=amounts["max_withdrawal_per_user_day"] or 0,
+        per_batch=amounts["max_batch_total"] or 0,
+        fee_cap=amounts["fee_cap"] or 0,
+        min_amount=amounts["min_withdrawal"] or 1,
+        max_batch_outputs=t.positive("max_batch_outputs", int, 100),
+    )
+    if limits.min_amount > limits.per_request:
+        raise t.fail("min_withdrawal", "must not exceed max_withdrawal")
+    if limits.per_request > limits.per_user_day:
+        raise t.fail("max_withdrawal", "must not exceed max_withdrawal_per_user_day")
+    if limits.per_request > limits.per_batch:
+        raise t.fail("max_withdrawal", "must not exceed max_batch_total (it could never be sent)")
+    return limits, enabled
 
 
 def _canonical_contract(
@@ -265,6 +324,8 @@ def load_network(path: Path, env: Mapping[str, str]) -> Network:
         raise t.fail("hrp", "is required for a bitcoin network (bc, tb, bcrt)")
     genesis, learn_genesis = _genesis(t, kind)
     watch_only = t.get("watch_only", bool, False)
+    if watch_only and any(a.withdrawals_enabled for a in assets):
+        raise t.fail("watch_only", "a watch-only network sends nothing: set withdrawals = false")
     xpub = _secret(t, "xpub", "xpub_env", env)
     if xpub is not None:
         from chaingate.chains.hdkeys import validate_xpub
@@ -281,6 +342,9 @@ def load_network(path: Path, env: Mapping[str, str]) -> Network:
         genesis=genesis,
         learn_genesis=learn_genesis,
         testnet=t.get("testnet", bool, False),
+        devnet=t.get("devnet", bool, False),
+        hot_address=_hot_address(t, kind),
+        replace_after=t.positive("replace_after", float, 300.0),
         confirmations=t.positive("confirmations", int, required=True),
         block_time=t.positive("block_time", float, required=True),
         poll_interval=t.positive("poll_interval", float, required=True),
@@ -300,6 +364,18 @@ def load_network(path: Path, env: Mapping[str, str]) -> Network:
         reconcile_interval=t.positive("reconcile_interval", float, 60.0),
         reconcile_batch=t.positive("reconcile_batch", int, 500),
     )
+
+
+def _hot_address(t: _Table, kind: NetworkKind) -> str | None:
+    """The address withdrawals leave from (public; its key is only in the signer)."""
+    raw = t.get("hot_address", str)
+    if raw is None:
+        return None
+    if kind is not NetworkKind.EVM:
+        raise t.fail("hot_address", "is only read for evm networks so far")
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", raw):
+        raise t.fail("hot_address", "expected 0x followed by 40 hex digits")
+    return raw.lower()
 
 
 def _genesis(t: _Table, kind: NetworkKind) -> tuple[str | None, bool]:

@@ -21,6 +21,7 @@ from chaingate.api.accesslog import StructuredAccessLogger
 from chaingate.api.issuance import open_address_history
 from chaingate.chains.base import ChainAdapter
 from chaingate.chains.registry import address_codec, build_adapter, open_pool
+from chaingate.domain import NetworkKind
 from chaingate.errors import ChaingateError, ConfigError
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.dispatcher import OutboxDispatcher
@@ -36,7 +37,7 @@ from chaingate.watcher.status import publish_status
 from chaingate.watcher.supervisor import SupervisorMetrics, TaskStatus, supervise
 
 log = structlog.get_logger(__name__)
-ROLES = ("api", "watchers", "dispatcher")
+ROLES = ("api", "watchers", "dispatcher", "broadcaster")
 
 
 def parse_roles(text: str | None) -> list[str]:
@@ -44,8 +45,6 @@ def parse_roles(text: str | None) -> list[str]:
         return list(ROLES)
     roles = [r.strip() for r in text.split(",") if r.strip()]
     for role in roles:
-        if role == "broadcaster":
-            raise ConfigError("--roles: 'broadcaster' arrives with withdrawals; not in this build")
         if role not in ROLES:
             raise ConfigError(f"--roles: unknown role {role!r} (one of {', '.join(ROLES)})")
     return roles
@@ -145,6 +144,8 @@ async def _run_roles(
                 )
                 tasks.create_task(dispatcher.run(stop, 0.5), name="dispatcher")
                 await _start_alert_pusher(settings, db, registry, stack, tasks, stop)
+            if "broadcaster" in roles:
+                await _start_broadcasters(settings, db, pools, provider_metrics, stack, tasks, stop)
             if "api" in roles:
                 tasks.create_task(
                     _serve_api(settings, db, registry, pools, statuses, stop), name="api"
@@ -171,6 +172,32 @@ async def _start_alert_pusher(
     tasks.create_task(pusher.run(stop, 1.0), name="alert-pusher")
 
 
+async def _start_broadcasters(
+    settings: Settings,
+    db: asyncpg.Pool,
+    pools: dict[str, EndpointPool],
+    metrics: ProviderMetrics,
+    stack: AsyncExitStack,
+    tasks: asyncio.TaskGroup,
+    stop: asyncio.Event,
+) -> None:
+    """Plan, send and track withdrawals on every EVM network with a hot address."""
+    from chaingate.chains.evm.rpc import EvmRpc
+    from chaingate.withdrawals.broadcaster import Broadcaster
+
+    for network in settings.networks.values():
+        if network.kind is not NetworkKind.EVM or network.hot_address is None:
+            continue
+        pool = pools.get(network.name)
+        if pool is None:
+            pool = await stack.enter_async_context(open_pool(network, metrics))
+            pools[network.name] = pool
+        broadcaster = Broadcaster(
+            db, network, EvmRpc(pool, network.name), lease_seconds=settings.outbox_lease_seconds
+        )
+        tasks.create_task(broadcaster.run(stop), name=f"broadcaster:{network.name}")
+
+
 async def _serve_api(
     settings: Settings,
     db: asyncpg.Pool,
@@ -185,6 +212,8 @@ async def _serve_api(
         codecs={name: address_codec(n) for name, n in settings.networks.items()},
         tokens=settings.api_tokens,
         registry=registry,
+        approval_quorum=settings.approval_quorum,
+        seal_key=settings.approval_seal_key,
         address_start=settings.address_start,
         address_history=open_address_history,
     )

@@ -15,7 +15,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from chaingate.domain import Network
-from chaingate.errors import ConfigError
+from chaingate.domain.approvals import SEAL_KEY_ENV, parse_seal_key
+from chaingate.errors import ConfigError, ValidationError
 from chaingate.registry import load_registry
 
 ROLES = frozenset({"service", "ops_maker", "ops_approver", "viewer"})
@@ -45,6 +46,10 @@ class Settings:
     # How long a dispatcher owns the outbox rows it claimed; a crashed dispatcher's rows are
     # delivered by another (or the restarted one) after this, with the same idempotency keys.
     outbox_lease_seconds: float = 30.0
+    # Withdrawal approvals (SPEC 7): how many distinct approvers a batch needs, and the HMAC key
+    # that seals each approval (held by the API and the signer, never by the database).
+    approval_quorum: int = 2
+    approval_seal_key: bytes = field(default=b"", repr=False)
     # How long a network's watcher lease lasts without renewal: a killed leader's network is
     # taken over by a standby after at most this long (store/leases.py).
     watcher_lease_seconds: float = 30.0
@@ -84,6 +89,8 @@ class Settings:
             watcher_lease_seconds=_seconds(env, "CHAINGATE_WATCHER_LEASE_SECONDS", 30.0),
             alert_webhook_url=_webhook_url(env.get("CHAINGATE_ALERT_WEBHOOK_URL", "").strip()),
             alert_webhook_secret=webhook_secret.encode(),
+            approval_quorum=_quorum(env.get("CHAINGATE_APPROVAL_QUORUM", "").strip()),
+            approval_seal_key=_seal_key(env.get(SEAL_KEY_ENV, "")),
             address_start=_address_starts(env, networks),
             log_format=_choice(env, "CHAINGATE_LOG_FORMAT", "auto", {"auto", "json", "console"}),
             log_level=_choice(
@@ -139,6 +146,28 @@ def _webhook_url(raw: str) -> str | None:
             "CHAINGATE_ALERT_WEBHOOK_URL: expected an http:// or https:// URL with a host"
         )
     return raw
+
+
+def _quorum(raw: str) -> int:
+    """``CHAINGATE_APPROVAL_QUORUM``: distinct approvers per batch (the maker never counts)."""
+    if not raw:
+        return 2
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 10:
+        raise ConfigError(
+            f"CHAINGATE_APPROVAL_QUORUM: expected an integer from 1 to 10, got {raw!r}"
+        )
+    return int(raw)
+
+
+def _seal_key(raw: str) -> bytes:
+    """``CHAINGATE_APPROVAL_SEAL_KEY``: optional here (only approving and signing need it);
+    when set, long enough to be a key. Never echoed."""
+    if not raw.strip():
+        return b""
+    try:
+        return parse_seal_key(raw)
+    except ValidationError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def address_start_variable(network: str) -> str:

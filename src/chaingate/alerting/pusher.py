@@ -33,8 +33,9 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from chaingate.alerting.webhook import WebhookSink
-from chaingate.delivery import backoff, defer, quick_retries, record_failure, run_passes
+from chaingate.delivery import quick_retries, run_passes
 from chaingate.errors import AlertSinkRejectedError, AlertSinkUnavailableError
+from chaingate.store.queue import Claim, LeasedQueue, QueueTable, backoff, worker_name
 
 log = structlog.get_logger(__name__)
 
@@ -44,20 +45,12 @@ _ENDPOINT_REFUSED = frozenset({401, 403, 404, 405, 410})
 
 # jsonb and numeric go out as text, so the pusher works the same on a plain pool and on the
 # service's pool (whose jsonb codec would decode them), and amounts stay exact integers.
-_CLAIM = """
-WITH due AS (
-    SELECT id FROM alerts
-    WHERE delivered_at IS NULL AND next_attempt_at <= now()
-    ORDER BY id
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
+ALERTS = QueueTable(
+    name="alerts",
+    done_column="delivered_at",
+    returning="""q.id, q.kind, q.severity, q.network, q.asset, q.amount::text AS amount, q.txid,
+                 q.user_id, q.message, q.details::text AS details, q.created_at, q.attempts""",
 )
-UPDATE alerts a
-SET next_attempt_at = now() + make_interval(secs => $2)
-FROM due WHERE a.id = due.id
-RETURNING a.id, a.kind, a.severity, a.network, a.asset, a.amount::text AS amount, a.txid,
-          a.user_id, a.message, a.details::text AS details, a.created_at, a.attempts
-"""
 
 _COUNTS = """
 SELECT kind, severity,
@@ -75,6 +68,7 @@ class ClaimedAlert:
     severity: str
     attempts: int
     payload: dict[str, Any]  # the webhook body
+    claim: Claim
 
 
 def webhook_payload(record: asyncpg.Record) -> dict[str, Any]:
@@ -139,8 +133,15 @@ class AlertPusher:
         send_attempts: int = 2,
         retry_wait: float = 0.2,
         registry: CollectorRegistry | None = None,
+        holder: str | None = None,
     ) -> None:
         self._db = db_pool
+        self._queue = LeasedQueue(
+            db_pool,
+            ALERTS,
+            holder=holder or worker_name("alert_pusher"),
+            lease_seconds=lease_seconds,
+        )
         self._sink = sink
         self._batch_size = batch_size
         self._lease = float(lease_seconds)
@@ -174,11 +175,11 @@ class AlertPusher:
         claimed_at = loop.time()
         alerts = await self._claim()
         for index, alert in enumerate(alerts):
-            rest = [a.id for a in alerts[index + 1 :]]
+            rest = [a.claim for a in alerts[index + 1 :]]
             if index and loop.time() - claimed_at + self._send_budget > self._lease:
                 # A slow receiver: the next send could outlive our lease, and another pusher
                 # could claim and send the same alert meanwhile. Hand the rest back instead.
-                await defer(self._db, "alerts", [alert.id, *rest], 0)
+                await self._queue.defer([alert.claim, *rest], 0)
                 break
             try:
                 await self._send(alert)
@@ -187,12 +188,12 @@ class AlertPusher:
                 await self._record_failure(alert, str(exc), retry_in, "unavailable")
                 # The webhook is down: the rest waits as long instead of each alert burning its
                 # own retries against it.
-                await defer(self._db, "alerts", rest, retry_in)
+                await self._queue.defer(rest, retry_in)
                 break
             except AlertSinkRejectedError as exc:
                 await self._record_failure(alert, str(exc), self._rejected_backoff, "rejected")
                 if exc.status in _ENDPOINT_REFUSED:
-                    await defer(self._db, "alerts", rest, self._rejected_backoff)
+                    await self._queue.defer(rest, self._rejected_backoff)
                     break
                 continue
             await self._record_delivery(alert)
@@ -208,34 +209,28 @@ class AlertPusher:
             self.metrics.undelivered.labels(r["kind"], r["severity"]).set(r["undelivered"])
 
     async def _claim(self) -> list[ClaimedAlert]:
-        async with self._db.acquire() as conn, conn.transaction():
-            records = await conn.fetch(_CLAIM, self._batch_size, self._lease)
-        alerts = [
+        return [
             ClaimedAlert(
-                id=r["id"],
-                kind=r["kind"],
-                severity=r["severity"],
-                attempts=r["attempts"],
-                payload=webhook_payload(r),
+                id=c.id,
+                kind=c.record["kind"],
+                severity=c.record["severity"],
+                attempts=c.attempts,
+                payload=webhook_payload(c.record),
+                claim=c,
             )
-            for r in records
+            for c in await self._queue.claim(self._batch_size)
         ]
-        return sorted(alerts, key=lambda a: a.id)
 
     async def _send(self, alert: ClaimedAlert) -> None:
         retrying = quick_retries(self._send_attempts, self._retry_wait, AlertSinkUnavailableError)
         await retrying(self._sink.push, alert.id, alert.payload)
 
     async def _record_delivery(self, alert: ClaimedAlert) -> None:
-        async with self._db.acquire() as conn:
-            await conn.execute(
-                """
-                UPDATE alerts
-                SET delivered_at = now(), attempts = attempts + 1, last_error = NULL
-                WHERE id = $1 AND delivered_at IS NULL
-                """,
-                alert.id,
-            )
+        if not await self._queue.complete(alert.claim):
+            # Another pusher claimed it after our lease ran out; it pushes (with the same id)
+            # and records it itself.
+            log.warning("alert_push_lease_lost", alert_id=alert.id)
+            return
         self.metrics.delivered.labels(alert.kind, alert.severity).inc()
         log.info(
             "alert_pushed",
@@ -248,7 +243,7 @@ class AlertPusher:
     async def _record_failure(
         self, alert: ClaimedAlert, error: str, retry_in: float, reason: str
     ) -> None:
-        await record_failure(self._db, "alerts", alert.id, error, retry_in)
+        await self._queue.fail(alert.claim, error, retry_in)
         self.metrics.failed.labels(reason).inc()
         fields = {
             "alert_id": alert.id,

@@ -25,7 +25,7 @@ from chaingate.ledger.signing import (
     retryable_status,
     signature_headers,
 )
-from chaingate.providers.redact import redact_text, redact_url
+from chaingate.redact import redact_text, redact_url
 
 ALERT_ID_HEADER = "X-Chaingate-Alert-Id"
 

@@ -28,7 +28,14 @@ from chaingate.api.edge import (
 from chaingate.api.issuance import HistoryOpener
 from chaingate.chains.base import AddressCodec
 from chaingate.domain import Network
-from chaingate.errors import ChaingateError, NotFoundError, ValidationError
+from chaingate.errors import (
+    ChaingateError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    SealKeyMissingError,
+    ValidationError,
+)
 from chaingate.settings import Principal
 
 log = structlog.get_logger(__name__)
@@ -41,6 +48,9 @@ class ApiContext:
     codecs: Mapping[str, AddressCodec]
     tokens: Mapping[str, Principal]
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # Withdrawal approvals: distinct approvers a batch needs, and the key that seals approvals.
+    approval_quorum: int = 2
+    seal_key: bytes = field(default=b"", repr=False)
     # Extra readiness probes (watchers, endpoint health): name -> () -> (ok, details)
     readiness: dict[str, Callable[[], tuple[bool, Any]]] = field(default_factory=dict)
     # The address-index guard (api/issuance.py): where each network's addresses start on a
@@ -85,6 +95,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(422, exc.code, str(exc))
     except NotFoundError as exc:
         return error_response(404, exc.code, str(exc))
+    except ConflictError as exc:
+        return error_response(409, exc.code, str(exc))
+    except PermissionDeniedError as exc:
+        return error_response(403, exc.code, str(exc))
+    except SealKeyMissingError as exc:
+        return error_response(503, exc.code, str(exc))
     except web.HTTPException as exc:
         return error_response(exc.status, "http_error", exc.reason)
     except ChaingateError as exc:

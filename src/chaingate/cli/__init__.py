@@ -14,11 +14,11 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from chaingate.cli import devnet, ops, service
+from chaingate.cli import devnet, ops, service, signer
 from chaingate.errors import ChaingateError
 from chaingate.logs import configure_logging
 
-AREAS = (service, devnet, ops)
+AREAS = (service, signer, devnet, ops)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,9 +1,8 @@
-"""`chaingate migrate`, `chaingate run`, `chaingate signer`."""
+"""`chaingate migrate`, `chaingate run` (`chaingate signer` is in cli/signer.py)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from chaingate.cli.common import settings, stop_on_signals
@@ -30,21 +29,12 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _signer(_: argparse.Namespace) -> int:
-    print(
-        "chaingate signer: withdrawals and the signer are not part of this build yet",
-        file=sys.stderr,
-    )
-    return 2
-
-
 def register(sub: Any) -> None:
     p = sub.add_parser("migrate", help="apply database migrations (idempotent, safe to run twice)")
     p.set_defaults(func=_migrate)
     p = sub.add_parser("run", help="run the gateway (api, watchers, dispatcher)")
     p.add_argument(
-        "--roles", help="comma-separated roles to run (default: all): api,watchers,dispatcher"
+        "--roles",
+        help="comma-separated roles to run (default: all): api,watchers,dispatcher,broadcaster",
     )
     p.set_defaults(func=_run)
-    p = sub.add_parser("signer", help="run the key-holding signer (arrives with withdrawals)")
-    p.set_defaults(func=_signer)

@@ -10,7 +10,14 @@ from chaingate.domain.models import (
     ScanResult,
     Transfer,
 )
-from chaingate.domain.network import Asset, AssetStandard, Endpoint, Network, NetworkKind
+from chaingate.domain.network import (
+    Asset,
+    AssetStandard,
+    Endpoint,
+    Network,
+    NetworkKind,
+    WithdrawalLimits,
+)
 
 __all__ = [
     "AddressRow",
@@ -29,4 +36,5 @@ __all__ = [
     "RejectReason",
     "ScanResult",
     "Transfer",
+    "WithdrawalLimits",
 ]

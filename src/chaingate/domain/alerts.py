@@ -18,6 +18,15 @@ class AlertKind(StrEnum):
     UNEXPLAINED_BALANCE = "unexplained_balance"  # more on an address than its deposits explain
     BALANCE_SHORTFALL = "balance_shortfall"  # less on an address than its deposits explain
     ENDPOINT_WRONG_CHAIN = "endpoint_wrong_chain"  # an endpoint serves another chain: taken out
+    # withdrawals
+    BATCH_TAMPERED = "batch_tampered"  # a batch no longer matches its sealed record
+    WITHDRAWAL_HOLD_REFUSED_LATE = "withdrawal_hold_refused_late"  # hold refused after signing
+    SIGNER_REFUSED = "signer_refused"  # the signer's own checks refused a batch: nothing signed
+    NONCE_GAP = "nonce_gap"  # recorded nonces of a hot address have a hole
+    HOT_KEY_USED_ELSEWHERE = "hot_key_used_elsewhere"  # the chain counts more txs than we signed
+    WITHDRAWAL_NONCE_CONTESTED = "withdrawal_nonce_contested"  # a foreign tx holds our nonce
+    FEE_CAP_TOO_LOW = "fee_cap_too_low"  # the approved fee cap cannot pay the next block
+    WITHDRAWAL_STUCK = "withdrawal_stuck"  # unmined past replace_after: replaced, or cannot be
 
 
 class AlertSeverity(StrEnum):

@@ -36,6 +36,19 @@ class Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class WithdrawalLimits:
+    """An asset's withdrawal limits (SPEC section 12), in the asset's base units except
+    ``fee_cap``, which is in base units of the network's native coin."""
+
+    per_request: int  # the most one withdrawal may move
+    per_user_day: int  # the most one user may withdraw in a rolling 24 hours
+    per_batch: int  # the most one batch may move in total
+    fee_cap: int  # the most one transaction may pay in network fees (covered by the approval)
+    min_amount: int = 1  # the least one withdrawal may move
+    max_batch_outputs: int = 100  # the most withdrawals one batch gathers
+
+
+@dataclass(frozen=True, slots=True)
 class Asset:
     symbol: str
     decimals: int
@@ -49,6 +62,7 @@ class Asset:
     large_confirmations: int | None = None  # ... this many confirmations are required
     deposits_enabled: bool = True
     withdrawals_enabled: bool = True
+    withdrawal_limits: WithdrawalLimits | None = None  # None: withdrawals are not configured
 
     def required_confirmations(self, amount: int, network_default: int) -> int:
         required = self.confirmations if self.confirmations is not None else network_default
@@ -77,6 +91,13 @@ class Network:
     # A devnet only: pin whatever genesis the first endpoint serves (its nodes make a new one).
     learn_genesis: bool = False
     testnet: bool = False
+    # A local chain started by the project (anvil, regtest, the TRON devnet): the only place
+    # where the signer accepts raw keys from the environment.
+    devnet: bool = False
+    # EVM: the hot address withdrawals are sent from (lowercase; its key is in the signer only),
+    # and how long a withdrawal transaction may sit unmined before it is replaced.
+    hot_address: str | None = None
+    replace_after: float = 300.0
     watch_only: bool = False  # credits nothing; catches funds sent over the wrong network
     # For a watch-only network: whose deposit addresses to watch (same 0x address on every EVM
     # chain, so BEP-20 sent to an ERC-20 deposit address lands here).

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,57 +28,48 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from chaingate.aio import task_group
-from chaingate.delivery import backoff, defer, quick_retries, record_failure, run_passes
+from chaingate.delivery import quick_retries, run_passes
 from chaingate.domain import AlertKind, AlertSeverity, NewAlert
 from chaingate.errors import LedgerRejectedError, LedgerUnavailableError
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.errors import LedgerRequestRejectedError
+from chaingate.ledger.messages import KIND_PATHS
 from chaingate.store.alerts import raise_alert
+from chaingate.store.queue import Claim, LeasedQueue, QueueTable, backoff, worker_name
+from chaingate.withdrawals.feedback import refused_by_ledger
 
 log = structlog.get_logger(__name__)
 
-KIND_PATHS = {
-    "credit": "/credits",
-    "reversal": "/reversals",
-    "withdrawal_event": "/withdrawal-events",
-}
 # A ledger refusing our signature is misconfigured (secret, clock), not refusing the message:
 # retry later instead of parking every row.
 _AUTH_STATUSES = frozenset({401, 403})
 
-# jsonb goes in and out as text (``::text``) so the dispatcher works the same on a plain pool
-# and on the service's pool, whose jsonb codec (store.db) would otherwise decode it to a dict.
-_CLAIM = """
-WITH due AS (
-    SELECT o.id FROM ledger_outbox o
-    WHERE o.delivered_at IS NULL
-      AND o.next_attempt_at <= now()
-      AND NOT (o.kind = 'reversal' AND EXISTS (
+# The claim's ordering rules (over alias q). jsonb goes out as text (``::text``) so the
+# dispatcher works the same on a plain pool and on the service's pool, whose jsonb codec
+# (store.db) would otherwise decode it to a dict.
+OUTBOX = QueueTable(
+    name="ledger_outbox",
+    done_column="delivered_at",
+    returning="q.id, q.idempotency_key, q.kind, q.payload::text AS payload, q.attempts",
+    eligible="""
+        NOT (q.kind = 'reversal' AND EXISTS (
             SELECT 1 FROM ledger_outbox c
-            WHERE c.idempotency_key = o.payload->>'credit_key' AND c.delivered_at IS NULL))
-      AND NOT (o.kind = 'withdrawal_event' AND EXISTS (
+            WHERE c.idempotency_key = q.payload->>'credit_key' AND c.delivered_at IS NULL))
+        AND NOT (q.kind = 'withdrawal_event' AND EXISTS (
             SELECT 1 FROM ledger_outbox w
-            WHERE w.kind = 'withdrawal_event' AND w.delivered_at IS NULL AND w.id < o.id
-              AND w.payload->>'withdrawal_id' = o.payload->>'withdrawal_id'))
-      -- The new credit of a deposit re-mined after a reorg waits for the reversal of its old
-      -- credit: the ledger refuses a second standing credit of one deposit (it would park it).
-      AND NOT (o.kind = 'credit' AND EXISTS (
+            WHERE w.kind = 'withdrawal_event' AND w.delivered_at IS NULL AND w.id < q.id
+              AND w.payload->>'withdrawal_id' = q.payload->>'withdrawal_id'))
+        -- The new credit of a deposit re-mined after a reorg waits for the reversal of its old
+        -- credit: the ledger refuses a second standing credit of one deposit (it would park it).
+        AND NOT (q.kind = 'credit' AND EXISTS (
             SELECT 1 FROM ledger_outbox r
             JOIN ledger_outbox c ON c.idempotency_key = r.payload->>'credit_key'
-            WHERE r.kind = 'reversal' AND r.delivered_at IS NULL AND r.id < o.id
-              AND c.id <> o.id
-              AND c.payload->>'network' = o.payload->>'network'
-              AND c.payload->>'txid' = o.payload->>'txid'
-              AND c.payload->>'position' = o.payload->>'position'))
-    ORDER BY o.id
-    LIMIT $1
-    FOR UPDATE OF o SKIP LOCKED
+            WHERE r.kind = 'reversal' AND r.delivered_at IS NULL AND r.id < q.id
+              AND c.id <> q.id
+              AND c.payload->>'network' = q.payload->>'network'
+              AND c.payload->>'txid' = q.payload->>'txid'
+              AND c.payload->>'position' = q.payload->>'position'))""",
 )
-UPDATE ledger_outbox o
-SET next_attempt_at = now() + make_interval(secs => $2)
-FROM due WHERE o.id = due.id
-RETURNING o.id, o.idempotency_key, o.kind, o.payload::text AS payload, o.attempts
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +79,7 @@ class OutboxRow:
     kind: str
     payload: dict[str, Any]
     attempts: int
+    claim: Claim
 
 
 class DispatcherMetrics:
@@ -113,6 +106,10 @@ class DispatcherMetrics:
         )
 
 
+# Called in the transaction that parks a refused row: (conn, kind, payload, error code, error).
+RefusalHook = Callable[[asyncpg.Connection, str, dict[str, Any], str, str], Awaitable[None]]
+
+
 class OutboxDispatcher:
     def __init__(
         self,
@@ -127,6 +124,8 @@ class OutboxDispatcher:
         retry_wait: float = 0.2,
         registry: CollectorRegistry | None = None,
         concurrency: int = 8,
+        holder: str | None = None,
+        on_refused: RefusalHook = refused_by_ledger,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -134,13 +133,16 @@ class OutboxDispatcher:
         self._concurrency = concurrency
         self._client = client
         self._batch_size = batch_size
-        self._lease = float(lease_seconds)
+        self._queue = LeasedQueue(
+            db_pool, OUTBOX, holder=holder or worker_name("dispatcher"), lease_seconds=lease_seconds
+        )
         self._max_backoff = float(max_backoff)
         self._base_backoff = base_backoff
         self._send_attempts = send_attempts
         self._retry_wait = retry_wait
         self.metrics = DispatcherMetrics(registry or CollectorRegistry())
         self._last_claimed = 0
+        self._on_refused = on_refused
 
     async def run(self, stop: asyncio.Event, interval: float) -> None:
         """Dispatch until ``stop`` is set; a full batch is followed at once by the next."""
@@ -194,27 +196,25 @@ class OutboxDispatcher:
 
         # A database error in one worker stops the others and is raised as itself (run() tells
         # it apart); rows in flight stay leased and come back, with their keys, later.
-        async with task_group() as group:
+        async with self._queue.keep_alive([r.claim for r in rows]), task_group() as group:
             for _ in range(min(self._concurrency, len(rows))):
                 group.create_task(worker())
         if halted is not None:
-            await defer(self._db, "ledger_outbox", [r.id for r in queue], halted)
+            await self._queue.defer([r.claim for r in queue], halted)
         return delivered
 
     async def _claim(self) -> list[OutboxRow]:
-        async with self._db.acquire() as conn, conn.transaction():
-            records = await conn.fetch(_CLAIM, self._batch_size, self._lease)
-        rows = [
+        return [
             OutboxRow(
-                id=r["id"],
-                idempotency_key=r["idempotency_key"],
-                kind=r["kind"],
-                payload=json.loads(r["payload"]),
-                attempts=r["attempts"],
+                id=c.id,
+                idempotency_key=c.record["idempotency_key"],
+                kind=c.record["kind"],
+                payload=json.loads(c.record["payload"]),
+                attempts=c.attempts,
+                claim=c,
             )
-            for r in records
+            for c in await self._queue.claim(self._batch_size)
         ]
-        return sorted(rows, key=lambda r: r.id)
 
     async def _send(self, row: OutboxRow) -> dict[str, Any]:
         path = KIND_PATHS.get(row.kind)
@@ -230,17 +230,14 @@ class OutboxDispatcher:
         return answer
 
     async def _record_delivery(self, row: OutboxRow, answer: dict[str, Any]) -> None:
-        async with self._db.acquire() as conn:
-            await conn.execute(
-                """
-                UPDATE ledger_outbox
-                SET delivered_at = now(), response = $2::text::jsonb, attempts = attempts + 1,
-                    last_error = NULL
-                WHERE id = $1 AND delivered_at IS NULL
-                """,
-                row.id,
-                json.dumps(answer),
-            )
+        recorded = await self._queue.complete(
+            row.claim, extra_set="response = $3::text::jsonb", args=[json.dumps(answer)]
+        )
+        if not recorded:
+            # Our lease ran out and another dispatcher holds the row: it sends it again under
+            # the same key and records the ledger's (same) answer itself.
+            log.warning("ledger_outbox_lease_lost", outbox_id=row.id, kind=row.kind)
+            return
         self.metrics.delivered.labels(row.kind).inc()
         log.info(
             "ledger_outbox_delivered",
@@ -252,7 +249,7 @@ class OutboxDispatcher:
 
     async def _record_failure(self, row: OutboxRow, exc: Exception) -> float:
         retry_in = backoff(row.attempts, self._base_backoff, self._max_backoff)
-        await record_failure(self._db, "ledger_outbox", row.id, str(exc), retry_in)
+        await self._queue.fail(row.claim, str(exc), retry_in)
         self.metrics.failed.labels(row.kind).inc()
         log.warning(
             "ledger_outbox_retry_later",
@@ -269,15 +266,8 @@ class OutboxDispatcher:
         payload = row.payload
         amount = payload.get("amount")
         async with self._db.acquire() as conn, conn.transaction():
-            await conn.execute(
-                """
-                UPDATE ledger_outbox
-                SET attempts = attempts + 1, last_error = $2, next_attempt_at = 'infinity'
-                WHERE id = $1 AND delivered_at IS NULL
-                """,
-                row.id,
-                error[:1000],
-            )
+            if not await self._queue.park(row.claim, error, conn=conn):
+                return  # another dispatcher holds the row now; it decides
             await raise_alert(
                 conn,
                 NewAlert(
@@ -299,6 +289,9 @@ class OutboxDispatcher:
                     dedup_key=f"ledger_rejected:{row.idempotency_key}",
                 ),
             )
+            # What the refusal means for the sender's own records (a withdrawal whose hold was
+            # refused is cancelled), in the same transaction as the park.
+            await self._on_refused(conn, row.kind, payload, code, error)
         self.metrics.parked.labels(row.kind).inc()
         log.error(
             "ledger_outbox_parked",

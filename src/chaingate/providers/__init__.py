@@ -7,8 +7,8 @@
 from chaingate.providers.health import BenchPolicy, EndpointHealth
 from chaingate.providers.metrics import ProviderMetrics
 from chaingate.providers.pool import EndpointPool, HeadProbe
-from chaingate.providers.redact import redact_text, redact_url
 from chaingate.providers.retry import RetryPolicy
+from chaingate.redact import redact_text, redact_url
 
 __all__ = [
     "BenchPolicy",

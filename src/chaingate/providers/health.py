@@ -17,6 +17,8 @@ from enum import StrEnum
 
 from chaingate.domain import Endpoint
 
+BAD_DATA_MEMORY = 300.0  # seconds without a bad answer before an endpoint's strikes fade
+
 
 class BenchReason(StrEnum):
     FAILING = "failing"
@@ -70,6 +72,9 @@ class EndpointState:
         self.lag: int | None = None
         self.chain = ChainCheck.UNKNOWN
         self.observed_chain: str | None = None  # what it answered when it was not our chain
+        self.bad_data_strikes = 0  # bad answers, not reset by good ones (see record_failure)
+        self.last_bad_data = -BAD_DATA_MEMORY
+        self.benched_for_bad_data = False
         self.batch_limit = endpoint.max_batch  # lowered when the endpoint refuses a batch size
 
     # --- availability ---------------------------------------------------------------------
@@ -82,6 +87,10 @@ class EndpointState:
             and self.lag_reason is None
             and not self.is_failing(now)
         )
+
+    def lied_lately(self, now: float) -> bool:
+        """Whether it gave a bad answer within ``BAD_DATA_MEMORY`` seconds (asked last)."""
+        return now - self.last_bad_data < BAD_DATA_MEMORY
 
     def bench_reason(self, now: float | None = None) -> str | None:
         if self.chain is ChainCheck.MISMATCH:
@@ -105,13 +114,31 @@ class EndpointState:
     def record_success(self, latency: float) -> None:
         self.latency = latency
         self.consecutive_failures = 0
-        self.failing_until = 0.0
+        if not self.benched_for_bad_data:
+            # A transport fault is over once it answers; a lie is not undone by a good answer
+            # to another question (a head probe): that bench runs its course.
+            self.failing_until = 0.0
 
-    def record_failure(self) -> float:
-        """Bench after a failure; returns the bench duration in seconds."""
+    def record_failure(self, bad_data: bool = False) -> float:
+        """Bench after a failure; returns the bench duration in seconds.
+
+        A bad answer (``bad_data``) is remembered past the next good one: an endpoint that
+        answers heads well and lies about blocks would otherwise be reset by every good answer,
+        come back after the shortest bench and be asked first again. Its strikes fade only after
+        ``BAD_DATA_MEMORY`` seconds without a lie, so its bench keeps doubling meanwhile.
+        """
+        now = time.monotonic()
         self.consecutive_failures += 1
-        duration = self.policy.duration(self.consecutive_failures)
-        self.failing_until = time.monotonic() + duration
+        strikes = 0
+        if bad_data:
+            if now - self.last_bad_data > BAD_DATA_MEMORY:
+                self.bad_data_strikes = 0
+            self.bad_data_strikes += 1
+            self.last_bad_data = now
+            strikes = self.bad_data_strikes
+        duration = self.policy.duration(max(self.consecutive_failures, strikes))
+        self.failing_until = now + duration
+        self.benched_for_bad_data = bad_data
         return duration
 
     def record_head(self, head: int, best: int, max_lag: int) -> None:

@@ -40,9 +40,9 @@ from chaingate.providers.identity import ChainIdentity, IdentityGuard, WrongChai
 from chaingate.providers.jsonrpc import make_request, unwrap_single
 from chaingate.providers.metrics import ProviderMetrics
 from chaingate.providers.ratelimit import TokenBucket
-from chaingate.providers.redact import redact_text
 from chaingate.providers.retry import FAILOVER_ERRORS, RetryPolicy, RoundFailed
 from chaingate.providers.transport import HttpReply, raise_for_status, require_json, send_json
+from chaingate.redact import redact_text
 
 log = structlog.get_logger(__name__)
 
@@ -322,15 +322,18 @@ class EndpointPool(ClientSessionOwner):
             self._publish_health(state)
 
     def _ordered(self) -> list[EndpointState]:
-        """Endpoints to try, best first: healthy ones in weighted random order, then the ones
-        benched for failures (soonest back first) as a last resort; lagging ones never."""
+        """Endpoints to try, best first: healthy ones in weighted random order (those that gave
+        a bad answer lately after the others), then the ones benched for failures (soonest back
+        first) as a last resort; lagging ones and other chains' never."""
         pin = self._pin.get()
         if pin is not None:
             return [pin]
         now = time.monotonic()
         healthy = [s for s in self._states.values() if s.is_available(now)]
         # Efraimidis-Spirakis weighted shuffle; weight 0 marks a backup used after the others.
-        healthy.sort(key=lambda s: _weighted_key(s.endpoint.weight), reverse=True)
+        healthy.sort(
+            key=lambda s: (not s.lied_lately(now), _weighted_key(s.endpoint.weight)), reverse=True
+        )
         failing = [
             s
             for s in self._states.values()
@@ -360,7 +363,7 @@ class EndpointPool(ClientSessionOwner):
     def _book_failure(self, state: EndpointState, exc: Exception) -> None:
         name = state.endpoint.name
         self.metrics.errors.labels(self.network, name, error_kind(exc)).inc()
-        benched = state.record_failure()
+        benched = state.record_failure(bad_data=isinstance(exc, ChainDataError))
         self._publish_health(state)
         log.warning(
             "endpoint_failed",

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from chaingate.domain import DepositInput
+from chaingate.store.paging import keyset_page
 
 # A transaction mined (again) counts for what its NEW block says: a row that is seen, orphaned,
 # reversed, or was decided in another block takes the new sighting whole (recipient, user,
@@ -296,26 +297,14 @@ LEFT JOIN ledger_outbox o ON d.status IN ('credited', 'reversed') AND o.idempote
 
 
 def list_query(where: DepositFilter, limit: int) -> tuple[str, list[Any]]:
-    """The SQL of ``list_deposits`` and its arguments. The WHERE clause holds only the filters
-    given, so each combination is an index range scan already in id order (migration 007), not
-    ``$1 IS NULL OR ...`` conditions that a generic plan cannot use an index for."""
-    conditions: list[str] = []
-    args: list[Any] = []
-    for column, value in (
+    """The SQL of ``list_deposits`` and its arguments (only the filters given: index scans)."""
+    filters = (
         ("d.user_id", where.user_id),
         ("d.network", where.network),
         ("d.status", where.status),
         ("d.txid", where.txid),
-    ):
-        if value is not None:
-            args.append(value)
-            conditions.append(f"{column} = ${len(args)}")
-    if where.before_id is not None:
-        args.append(where.before_id)
-        conditions.append(f"d.id < ${len(args)}")
-    args.append(limit)
-    clause = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-    return f"{_LIST} {clause} ORDER BY d.id DESC LIMIT ${len(args)}", args
+    )
+    return keyset_page(_LIST, "d.id", filters, where.before_id, limit)
 
 
 async def list_deposits(

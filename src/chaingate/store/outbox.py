@@ -34,16 +34,17 @@ async def enqueue_many(
 
 
 # --- operations: inspect the backlog and un-park what the ledger refused ---------------------
-# A parked row has next_attempt_at = 'infinity': kept, never retried, never dropped (see the
-# dispatcher). Un-parking sends the SAME payload under the SAME idempotency key again.
+# A parked row has parked_at set (and next_attempt_at = 'infinity'): kept, never retried, never
+# dropped (see the dispatcher). Un-parking sends the SAME payload under the SAME idempotency key
+# again.
 
 
 async def backlog(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     """Undelivered rows by kind: pending (due or backing off), parked, and the oldest."""
     rows = await conn.fetch(
         """SELECT kind,
-                  count(*) FILTER (WHERE next_attempt_at <> 'infinity') AS pending,
-                  count(*) FILTER (WHERE next_attempt_at = 'infinity') AS parked,
+                  count(*) FILTER (WHERE parked_at IS NULL) AS pending,
+                  count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked,
                   min(created_at) AS oldest
              FROM ledger_outbox WHERE delivered_at IS NULL GROUP BY kind ORDER BY kind"""
     )
@@ -54,7 +55,7 @@ async def list_parked(conn: asyncpg.Connection, limit: int = 100) -> list[dict[s
     rows = await conn.fetch(
         """SELECT id, kind, idempotency_key, attempts, last_error, created_at
              FROM ledger_outbox
-            WHERE delivered_at IS NULL AND next_attempt_at = 'infinity'
+            WHERE delivered_at IS NULL AND parked_at IS NOT NULL
             ORDER BY id LIMIT $1""",
         limit,
     )
@@ -69,8 +70,9 @@ async def unpark(conn: asyncpg.Connection, outbox_id: int, actor: str) -> bool:
     """
     async with conn.transaction():
         key = await conn.fetchval(
-            """UPDATE ledger_outbox SET next_attempt_at = now(), last_error = NULL
-                WHERE id = $1 AND delivered_at IS NULL AND next_attempt_at = 'infinity'
+            """UPDATE ledger_outbox
+                  SET parked_at = NULL, next_attempt_at = now(), last_error = NULL
+                WHERE id = $1 AND delivered_at IS NULL AND parked_at IS NOT NULL
             RETURNING idempotency_key""",
             outbox_id,
         )

@@ -38,6 +38,7 @@ from chaingate.errors import (
     ProviderError,
     ReorgTooDeepError,
 )
+from chaingate.ledger.messages import Credit, credit_key
 from chaingate.metrics import WatcherMetrics
 from chaingate.store import addresses, chainstate, deposits, leases, outbox
 from chaingate.store.alerts import raise_alert
@@ -47,7 +48,7 @@ from chaingate.watcher.forks import ForkFinder
 from chaingate.watcher.leadership import LeaseKeeper
 from chaingate.watcher.pipeline import RangeSizer, ScanPipeline
 from chaingate.watcher.reversals import reverse_credits
-from chaingate.watcher.rules import credit_key, decide
+from chaingate.watcher.rules import decide
 
 log = structlog.get_logger(__name__)
 
@@ -385,7 +386,7 @@ class Watcher:
             await outbox.enqueue_many(
                 conn,
                 "credit",
-                [(key, _credit_body(r)) for (_, key), r in zip(keys, due, strict=True)],
+                [(key, _credit(key, r).body()) for (_, key), r in zip(keys, due, strict=True)],
             )
         credited = len(due)
         # One info event per pass (a catch-up pass credits thousands; a line each cost as much
@@ -411,17 +412,18 @@ class Watcher:
         return credited
 
 
-def _credit_body(row: asyncpg.Record) -> dict[str, object]:
-    return {
-        "user_id": row["user_id"],
-        "network": row["network"],
-        "asset": row["asset"],
-        "amount": str(int(row["amount"])),
-        "decimals": row["decimals"],
-        "txid": row["txid"],
-        "position": row["position"],
-        "block_number": row["block_number"],
-    }
+def _credit(key: str, row: asyncpg.Record) -> Credit:
+    return Credit(
+        idempotency_key=key,
+        user_id=row["user_id"],
+        network=row["network"],
+        asset=row["asset"],
+        amount=int(row["amount"]),
+        decimals=row["decimals"],
+        txid=row["txid"],
+        position=row["position"],
+        block_number=row["block_number"],
+    )
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

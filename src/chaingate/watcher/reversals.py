@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from chaingate.domain import AlertKind, AlertSeverity, NewAlert
+from chaingate.ledger.messages import Reversal, reversal_key
 from chaingate.store import outbox
 from chaingate.store.alerts import raise_alert
 
@@ -38,12 +39,12 @@ async def reverse_credits(
                 "something else; its credit was reversed and it is credited anew from the new "
                 "block"
             )
-        await outbox.enqueue(
-            conn,
-            "reversal",
-            f"reversal:{row['credit_key']}",
-            {"credit_key": row["credit_key"], "reason": reason},
+        reversal = Reversal(
+            idempotency_key=reversal_key(row["credit_key"]),
+            credit_key=row["credit_key"],
+            reason=reason,
         )
+        await outbox.enqueue(conn, reversal.KIND, reversal.idempotency_key, reversal.body())
         alert = NewAlert(
             kind=kind,
             severity=AlertSeverity.CRITICAL,

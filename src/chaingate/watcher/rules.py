@@ -156,9 +156,3 @@ def _unlisted_alert(
             "block_number": transfer.block_number,
         },
     )
-
-
-def credit_key(network: str, txid: str, position: str, generation: int) -> str:
-    """Idempotency key of a credit; a deposit re-mined after a reversal gets a new one."""
-    suffix = f":g{generation}" if generation else ""
-    return f"credit:{network}:{txid}:{position}{suffix}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 import structlog
@@ -24,6 +25,7 @@ from chaingate.errors import (
     ChainDataError,
     IncompleteLogsError,
     RequestTooLargeError,
+    RpcError,
 )
 
 log = structlog.get_logger(__name__)
@@ -73,6 +75,8 @@ class RawReceipt(TypedDict):
     status: str  # "0x1" success, "0x0" failure (post-Byzantium)
     to: str | None
     logs: list[RawLog]
+    gasUsed: NotRequired[str]
+    effectiveGasPrice: NotRequired[str]
 
 
 class RawCallFrame(TypedDict):
@@ -102,6 +106,26 @@ def hex_int(value: object, what: str) -> int:
         return int(value, 16)
     except ValueError as exc:
         raise ChainDataError(f"{what}: expected a hex quantity, got {value!r:.80}") from exc
+
+
+class SendOutcome(StrEnum):
+    ACCEPTED = "accepted"
+    ALREADY_KNOWN = "already_known"  # the node has these bytes already: sent
+    NONCE_TOO_LOW = "nonce_too_low"  # the nonce is used: by these bytes, or by another tx
+    UNDERPRICED = "underpriced"  # another tx holds the nonce in the mempool at a higher fee
+
+
+# Nodes say these as JSON-RPC error text (geth, erigon, nethermind, anvil); the edge turns them
+# into outcomes so nothing further in classifies by message.
+_SEND_OUTCOMES = (
+    ("already known", SendOutcome.ALREADY_KNOWN),
+    ("known transaction", SendOutcome.ALREADY_KNOWN),
+    ("already imported", SendOutcome.ALREADY_KNOWN),
+    ("nonce too low", SendOutcome.NONCE_TOO_LOW),
+    ("nonce is too low", SendOutcome.NONCE_TOO_LOW),
+    ("replacement transaction underpriced", SendOutcome.UNDERPRICED),
+    ("underpriced", SendOutcome.UNDERPRICED),
+)
 
 
 class EvmRpc:
@@ -231,6 +255,74 @@ class EvmRpc:
         checks = [self._balance_check(a) for a in addresses]
         results = await self.client.batch(calls, checks=checks) if calls else []
         return [hex_int(raw, "eth_getBalance") for raw in results]
+
+    # --- outgoing: what the planner, the broadcaster and the tracker ask ---------------------
+
+    async def fee_history(self, blocks: int = 5, percentile: float = 50.0) -> dict[str, Any]:
+        def check(raw: Any) -> None:
+            if not isinstance(raw, dict) or not isinstance(raw.get("baseFeePerGas"), list):
+                raise ChainDataError(f"{self.network}: malformed eth_feeHistory answer")
+            for value in raw["baseFeePerGas"]:
+                hex_int(value, "baseFeePerGas")
+
+        params = [hex(blocks), "latest", [percentile]]
+        raw: dict[str, Any] = await self.client.request("eth_feeHistory", params, check=check)
+        return raw
+
+    async def transaction_count(self, address: str, block: str | int = "pending") -> int:
+        tag = hex(block) if isinstance(block, int) else block
+        what = f"{self.network}: eth_getTransactionCount"
+        raw = await self.client.request(
+            "eth_getTransactionCount", [address, tag], check=_quantity(what)
+        )
+        return hex_int(raw, what)
+
+    async def estimate_gas(self, call: dict[str, str]) -> int:
+        raw = await self.client.request(
+            "eth_estimateGas", [call], check=_quantity("eth_estimateGas")
+        )
+        return hex_int(raw, "eth_estimateGas")
+
+    async def send_raw_transaction(self, raw_hex: str, txid: str) -> SendOutcome:
+        """Send signed bytes; resending the same bytes is harmless, so failover may resend.
+        What a node says about a transaction it already has is an outcome, not an error."""
+
+        def check(answer: Any) -> None:
+            if not isinstance(answer, str) or answer.lower() != txid.lower():
+                raise ChainDataError(
+                    f"{self.network}: eth_sendRawTransaction answered another hash"
+                )
+
+        try:
+            await self.client.request("eth_sendRawTransaction", [raw_hex], check=check)
+        except RpcError as exc:
+            text = str(exc).lower()
+            for needle, outcome in _SEND_OUTCOMES:
+                if needle in text:
+                    return outcome
+            raise
+        return SendOutcome.ACCEPTED
+
+    async def receipt(self, txid: str) -> RawReceipt | None:
+        def check(raw: Any) -> None:
+            if raw is not None and (
+                not isinstance(raw, dict)
+                or str(raw.get("transactionHash", "")).lower() != txid.lower()
+            ):
+                raise ChainDataError(f"{self.network}: receipt of another transaction than {txid}")
+
+        raw = await self.client.request("eth_getTransactionReceipt", [txid], check=check)
+        return None if raw is None else cast(RawReceipt, raw)
+
+    async def transaction(self, txid: str) -> RawTx | None:
+        def check(raw: Any) -> None:
+            if raw is not None and (
+                not isinstance(raw, dict) or str(raw.get("hash", "")).lower() != txid.lower()
+            ):
+                raise ChainDataError(f"{self.network}: eth_getTransactionByHash of another hash")
+
+        raw = await self.client.request("eth_getTransactionByHash", [txid], check=check)
+        return None if raw is None else cast(RawTx, raw)
 
     # --- checks (run inside the pool, on the endpoint that answered) ------------------------
 

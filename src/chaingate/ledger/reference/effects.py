@@ -14,12 +14,7 @@ from typing import Any
 import asyncpg
 
 from chaingate.errors import LedgerError
-from chaingate.ledger.reference.validation import (
-    FUNDS_RETURNED_STATUSES,
-    CreditRequest,
-    ReversalRequest,
-    WithdrawalEventRequest,
-)
+from chaingate.ledger.messages import FUNDS_RETURNED_STATUSES, Credit, Reversal, WithdrawalEvent
 
 Answer = tuple[int, dict[str, Any]]
 
@@ -51,7 +46,7 @@ async def _add_to_balance(
     return int(row["amount"])
 
 
-async def apply_credit(conn: asyncpg.Connection, req: CreditRequest) -> Answer:
+async def apply_credit(conn: asyncpg.Connection, req: Credit) -> Answer:
     try:
         await conn.execute(
             """
@@ -86,7 +81,7 @@ async def apply_credit(conn: asyncpg.Connection, req: CreditRequest) -> Answer:
     }
 
 
-async def apply_reversal(conn: asyncpg.Connection, req: ReversalRequest) -> Answer:
+async def apply_reversal(conn: asyncpg.Connection, req: Reversal) -> Answer:
     credit = await conn.fetchrow(
         "SELECT * FROM refledger.credits WHERE credit_key = $1 FOR UPDATE", req.credit_key
     )
@@ -116,9 +111,38 @@ async def apply_reversal(conn: asyncpg.Connection, req: ReversalRequest) -> Answ
     }
 
 
-async def apply_withdrawal_event(conn: asyncpg.Connection, req: WithdrawalEventRequest) -> Answer:
-    # The reference ledger only records the event; holding and releasing withdrawn funds is
-    # the withdrawal side's job, reported here as funds_returned for failed/cancelled.
+async def apply_withdrawal_event(conn: asyncpg.Connection, req: WithdrawalEvent) -> Answer:
+    """Record the event; hold the funds at ``requested``, settle them at ``confirmed``, release
+    them at ``failed`` or ``cancelled``. A hold the user's balance cannot cover is refused (422),
+    and no event may disagree with the hold about who, what or how much (409)."""
+    hold = await conn.fetchrow(
+        "SELECT * FROM refledger.holds WHERE withdrawal_id = $1 FOR UPDATE", req.withdrawal_id
+    )
+    if hold is not None and (
+        (hold["user_id"], hold["network"], hold["asset"], int(hold["amount"]))
+        != (req.user_id, req.network, req.asset, req.amount)
+    ):
+        raise EffectRefusedError(
+            409, "hold_mismatch", "the event names another user, asset or amount than the hold"
+        )
+    effect = "recorded"
+    returned = 0
+    if req.status == "requested" and hold is None:
+        await _hold(conn, req)
+        effect = "held"
+    elif req.status == "confirmed":
+        if hold is None or hold["status"] == "released":
+            raise EffectRefusedError(409, "no_hold", "no funds are held for this withdrawal")
+        if hold["status"] == "held":
+            await _add_to_balance(conn, req.user_id, req.network, req.asset, -req.amount)
+            await _set_hold(conn, req.withdrawal_id, "settled")
+            effect = "settled"
+    elif req.status in FUNDS_RETURNED_STATUSES and hold is not None:
+        if hold["status"] == "settled":
+            raise EffectRefusedError(409, "already_settled", "the withdrawal was settled")
+        if hold["status"] == "held":
+            await _set_hold(conn, req.withdrawal_id, "released")
+            effect, returned = "released", req.amount
     await conn.execute(
         """
         INSERT INTO refledger.withdrawal_events (idempotency_key, withdrawal_id, status, txid, fee)
@@ -133,18 +157,79 @@ async def apply_withdrawal_event(conn: asyncpg.Connection, req: WithdrawalEventR
     return 201, {
         "withdrawal_id": req.withdrawal_id,
         "status": req.status,
+        "effect": effect,
         "funds_returned": req.status in FUNDS_RETURNED_STATUSES,
+        "amount_returned": str(returned),
     }
 
 
+async def _hold(conn: asyncpg.Connection, req: WithdrawalEvent) -> None:
+    # Lock the balance row first: two holds of one user at once must not both fit under it.
+    await conn.execute(
+        """INSERT INTO refledger.balances (user_id, network, asset, amount) VALUES ($1, $2, $3, 0)
+           ON CONFLICT (user_id, network, asset) DO NOTHING""",
+        req.user_id,
+        req.network,
+        req.asset,
+    )
+    balance = await conn.fetchval(
+        """SELECT amount FROM refledger.balances WHERE user_id = $1 AND network = $2
+           AND asset = $3 FOR UPDATE""",
+        req.user_id,
+        req.network,
+        req.asset,
+    )
+    held = await conn.fetchval(
+        """SELECT COALESCE(sum(amount), 0) FROM refledger.holds
+           WHERE user_id = $1 AND network = $2 AND asset = $3 AND status = 'held'""",
+        req.user_id,
+        req.network,
+        req.asset,
+    )
+    available = int(balance) - int(held)
+    if available < req.amount:
+        raise EffectRefusedError(
+            422,
+            "insufficient_funds",
+            f"available {max(available, 0)} {req.asset} does not cover {req.amount}",
+        )
+    await conn.execute(
+        """INSERT INTO refledger.holds (withdrawal_id, user_id, network, asset, amount, status)
+           VALUES ($1, $2, $3, $4, $5, 'held')""",
+        req.withdrawal_id,
+        req.user_id,
+        req.network,
+        req.asset,
+        Decimal(req.amount),
+    )
+
+
+async def _set_hold(conn: asyncpg.Connection, withdrawal_id: str, status: str) -> None:
+    await conn.execute(
+        "UPDATE refledger.holds SET status = $2, updated_at = now() WHERE withdrawal_id = $1",
+        withdrawal_id,
+        status,
+    )
+
+
 async def balances_of(conn: asyncpg.Connection, user_id: str) -> list[dict[str, str]]:
+    """Per network and asset: the balance, what withdrawals hold of it, and what is left."""
     rows = await conn.fetch(
-        "SELECT network, asset, amount FROM refledger.balances WHERE user_id = $1"
-        " ORDER BY network, asset",
+        """SELECT b.network, b.asset, b.amount,
+                  COALESCE((SELECT sum(h.amount) FROM refledger.holds h
+                            WHERE h.user_id = b.user_id AND h.network = b.network
+                              AND h.asset = b.asset AND h.status = 'held'), 0) AS held
+           FROM refledger.balances b WHERE b.user_id = $1 ORDER BY b.network, b.asset""",
         user_id,
     )
     return [
-        {"network": r["network"], "asset": r["asset"], "amount": str(int(r["amount"]))}
+        {
+            "network": r["network"],
+            "asset": r["asset"],
+            "amount": str(int(r["amount"])),
+            "held": str(int(r["held"])),
+            "available": str(int(r["amount"]) - int(r["held"])),
+        }
         for r in rows
     ]
 

@@ -53,3 +53,18 @@ CREATE TABLE IF NOT EXISTS refledger.withdrawal_events (
 );
 CREATE INDEX IF NOT EXISTS withdrawal_events_withdrawal
     ON refledger.withdrawal_events (withdrawal_id, created_at);
+
+-- Funds held for withdrawals: held at `requested` (the balance minus what is already held must
+-- cover it), settled at `confirmed` (the balance goes down), released at `failed`/`cancelled`.
+CREATE TABLE IF NOT EXISTS refledger.holds (
+    withdrawal_id  text PRIMARY KEY,
+    user_id        text NOT NULL,
+    network        text NOT NULL,
+    asset          text NOT NULL,
+    amount         numeric(78, 0) NOT NULL CHECK (amount > 0),
+    status         text NOT NULL CHECK (status IN ('held', 'settled', 'released')),
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS holds_open ON refledger.holds (user_id, network, asset)
+    WHERE status = 'held';

@@ -7,29 +7,16 @@ units (JSON numbers lose precision above 2^53) and leave as ``int``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from chaingate.domain.withdrawals import WithdrawalStatus
 from chaingate.errors import ValidationError
+from chaingate.ledger.messages import Credit, Reversal, WithdrawalEvent
 
 MAX_KEY_LENGTH = 200
 MAX_TEXT_LENGTH = 200
 MAX_AMOUNT = 2**256 - 1
-WITHDRAWAL_STATUSES = frozenset(
-    {
-        "requested",
-        "batched",
-        "approved",
-        "signing",
-        "signed",
-        "broadcast",
-        "confirmed",
-        "failed",
-        "cancelled",
-    }
-)
-# Statuses after which the withdrawn funds belong to the user again.
-FUNDS_RETURNED_STATUSES = frozenset({"failed", "cancelled"})
+WITHDRAWAL_STATUSES = frozenset(s.value for s in WithdrawalStatus)
 
 
 class FieldError(ValidationError):
@@ -40,35 +27,6 @@ class FieldError(ValidationError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
-
-
-@dataclass(frozen=True, slots=True)
-class CreditRequest:
-    idempotency_key: str
-    user_id: str
-    network: str
-    asset: str
-    amount: int
-    decimals: int
-    txid: str
-    position: str
-    block_number: int
-
-
-@dataclass(frozen=True, slots=True)
-class ReversalRequest:
-    idempotency_key: str
-    credit_key: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class WithdrawalEventRequest:
-    idempotency_key: str
-    withdrawal_id: str
-    status: str
-    txid: str | None
-    fee: int | None
 
 
 def _text(body: dict[str, Any], field: str, *, limit: int = MAX_TEXT_LENGTH) -> str:
@@ -116,8 +74,8 @@ def _position(body: dict[str, Any]) -> str:
     return _text(body, "position")
 
 
-def parse_credit(body: dict[str, Any]) -> CreditRequest:
-    return CreditRequest(
+def parse_credit(body: dict[str, Any]) -> Credit:
+    return Credit(
         idempotency_key=_text(body, "idempotency_key", limit=MAX_KEY_LENGTH),
         user_id=_text(body, "user_id"),
         network=_text(body, "network"),
@@ -130,23 +88,34 @@ def parse_credit(body: dict[str, Any]) -> CreditRequest:
     )
 
 
-def parse_reversal(body: dict[str, Any]) -> ReversalRequest:
-    return ReversalRequest(
+def parse_reversal(body: dict[str, Any]) -> Reversal:
+    return Reversal(
         idempotency_key=_text(body, "idempotency_key", limit=MAX_KEY_LENGTH),
         credit_key=_text(body, "credit_key", limit=MAX_KEY_LENGTH),
         reason=_text(body, "reason", limit=1000),
     )
 
 
-def parse_withdrawal_event(body: dict[str, Any]) -> WithdrawalEventRequest:
+def parse_withdrawal_event(body: dict[str, Any]) -> WithdrawalEvent:
     status = _text(body, "status")
     if status not in WITHDRAWAL_STATUSES:
         raise FieldError("status", f"must be one of {', '.join(sorted(WITHDRAWAL_STATUSES))}")
-    fee = None if body.get("fee") is None else _amount(body, "fee", allow_zero=True)
-    return WithdrawalEventRequest(
+    return WithdrawalEvent(
         idempotency_key=_text(body, "idempotency_key", limit=MAX_KEY_LENGTH),
         withdrawal_id=_text(body, "withdrawal_id"),
         status=status,
+        user_id=_text(body, "user_id"),
+        network=_text(body, "network"),
+        asset=_text(body, "asset"),
+        amount=_amount(body, "amount"),
+        request_id=_optional_text(body, "request_id"),
+        batch_id=_optional_text(body, "batch_id"),
         txid=_optional_text(body, "txid"),
-        fee=fee,
+        fee=_optional_amount(body, "fee"),
+        amount_returned=_optional_amount(body, "amount_returned"),
+        reason=None if body.get("reason") is None else _text(body, "reason", limit=2000),
     )
+
+
+def _optional_amount(body: dict[str, Any], field: str) -> int | None:
+    return None if body.get(field) is None else _amount(body, field, allow_zero=True)

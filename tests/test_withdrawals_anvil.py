@@ -1,0 +1,431 @@
+"""Withdrawals end to end on anvil, through the API and real processes (tests/withdrawal_stack.py):
+the maker makes a batch, two approvers approve it, `chaingate signer` signs it in its own
+process, `chaingate run --roles broadcaster` sends and tracks it, and the chain is read directly
+to check what really happened: each recipient got exactly its amount, once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from eth_account import Account
+
+from chaingate.devnet import evm_contracts as dev
+from chaingate.devnet import postgres
+from chaingate.devnet.manager import DevnetState
+from chaingate.ledger.client import LedgerClient
+from chaingate.ledger.reference.app import serve_reference_ledger
+from chaingate.store import connect_pool
+from harness import until
+from signer_support import HOT_ADDRESS
+from withdrawal_stack import (
+    LEDGER_SECRET,
+    Stack,
+    chains_dir,
+    eth_balance,
+    free_port,
+    hot_transactions,
+    rpc,
+)
+
+ETH = 10**18
+USER = "user-e2e"
+FINAL = {"confirmed", "failed"}
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    devnet: DevnetState, pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    assert devnet.eth_url and devnet.eth_token
+    folder = tmp_path_factory.mktemp("withdrawals")
+    # The hot wallet (anvil account 9) holds ETH from genesis; it gets NEXO from the deployer.
+    await dev.token_transfer(
+        devnet.eth_url, devnet.eth_token, dev.DEFAULT_SENDER, HOT_ADDRESS, 10_000_000 * ETH
+    )
+    head = int(await rpc(devnet.eth_url, "eth_blockNumber"), 16)
+    server = postgres.server_of(pg_admin_dsn)
+    async with (
+        postgres.scratch_database(server, "cg_wd", migrate=True) as dsn,
+        postgres.scratch_database(server, "cg_wd_ledger") as ledger_dsn,
+        serve_reference_ledger("127.0.0.1", 0, ledger_dsn, LEDGER_SECRET.encode()) as ledger_url,
+    ):
+        await _fund_user(ledger_url, devnet.eth_token)
+        s = Stack(
+            folder=folder,
+            database_url=dsn,
+            eth_url=devnet.eth_url,
+            ledger_url=ledger_url,
+            chains=chains_dir(folder, devnet.eth_token.lower(), head),
+            api_port=free_port(),
+            ledger_dsn=ledger_dsn,
+        )
+        miner = asyncio.create_task(_keep_mining(devnet.eth_url))
+        try:
+            await s.start_core()
+            await s.wait_api()
+            yield s
+        finally:
+            miner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await miner
+            await s.stop_all()
+
+
+async def _fund_user(ledger_url: str, token: str) -> None:
+    """The ledger holds a withdrawal's funds from the user's balance: give the user some."""
+    async with LedgerClient(ledger_url, LEDGER_SECRET.encode()) as ledger:
+        for asset in ("ETH", "NEXO"):
+            key = f"credit:e2e:{asset}:{uuid.uuid4().hex}"
+            await ledger.post(
+                "/credits",
+                {
+                    "idempotency_key": key,
+                    "user_id": USER,
+                    "network": "ethereum-devnet",
+                    "asset": asset,
+                    "amount": str(100_000 * ETH),
+                    "decimals": 18,
+                    "txid": "0x" + uuid.uuid4().hex * 2,
+                    "position": "log:0",
+                    "block_number": 1,
+                },
+            )
+
+
+MINING = asyncio.Event()  # cleared by a test that wants transactions to sit unmined
+
+
+async def _keep_mining(url: str) -> None:
+    """anvil mines a block per transaction; confirmations need blocks after it."""
+    MINING.set()
+    while True:
+        await asyncio.sleep(0.4)
+        await MINING.wait()
+        with contextlib.suppress(Exception):
+            await dev.mine(url, 1)
+
+
+async def _final(stack: Stack, ids: list[int], seconds: float = 90) -> dict[int, dict]:
+    views: dict[int, dict] = {}
+
+    async def all_final() -> bool:
+        for wid in ids:
+            views[wid] = await stack.withdrawal(wid)
+        return all(v["status"] in FINAL for v in views.values())
+
+    try:
+        await until(all_final, seconds)
+    except AssertionError:
+        raise AssertionError(
+            f"not final: {[(w, v['status']) for w, v in views.items()]}\n"
+            + "\n".join(stack.logs(n, 15) for n in ("signer", "broadcaster", "core"))
+        ) from None
+    return views
+
+
+async def _wait_planned(stack: Stack, batch_id: int) -> None:
+    """Until the planner (broadcaster role) gave the batch's signer job its plan."""
+    pool = await connect_pool(stack.database_url, max_size=1)
+    try:
+
+        async def planned() -> bool:
+            return bool(
+                await pool.fetchval(
+                    "SELECT plan IS NOT NULL FROM signer_jobs WHERE batch_id = $1", batch_id
+                )
+            )
+
+        await until(planned, 60)
+    finally:
+        await pool.close()
+
+
+def _fresh_address() -> str:
+    return str(Account.create().address)
+
+
+async def _token_balance(stack: Stack, token: str, address: str) -> int:
+    return await dev.token_balance(stack.eth_url, token, address)
+
+
+async def test_batches_of_eth_and_nexo_are_signed_sent_and_confirmed_once(
+    stack: Stack, devnet: DevnetState
+) -> None:
+    assert devnet.eth_token
+    first_block = int(await rpc(stack.eth_url, "eth_blockNumber"), 16)
+    await stack.start_signer()
+    await stack.start_broadcaster()
+    eth_out = {_fresh_address(): amount for amount in (1 * ETH, 2 * ETH + 1)}
+    nexo_out = {_fresh_address(): amount for amount in (5 * ETH, 7 * ETH)}
+    ids = [await stack.withdraw(USER, "ETH", to, a) for to, a in eth_out.items()]
+    ids += [await stack.withdraw(USER, "NEXO", to, a) for to, a in nexo_out.items()]
+    await stack.approved_batch("ETH")
+    await stack.approved_batch("NEXO")
+    views = await _final(stack, ids)
+    assert {v["status"] for v in views.values()} == {"confirmed"}, views
+    for to, amount in eth_out.items():
+        assert await eth_balance(stack.eth_url, to) == amount
+    for to, amount in nexo_out.items():
+        assert await _token_balance(stack, devnet.eth_token, to) == amount
+    for view in views.values():
+        assert view["txid"] and int(view["fee"]) > 0 and view["confirmations"] >= 2
+        steps = [h["status"] for h in view["history"]]
+        assert steps == [
+            "requested", "batched", "approved", "signing", "signed", "broadcast", "confirmed"
+        ]  # fmt: skip
+    sent = await hot_transactions(stack.eth_url, first_block)
+    assert len(sent) == 4 and len({int(t["nonce"], 16) for t in sent}) == 4
+    # The ledger was told every step and settled the holds.
+    await until(lambda: _ledger_settled(stack, ids), 30)
+    await stack.kill("signer")
+    await stack.kill("broadcaster")
+
+
+async def _ledger_settled(stack: Stack, ids: list[int]) -> bool:
+    conn = await asyncpg.connect(stack.ledger_dsn)
+    try:
+        statuses = await conn.fetch(
+            "SELECT status FROM refledger.holds WHERE withdrawal_id = ANY($1::text[])",
+            [str(i) for i in ids],
+        )
+    finally:
+        await conn.close()
+    return len(statuses) == len(ids) and {r["status"] for r in statuses} == {"settled"}
+
+
+async def test_amount_over_the_signers_own_limit_is_refused_with_nothing_sent(
+    stack: Stack,
+) -> None:
+    first_block = int(await rpc(stack.eth_url, "eth_blockNumber"), 16)
+    await stack.start_signer(per_transaction_eth=2)  # the API allows up to 100 ETH
+    await stack.start_broadcaster()
+    to = _fresh_address()
+    wid = await stack.withdraw(USER, "ETH", to, 3 * ETH)
+    batch = await stack.approved_batch("ETH")
+
+    async def refused() -> bool:
+        status, alerts = await stack.api("alice", "GET", "/v1/alerts")
+        return status == 200 and any(
+            a["kind"] == "signer_refused" and a["details"].get("batch_id") == batch["id"]
+            for a in alerts["alerts"]
+        )
+
+    await until(refused, 60)
+    assert (await stack.withdrawal(wid))["status"] == "approved"
+    assert await eth_balance(stack.eth_url, to) == 0
+    assert await hot_transactions(stack.eth_url, first_block) == []
+    await stack.kill("signer")
+    await stack.kill("broadcaster")
+
+
+async def test_kill_9_of_signers_and_broadcasters_never_sends_twice_or_skips(
+    stack: Stack,
+) -> None:
+    """Two signers and two broadcasters at once, each killed with SIGKILL and restarted at
+    random moments while a batch goes through: every recipient gets its amount exactly once,
+    and no nonce of the hot address carries two transactions."""
+    first_block = int(await rpc(stack.eth_url, "eth_blockNumber"), 16)
+    names = ["signer-a", "signer-b", "broadcaster-a", "broadcaster-b"]
+    for name in names:
+        await (
+            stack.start_signer(name) if name.startswith("signer") else stack.start_broadcaster(name)
+        )
+    outputs = {_fresh_address(): (i + 1) * ETH // 10 for i in range(6)}
+    ids = [await stack.withdraw(USER, "ETH", to, a) for to, a in outputs.items()]
+    await stack.approved_batch("ETH")
+    rng = random.Random(7)
+
+    async def chaos() -> None:
+        while True:
+            await asyncio.sleep(rng.uniform(1.0, 3.0))  # a start takes a second or two
+            name = rng.choice(names)
+            await stack.kill(name)
+            await (
+                stack.start_signer(name)
+                if name.startswith("signer")
+                else stack.start_broadcaster(name)
+            )
+
+    task = asyncio.create_task(chaos())
+    try:
+        views = await _final(stack, ids, seconds=120)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert {v["status"] for v in views.values()} == {"confirmed"}
+    for to, amount in outputs.items():
+        assert await eth_balance(stack.eth_url, to) == amount
+    sent = await hot_transactions(stack.eth_url, first_block)
+    nonces = [int(t["nonce"], 16) for t in sent]
+    assert len(sent) == len(outputs) and len(set(nonces)) == len(nonces)
+    assert sorted(nonces) == list(range(min(nonces), min(nonces) + len(nonces)))  # no gap
+    for name in names:
+        await stack.kill(name)
+
+
+@pytest.mark.parametrize(
+    ("fail_mode", "reason"),
+    [(2, "reverted"), (1, "no Transfer")],  # 2: transfer() reverts; 1: it returns false
+)
+async def test_token_transfer_that_moves_nothing_fails_the_withdrawal_and_returns_the_funds(
+    stack: Stack, devnet: DevnetState, fail_mode: int, reason: str
+) -> None:
+    """A token that reverts is a failed withdrawal; so is one that "succeeds" (receipt status 1)
+    by returning false without a Transfer event: nothing reached the recipient either way."""
+    assert devnet.eth_token
+    await stack.start_broadcaster()  # plans the job; nothing to sign yet without a signer
+    to = _fresh_address()
+    wid = await stack.withdraw(USER, "NEXO", to, 3 * ETH)
+    batch = await stack.approved_batch("NEXO")
+    await _wait_planned(stack, batch["id"])
+    await dev.set_fail_mode(stack.eth_url, devnet.eth_token, fail_mode)
+    try:
+        await stack.start_signer()
+        [view] = (await _final(stack, [wid])).values()
+    finally:
+        await dev.set_fail_mode(stack.eth_url, devnet.eth_token, 0)
+    assert view["status"] == "failed" and reason in view["failure_reason"]
+    assert await _token_balance(stack, devnet.eth_token, to) == 0
+    history = [h["status"] for h in view["history"]]
+    assert history[-2:] == ["broadcast", "failed"]
+    await stack.kill("signer")
+    await stack.kill("broadcaster")
+
+
+async def test_stuck_transaction_is_replaced_at_the_same_nonce_and_confirmed_once(
+    stack: Stack,
+) -> None:
+    first_block = int(await rpc(stack.eth_url, "eth_blockNumber"), 16)
+    MINING.clear()
+    await rpc(stack.eth_url, "evm_setAutomine", False)  # what was sent sits in the mempool
+    try:
+        await stack.start_signer()
+        await stack.start_broadcaster()
+        to = _fresh_address()
+        wid = await stack.withdraw(USER, "ETH", to, 1 * ETH)
+        await stack.approved_batch("ETH")
+        pool = await connect_pool(stack.database_url, max_size=1)
+        try:
+
+            async def replacement_sent() -> bool:
+                rows = await pool.fetch(
+                    "SELECT status FROM withdrawal_txs WHERE withdrawal_id = $1 ORDER BY id", wid
+                )
+                return [r["status"] for r in rows] == ["replaced", "broadcast"]
+
+            await until(replacement_sent, 60)
+            old, new = await pool.fetch(
+                "SELECT * FROM withdrawal_txs WHERE withdrawal_id = $1 ORDER BY id", wid
+            )
+        finally:
+            await pool.close()
+        assert old["nonce"] == new["nonce"] and old["replaced_by"] == new["id"]
+        assert int(new["max_fee_per_gas"]) >= int(old["max_fee_per_gas"]) * 110 // 100
+        assert int(new["max_fee_per_gas"]) * new["gas_limit"] <= int(new["fee_cap"])
+    finally:
+        await rpc(stack.eth_url, "evm_setAutomine", True)
+        MINING.set()
+    [view] = (await _final(stack, [wid])).values()
+    assert view["status"] == "confirmed" and view["txid"] == new["txid"]
+    assert await eth_balance(stack.eth_url, to) == 1 * ETH
+    sent = await hot_transactions(stack.eth_url, first_block)
+    assert [t["hash"] for t in sent] == [new["txid"]]  # one transaction at that nonce, mined once
+    await stack.kill("signer")
+    await stack.kill("broadcaster")
+
+
+async def test_reorg_dropping_a_mined_withdrawal_rebroadcasts_the_same_bytes(
+    stack: Stack,
+) -> None:
+    """Mined, then a reorg drops its block before it is confirmed: the tracker sends the very
+    same signed bytes again, and the withdrawal ends confirmed once, with the same txid."""
+    MINING.clear()  # one block per transaction only: it stays below its confirmations
+    snapshot = await rpc(stack.eth_url, "evm_snapshot")
+    first_block = int(await rpc(stack.eth_url, "eth_blockNumber"), 16) + 1
+    try:
+        await stack.start_signer()
+        await stack.start_broadcaster()
+        to = _fresh_address()
+        wid = await stack.withdraw(USER, "ETH", to, 1 * ETH)
+        await stack.approved_batch("ETH")
+        pool = await connect_pool(stack.database_url, max_size=1)
+        try:
+
+            async def mined() -> bool:
+                return bool(
+                    await pool.fetchval(
+                        "SELECT block_number IS NOT NULL FROM withdrawal_txs"
+                        " WHERE withdrawal_id = $1",
+                        wid,
+                    )
+                )
+
+            await until(mined, 60)
+            txid = await pool.fetchval(
+                "SELECT txid FROM withdrawal_txs WHERE withdrawal_id = $1", wid
+            )
+        finally:
+            await pool.close()
+        assert (await stack.withdrawal(wid))["status"] == "broadcast"
+        assert await rpc(stack.eth_url, "evm_revert", snapshot)
+        await dev.mine(stack.eth_url, 2)  # the other branch, longer than the dropped one
+        assert await rpc(stack.eth_url, "eth_getTransactionReceipt", txid) is None
+    finally:
+        MINING.set()
+    [view] = (await _final(stack, [wid])).values()
+    assert view["status"] == "confirmed" and view["txid"] == txid
+    assert await eth_balance(stack.eth_url, to) == 1 * ETH
+    sent = await hot_transactions(stack.eth_url, first_block)
+    assert [t["hash"] for t in sent] == [txid]
+    await stack.kill("signer")
+    await stack.kill("broadcaster")
+
+
+async def test_broadcaster_killed_after_sending_before_bookkeeping_sends_nothing_twice(
+    stack: Stack,
+) -> None:
+    """The signed bytes reached the chain and were mined, but the broadcaster died before it
+    recorded that: the next broadcaster sends the same bytes again ("nonce too low" or "already
+    known" from the node), counts that as sent, and the withdrawal is confirmed once."""
+    first_block = int(await rpc(stack.eth_url, "eth_blockNumber"), 16) + 1
+    await stack.start_broadcaster("planner-only")  # plans the job, then dies before sending
+    to = _fresh_address()
+    wid = await stack.withdraw(USER, "ETH", to, 1 * ETH)
+    batch = await stack.approved_batch("ETH")
+    await _wait_planned(stack, batch["id"])
+    await stack.kill("planner-only")
+    pool = await connect_pool(stack.database_url, max_size=1)
+    try:
+        await stack.start_signer()
+
+        async def signed() -> bool:
+            return bool(
+                await pool.fetchval(
+                    "SELECT count(*) FROM withdrawal_txs WHERE withdrawal_id = $1", wid
+                )
+            )
+
+        await until(signed, 60)
+        raw, txid = await pool.fetchrow(
+            "SELECT raw_tx, txid FROM withdrawal_txs WHERE withdrawal_id = $1", wid
+        )
+    finally:
+        await pool.close()
+    # What the killed broadcaster had done: the bytes are on chain, nothing recorded.
+    assert await rpc(stack.eth_url, "eth_sendRawTransaction", "0x" + raw) == txid
+    await dev.mine(stack.eth_url, 3)
+    assert (await stack.withdrawal(wid))["status"] == "approved"
+    await stack.start_broadcaster()
+    [view] = (await _final(stack, [wid])).values()
+    assert view["status"] == "confirmed" and view["txid"] == txid
+    assert await eth_balance(stack.eth_url, to) == 1 * ETH
+    assert [t["hash"] for t in await hot_transactions(stack.eth_url, first_block)] == [txid]
+    await stack.kill("signer")
+    await stack.kill("broadcaster")

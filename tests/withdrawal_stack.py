@@ -1,0 +1,248 @@
+"""The outgoing side as separate real processes on the session's anvil, for end-to-end tests.
+
+- ``chaingate run --roles api,watchers,dispatcher``: the API, the watcher (its verified chain is
+  what the tracker counts confirmations on) and the outbox dispatcher into the reference ledger;
+- ``chaingate run --roles broadcaster`` (one or more): planner, broadcaster, tracker;
+- ``chaingate signer`` (one or more): the keys, on devnet from CHAINGATE_SIGNER_DEVNET_KEYS.
+
+Each can be killed with SIGKILL and started again. Withdrawals go in through the API with real
+tokens (service, a maker, two approvers); outcomes are read back through the API and on chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from chaingate.settings import PROJECT_ROOT
+from signer_support import HOT_ADDRESS, HOT_KEY, SEAL_KEY
+
+CHAINGATE = str(Path(sys.executable).parent / "chaingate")
+TOKENS = {
+    "svc": ("svc-token-000000000001", "ledger-service", ["service", "viewer"]),
+    "maker": ("maker-token-0000000001", "olga-maker", ["ops_maker", "viewer"]),
+    "alice": ("alice-token-0000000001", "alice", ["ops_approver", "viewer"]),
+    "bob": ("bob-token-000000000001", "bob", ["ops_approver", "viewer"]),
+}
+LEDGER_SECRET = "withdrawal-e2e-ledger-secret-01"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def chains_dir(folder: Path, token: str, start_height: int) -> Path:
+    """chains/devnet's ethereum-devnet with this anvil's token and a recent start height."""
+    text = (PROJECT_ROOT / "chains" / "devnet" / "ethereum-devnet.toml").read_text()
+    text = text.replace("0x5FbDB2315678afecb367f032d93F642f64180aa3", token)
+    text = text.replace("start_height = 0", f"start_height = {start_height}")
+    text = text.replace("confirmations = 3", "confirmations = 2")
+    text = text.replace("replace_after = 20.0", "replace_after = 3.0")
+    out = folder / "chains"
+    out.mkdir(exist_ok=True)
+    (out / "ethereum-devnet.toml").write_text(text)
+    return out
+
+
+def signer_limits(folder: Path, per_transaction_eth: int = 50) -> Path:
+    path = folder / "signer-limits.toml"
+    per_tx = per_transaction_eth * 10**18
+    path.write_text(
+        f'[ethereum-devnet.ETH]\nper_transaction = "{per_tx}"\nper_day = "{per_tx * 100}"\n'
+        f'[ethereum-devnet.NEXO]\nper_transaction = "{per_tx * 1000}"\n'
+        f'per_day = "{per_tx * 100_000}"\n'
+    )
+    return path
+
+
+@dataclass
+class Stack:
+    folder: Path
+    database_url: str
+    eth_url: str
+    ledger_url: str
+    chains: Path
+    api_port: int
+    ledger_dsn: str
+    procs: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINGATE_")}
+        env.update(
+            CHAINGATE_DATABASE_URL=self.database_url,
+            CHAINGATE_CHAINS_DIR=str(self.chains),
+            CHAINGATE_NETWORKS="ethereum-devnet",
+            CHAINGATE_ETHEREUM_DEVNET_RPC=self.eth_url,
+            CHAINGATE_APPROVAL_SEAL_KEY=SEAL_KEY.decode(),
+            CHAINGATE_LOG_FORMAT="json",
+            CHAINGATE_LOG_LEVEL="info",
+            # Short leases: a process killed with SIGKILL leaves its claims for this long.
+            CHAINGATE_OUTBOX_LEASE_SECONDS="3",
+            CHAINGATE_SIGNER_LEASE_SECONDS="3",
+        )
+        env.update(extra)
+        return env
+
+    async def start(self, name: str, argv: Sequence[str], **extra: str) -> None:
+        with (self.folder / f"{name}.log").open("ab") as log:
+            self.procs[name] = await asyncio.create_subprocess_exec(
+                CHAINGATE, *argv, env=self.env(**extra), stdout=log, stderr=log
+            )
+
+    async def start_core(self) -> None:
+        tokens = {t: {"principal": p, "roles": r} for t, p, r in TOKENS.values()}
+        await self.start(
+            "core",
+            ["run", "--roles", "api,watchers,dispatcher"],
+            CHAINGATE_API_TOKENS=json.dumps(tokens),
+            CHAINGATE_API_PORT=str(self.api_port),
+            CHAINGATE_LEDGER_URL=self.ledger_url,
+            CHAINGATE_LEDGER_SECRET=LEDGER_SECRET,
+        )
+
+    async def start_broadcaster(self, name: str = "broadcaster") -> None:
+        await self.start(name, ["run", "--roles", "broadcaster"])
+
+    async def start_signer(self, name: str = "signer", per_transaction_eth: int = 50) -> None:
+        await self.start(
+            name,
+            ["signer"],
+            CHAINGATE_SIGNER_DEVNET_KEYS=HOT_KEY.hex(),
+            CHAINGATE_SIGNER_LIMITS=str(signer_limits(self.folder, per_transaction_eth)),
+        )
+
+    async def kill(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is not None and proc.returncode is None:
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+
+    async def stop_all(self) -> None:
+        for name in list(self.procs):
+            proc = self.procs[name]
+            if proc.returncode is None:
+                proc.terminate()
+                try:
+                    await asyncio.wait_for(proc.wait(), 10)
+                except TimeoutError:
+                    await self.kill(name)
+            self.procs.pop(name, None)
+
+    def logs(self, name: str, lines: int = 40) -> str:
+        path = self.folder / f"{name}.log"
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            if path.exists()
+            else ""
+        )
+
+    # --- the API ----------------------------------------------------------------------------
+
+    async def api(self, who: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        token = TOKENS[who][0]
+        url = f"http://127.0.0.1:{self.api_port}{path}"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(
+                method, url, json=body, headers={"Authorization": f"Bearer {token}"}
+            ) as resp,
+        ):
+            return resp.status, await resp.json()
+
+    async def wait_api(self, seconds: float = 60) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            try:
+                status, _ = await self.api("svc", "GET", "/v1/withdrawals?limit=1")
+                if status == 200:
+                    return
+            except aiohttp.ClientError:
+                pass
+            core = self.procs.get("core")
+            assert core is None or core.returncode is None, self.logs("core")
+            assert loop.time() < deadline, "the API never came up:\n" + self.logs("core")
+            await asyncio.sleep(0.2)
+
+    async def withdraw(self, user: str, asset: str, to: str, amount: int) -> int:
+        status, body = await self.api(
+            "svc",
+            "POST",
+            "/v1/withdrawals",
+            {
+                "request_id": uuid.uuid4().hex,
+                "user_id": user,
+                "network": "ethereum-devnet",
+                "asset": asset,
+                "to_address": to,
+                "amount": str(amount),
+            },
+        )
+        assert status == 201, body
+        return int(body["id"])
+
+    async def approved_batch(self, asset: str) -> dict[str, Any]:
+        status, batch = await self.api(
+            "maker", "POST", "/v1/batches", {"network": "ethereum-devnet", "asset": asset}
+        )
+        assert status == 201, batch
+        for approver in ("alice", "bob"):
+            status, body = await self.api(
+                approver,
+                "POST",
+                f"/v1/batches/{batch['id']}/approvals",
+                {"content_hash": batch["content_hash"]},
+            )
+            assert status in (200, 201), body
+        return dict(batch)
+
+    async def withdrawal(self, withdrawal_id: int) -> dict[str, Any]:
+        status, body = await self.api("svc", "GET", f"/v1/withdrawals/{withdrawal_id}")
+        assert status == 200, body
+        return dict(body)
+
+
+# --- the chain, read directly (what really happened) -------------------------------------------
+
+
+async def rpc(url: str, method: str, *params: Any) -> Any:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+        ) as resp,
+    ):
+        body = await resp.json()
+    assert "error" not in body, body
+    return body["result"]
+
+
+async def eth_balance(url: str, address: str) -> int:
+    return int(await rpc(url, "eth_getBalance", address, "latest"), 16)
+
+
+async def hot_nonce(url: str) -> int:
+    return int(await rpc(url, "eth_getTransactionCount", HOT_ADDRESS, "latest"), 16)
+
+
+async def hot_transactions(url: str, first_block: int) -> list[dict[str, Any]]:
+    """Every mined transaction from the hot address since ``first_block``."""
+    head = int(await rpc(url, "eth_blockNumber"), 16)
+    found = []
+    for number in range(first_block, head + 1):
+        block = await rpc(url, "eth_getBlockByNumber", hex(number), True)
+        found += [tx for tx in block["transactions"] if tx["from"].lower() == HOT_ADDRESS]
+    return found
