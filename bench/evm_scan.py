@@ -108,10 +108,12 @@ def bench_network(url: str, token: str, start: int) -> Network:
     """ethereum-devnet as chains/devnet describes it, pointed at our anvil.
 
     Tracing is off (as on the mainnet config, where most plans serve no debug_trace*): the
-    measurement is the scan every endpoint supports.
+    measurement is the scan every endpoint supports. The endpoint's timeout is 30 s, not the
+    devnet's 5 s: on a shared 2-core machine a batch of 100 full blocks can take longer, and the
+    one-range-after-another adapter pass would fail rather than measure.
     """
     network = load_network(PROJECT_ROOT / "chains" / "devnet" / f"{NETWORK}.toml", {})
-    endpoint = dataclasses.replace(network.endpoints[0], url=url)
+    endpoint = dataclasses.replace(network.endpoints[0], url=url, timeout=30.0)
     assets = tuple(_with_token(a, token) for a in network.assets)
     return dataclasses.replace(
         network, endpoints=(endpoint,), assets=assets, tracing=False, start_height=start
