@@ -219,6 +219,16 @@ async def run(args: argparse.Namespace) -> Report:
     return report
 
 
+PEERS_MARKER = "## Shared peers harness"  # written by hand from ../shared/peers/run_all.sh
+
+
+def _kept_sections(output: Path) -> str:
+    """The shared peers harness's table, which this run does not measure: kept as it was."""
+    old = output.read_text() if output.exists() else ""
+    at = old.find(PEERS_MARKER)
+    return "\n" + old[at:] if at >= 0 else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging("console", "warning")
@@ -232,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     if not args.no_write:
-        args.output.write_text(text + "\n")
+        args.output.write_text(text + "\n" + _kept_sections(args.output))
         print(f"[bench] wrote {args.output}", file=sys.stderr)
     return 0
 
