@@ -6,7 +6,8 @@ catches up the peers chain into a fresh PostgreSQL database.
 Env: URL and PEERS_CHAIN (set by run_all.sh), PG_SERVER (postgresql://postgres@127.0.0.1:5432),
 TRACING (0/1, default 0 as on ethereum-mainnet), PROFILE (a path: cProfile of the catch-up
 loop is dumped there). The watched addresses are loaded by COPY first (not timed); then
-``Watcher.step()`` runs until caught up (timed, every check of the adapter and the pool on:
+``Watcher.step()`` runs until caught up (timed, every check of the adapter and the pool on; a failed step is retried after the
+loop's own backoff, as ``Watcher.run`` does:
 deposits, block hashes and cursor in one transaction per range, credits into the outbox). The
 last stdout line is JSON with ``eth_to_watched`` / ``token_to_watched`` counted from
 ``deposits`` and ``watch_s``, the seconds of the catch-up loop alone.
@@ -27,11 +28,13 @@ from pathlib import Path
 from chaingate.chains.registry import build_adapter, open_pool
 from chaingate.devnet import postgres
 from chaingate.domain import Network
+from chaingate.errors import ChaingateError
 from chaingate.logs import configure_logging
 from chaingate.registry import load_network
 from chaingate.settings import PROJECT_ROOT
 from chaingate.store import connect_pool
 from chaingate.watcher import Watcher
+from chaingate.watcher.loop import StepResult
 
 TOKEN = "0x5fbdb2315678afecb367f032d93f642f64180aa3"
 
@@ -47,6 +50,23 @@ def peers_network(url: str) -> Network:
         tracing=os.environ.get("TRACING", "0") == "1",
         start_height=0,
     )
+
+
+async def catch_up(watcher: Watcher) -> tuple[StepResult, int]:
+    """Step until caught up. A failed step (an endpoint timing out on a busy machine) is
+    retried after the watcher loop's own backoff, inside the timed loop: the result and how many
+    steps failed."""
+    failed = 0
+    while True:
+        try:
+            result = await watcher.step()
+        except ChaingateError as exc:
+            failed += 1
+            print(f"step failed ({type(exc).__name__}), retrying", file=sys.stderr)
+            await asyncio.sleep(min(30.0, watcher.network.poll_interval * 2**failed))
+            continue
+        if result.caught_up:
+            return result, failed
 
 
 async def main() -> None:
@@ -73,9 +93,7 @@ async def main() -> None:
             t0 = time.perf_counter()
             if profiler is not None:
                 profiler.enable()
-            result = await watcher.step()
-            while not result.caught_up:
-                result = await watcher.step()
+            result, failed = await catch_up(watcher)
             wall = time.perf_counter() - t0
             if profiler is not None:
                 profiler.disable()
@@ -90,7 +108,8 @@ async def main() -> None:
         await db.close()
         await postgres.drop_database(server, name)
     print(
-        f"watcher caught up {result.cursor} blocks in {wall:.2f} s; outbox rows {out}",
+        f"watcher caught up {result.cursor} blocks in {wall:.2f} s ({failed} steps failed and "
+        f"were retried); outbox rows {out}",
         file=sys.stderr,
     )
     print(
