@@ -70,9 +70,9 @@ def test_the_range_grows_while_fast_and_halves_when_refused_or_slow() -> None:
     assert sizer.size == 100  # never above the ceiling
     sizer.refused()
     assert sizer.size == 50
-    sizer.answered(50, 5.0)  # over half the timeout: slow
+    sizer.answered(50, 7.0)  # over three quarters of the timeout: close to timing out
     assert sizer.size == 25
-    sizer.answered(25, 3.0)  # between a quarter and a half: kept
+    sizer.answered(25, 5.0)  # between a quarter and three quarters: kept
     assert sizer.size == 25
     for _ in range(10):
         sizer.refused()

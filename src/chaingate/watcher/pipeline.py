@@ -8,7 +8,7 @@ the stored tip); a failed range drops every range after it, so the cursor never 
 last range that was scanned and stored whole.
 
 The range size adapts to the endpoint (``RangeSizer``): it doubles while ranges come back well
-within the endpoint's timeout, halves when one is slow, refused or times out, always within
+within the endpoint's timeout, halves when one is refused, times out or comes close to it, always within
 the network's ``scan_batch`` and the endpoints' ``max_log_range``. Chain-agnostic: all it asks
 of the adapter is ``scan(start, end, watched)``.
 """
@@ -38,7 +38,9 @@ class RangeSizer:
     """Blocks per scan range: grow while the endpoint answers fast, shrink when it does not.
 
     "Fast" is judged against the endpoint's own request timeout: a range answered within a
-    quarter of it may double; one taking more than half of it, refused, or timed out halves.
+    quarter of it may double; one that came close to it (over three quarters), was refused, or
+    timed out halves. Only near the timeout: on a busy machine every range waits behind the
+    others in flight, and halving on mere slowness only multiplies the per-range work.
     """
 
     def __init__(self, ceiling: int, timeout: float, *, start: int | None = None) -> None:
@@ -55,7 +57,7 @@ class RangeSizer:
         return cls(min(caps), timeout)
 
     def answered(self, blocks: int, seconds: float) -> None:
-        if seconds > self.timeout / 2:
+        if seconds > self.timeout * 3 / 4:
             self._set(max(1, min(self.size, blocks) // 2), "slow")
         elif seconds < self.timeout / 4 and blocks >= self.size:
             self._set(min(self.ceiling, self.size * 2), "fast")
