@@ -37,7 +37,7 @@ from chaingate.settings import PROJECT_ROOT
 from chaingate.store import connect_pool
 from chaingate.watcher import Watcher
 from chaingate.watcher.addressbook import AddressBook
-from common import BareRpc, Memory, devnet, measure_memory, rate, timed
+from common import BareRpc, Memory, devnet, lease_renewed, measure_memory, rate, timed
 from evm_fill import RECIPIENTS, FilledRange, Filler, fresh_address
 
 T = TypeVar("T")
@@ -131,6 +131,7 @@ async def insert_addresses(conn: asyncpg.Connection, network: str, keys: Iterabl
         "deposit_addresses",
         records=records,
         columns=["network", "user_id", "derivation_index", "address", "match_key"],
+        timeout=None,  # a million rows on a loaded machine outlast the pool's command timeout
     )
 
 
@@ -237,11 +238,12 @@ async def watcher_pass(
         split = _instrument(watcher)
         found = 0
         with measure_memory() as memory, timed() as clock:
-            result = await watcher.step()
-            found += result.transfers
-            while not result.caught_up:
+            async with lease_renewed(watcher.leadership):
                 result = await watcher.step()
                 found += result.transfers
+                while not result.caught_up:
+                    result = await watcher.step()
+                    found += result.transfers
     # The watcher scans the next range while it stores and credits this one, so the phases can
     # add up to more than the wall time; "rest" is what no phase covers.
     split["rest"] = max(0.0, clock.seconds - sum(split.values()))

@@ -36,6 +36,9 @@ from chaingate.store import connect_pool
 from chaingate.watcher import Watcher
 from chaingate.watcher.loop import StepResult
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/common.py
+from common import lease_renewed
+
 TOKEN = "0x5fbdb2315678afecb367f032d93f642f64180aa3"
 
 
@@ -93,7 +96,8 @@ async def main() -> None:
             t0 = time.perf_counter()
             if profiler is not None:
                 profiler.enable()
-            result, failed = await catch_up(watcher)
+            async with lease_renewed(watcher.leadership):
+                result, failed = await catch_up(watcher)
             wall = time.perf_counter() - t0
             if profiler is not None:
                 profiler.disable()
