@@ -39,6 +39,7 @@ from chaingate.watcher import Watcher
 from chaingate.watcher.addressbook import AddressBook
 from common import BareRpc, Memory, devnet, lease_renewed, measure_memory, rate, timed
 from evm_fill import RECIPIENTS, FilledRange, Filler, fresh_address
+from progress import phase as bench_phase
 
 T = TypeVar("T")
 NETWORK = "ethereum-devnet"
@@ -258,6 +259,9 @@ async def run_evm(tmp: Path, db_dsn: str, params: EvmParams) -> EvmResult:
         assert state.eth_url and state.eth_token, "the eth devnet did not come up"
         async with BareRpc(state.eth_url) as rpc:
             filler = Filler(rpc, state.eth_token, used)
+            bench_phase(
+                f"{params.label}: filling {params.blocks} blocks x {params.per_block} transfers"
+            )
             await filler.prepare()
             with timed() as fill_clock:
                 filled = await filler.fill(params.blocks, params.per_block, params.watched_share)
@@ -270,16 +274,20 @@ async def run_evm(tmp: Path, db_dsn: str, params: EvmParams) -> EvmResult:
                 await conn.execute("ANALYZE deposit_addresses")
             # Only these can appear on chain: the baseline's candidate test needs no more.
             watched = set(used)
+            bench_phase(f"{params.label}: baseline, bare fetch of {params.blocks} blocks")
             before = await baseline_pass(network, filled, watched)
             passes = []
             if params.adapter_pass:
                 book = AddressBook(network)
                 async with db.acquire() as conn:
                     await book.refresh(conn)
+                bench_phase(f"{params.label}: adapter scan of {params.blocks} blocks")
                 passes.append(await adapter_pass(network, filled, book))
                 del book  # the watcher loads its own
+            bench_phase(f"{params.label}: watcher catch-up over {params.blocks} blocks")
             watch, load_seconds = await watcher_pass(network, filled, db)
             passes.append(watch)
+            bench_phase(f"{params.label}: baseline again")
             after = await baseline_pass(network, filled, watched)
             passes.insert(0, _best(before, after))
             deposits, credits = await _outcome(db, network.name)

@@ -26,6 +26,8 @@ class Report:
     btc: BtcResult | None = None
     signing: SigningResult | None = None
     failures: dict[str, str] = field(default_factory=dict)
+    planned: int = 0  # measurements requested (progress lines: "n of planned")
+    attempts: int = 0
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

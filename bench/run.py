@@ -31,13 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, run
 
 from addressbook_memory import run_addressbook
 from btc_scan import BtcParams, run_bitcoin
-from chaingate.devnet.nodes import LITECOIND
+from chaingate.devnet.config import LITECOIND
 from chaingate.logs import configure_logging
 from chaingate.settings import PROJECT_ROOT
 from common import ADMIN_DSN, load_average, machine_info, throwaway_database
 from evm_scan import EvmParams, mainnet_like, run_evm
 from evm_signing import run_signing
 from ledger_credits import run_credits
+from progress import measuring
 from report import Report, render
 
 T = TypeVar("T")
@@ -148,15 +149,16 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _attempt(report: Report, name: str, make: Callable[[], Awaitable[T]]) -> T | None:
-    print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-    started = time.perf_counter()
-    try:
-        result = await make()
-    except Exception as exc:  # one failed measurement must not stop the others
-        traceback.print_exc()
-        report.failures[name] = f"{type(exc).__name__}: {exc}"
-        return None
-    print(f"[bench] {name} done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    index = report.attempts = report.attempts + 1
+    async with measuring(index, report.planned, name) as current:
+        try:
+            result = await make()
+        except Exception as exc:  # one failed measurement must not stop the others
+            traceback.print_exc()
+            report.failures[name] = f"{type(exc).__name__}: {exc}"
+            current.say(f"FAILED: {type(exc).__name__}")
+            return None
+        current.say("done")
     return result
 
 
@@ -169,6 +171,7 @@ async def run(args: argparse.Namespace) -> Report:
         params=_params(args),
     )
     dsn = args.admin_dsn
+    report.planned = len(args.only)
     with tempfile.TemporaryDirectory(prefix="cg-bench-") as folder:
         tmp = Path(folder)
         # Runs that start nodes go first: devnet starts failed more often (see common.devnet)

@@ -8,9 +8,19 @@ from __future__ import annotations
 
 
 class ChaingateError(Exception):
-    """Raised for any failure the gateway itself detects."""
+    """Raised for any failure the gateway itself detects.
+
+    ``hint`` says what a person can do about it; the command line prints it after the message.
+    A subclass may give a default for its whole family.
+    """
 
     code = "internal"
+    hint: str | None = None
+
+    def __init__(self, *args: object, hint: str | None = None) -> None:
+        super().__init__(*args)
+        if hint is not None:
+            self.hint = hint
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -18,6 +28,7 @@ class ConfigError(ChaingateError):
     """Raised when the chains/ registry or the environment holds an invalid value."""
 
     code = "config"
+    hint = "fix that value (docs/configuration.md) and run the command again"
 
 
 # --- provider layer ------------------------------------------------------------------------
@@ -92,6 +103,12 @@ class StoreError(ChaingateError):
     """Raised when the database refuses or loses an operation."""
 
     code = "store"
+
+
+class DatabaseUnavailableError(StoreError):
+    """Raised when the database does not answer or refuses the connection."""
+
+    hint = "start PostgreSQL there, or point CHAINGATE_DATABASE_URL at a server that runs"
 
 
 class FencedOut(StoreError):
@@ -226,6 +243,17 @@ class LimitExceededError(ValidationError):
     """Raised when an amount is outside the asset's withdrawal limits."""
 
     code = "limit_exceeded"
+
+
+class ApiCallError(ChaingateError):
+    """Raised when the gateway API refuses an ops command's request (``status`` says how) or
+    cannot be reached (``status`` None)."""
+
+    code = "api"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class NotFoundError(ChaingateError):

@@ -293,7 +293,9 @@ def load_network(path: Path, env: Mapping[str, str]) -> Network:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise ConfigError(
+            f"{path}: not valid TOML: {exc}", hint="fix the TOML syntax at that line"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     t = _Table(raw, where, _NETWORK_KEYS)

@@ -6,15 +6,18 @@ watcher's own, the leader is the ``watcher:<network>`` lease."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from chaingate.api.auth import require
 from chaingate.api.common import ctx_of, json_response
 from chaingate.domain import Network
 from chaingate.store import leases, netstatus
+from chaingate.store.progress import catch_up_views
 
 # Status older than this means no process is publishing for the network (watchers down).
 STALE_AFTER_SECONDS = 30.0
@@ -73,17 +76,24 @@ def _network_view(
     }
 
 
+async def overview(conn: asyncpg.Connection, networks: Mapping[str, Network]) -> dict[str, Any]:
+    """Every configured network as GET /v1/networks shows it (the ops console shows the same)."""
+    names = sorted(networks)
+    rows = await netstatus.overview(conn, names)
+    leaders = {n: _leader(await leases.current(conn, f"watcher:{n}")) for n in names}
+    views = [_network_view(networks[r["network"]], r, leaders[r["network"]]) for r in rows]
+    # A watcher far behind: blocks done and to go, blocks/s, time left (watcher/progress.py).
+    catch_up = await catch_up_views(conn)
+    for view in views:
+        view["catch_up"] = catch_up.get(view["network"])
+    return {"caught_up": bool(views) and all(v["caught_up"] for v in views), "networks": views}
+
+
 async def get_networks(request: web.Request) -> web.Response:
-    require(request, "service", "viewer")
+    require(request, "service", "viewer", "ops_maker", "ops_approver")
     ctx = ctx_of(request)
-    names = sorted(ctx.networks)
     async with ctx.db.acquire() as conn:
-        rows = await netstatus.overview(conn, names)
-        leaders = {n: _leader(await leases.current(conn, f"watcher:{n}")) for n in names}
-    views = [_network_view(ctx.networks[r["network"]], r, leaders[r["network"]]) for r in rows]
-    return json_response(
-        {"caught_up": bool(views) and all(v["caught_up"] for v in views), "networks": views}
-    )
+        return json_response(await overview(conn, ctx.networks))
 
 
 def routes(app: web.Application) -> None:

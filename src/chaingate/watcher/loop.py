@@ -47,6 +47,7 @@ from chaingate.watcher.addressbook import AddressBook
 from chaingate.watcher.forks import ForkFinder
 from chaingate.watcher.leadership import LeaseKeeper
 from chaingate.watcher.pipeline import RangeSizer, ScanPipeline
+from chaingate.watcher.progress import CatchUp
 from chaingate.watcher.reversals import reverse_credits
 from chaingate.watcher.rules import decide
 
@@ -89,6 +90,7 @@ class Watcher:
         self.leadership = LeaseKeeper(
             db, f"watcher:{self.name}", holder or leases.new_holder_id(), lease_ttl
         )
+        self.catch_up = CatchUp(self.name, behind=2 * adapter.network.scan_batch)
         # While catching up, the scans of the next ranges run while this one is stored and
         # credited. They are only reads: one is used when it starts exactly at the cursor (and
         # _store_range still checks it links to the stored tip), and dropped otherwise.
@@ -147,6 +149,7 @@ class Watcher:
             try:
                 result = await self.step()
                 failures = 0
+                await self.catch_up.after_step(self.db, result.cursor, result.head)
             except (ReorgTooDeepError, FencedOut):
                 raise  # a human is needed (alerted in ForkFinder.confirm), or another instance leads
             except (ChaingateError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
