@@ -36,18 +36,20 @@ from chaingate.logs import configure_logging
 from chaingate.settings import PROJECT_ROOT
 from checks_cost import run_checks_cost
 from common import ADMIN_DSN, load_average, machine_info, throwaway_database
-from evm_scan import EvmParams, run_evm
+from evm_scan import EvmParams, mainnet_like, run_evm
 from evm_signing import run_signing
 from ledger_credits import run_credits
 from progress import measuring
 from report import Report, render
 
 T = TypeVar("T")
-MEASUREMENTS = ("evm", "book", "credits", "btc", "sign", "checks")
+MEASUREMENTS = ("evm", "mainnet", "book", "credits", "btc", "sign", "checks")
 QUICK = {
     "evm_blocks": 100,
     "evm_per_block": 20,
     "evm_watched": 5_000,
+    "mainnet_blocks": 50,
+    "mainnet_watched": 20_000,
     "book_addresses": 50_000,
     "credits": 300,
     "btc_blocks": 2,
@@ -71,6 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--evm-blocks", type=int, default=2_000)
     p.add_argument("--evm-per-block", type=int, default=50, help="transfers per EVM block")
     p.add_argument("--evm-watched", type=int, default=100_000)
+    p.add_argument("--mainnet-blocks", type=int, default=400, help="mainnet-like EVM blocks")
+    p.add_argument("--mainnet-watched", type=int, default=1_000_000)
     p.add_argument("--book-addresses", type=int, default=1_000_000)
     p.add_argument("--credits", type=int, default=5_000)
     p.add_argument("--credit-batch", type=int, default=100, help="dispatcher batch size")
@@ -135,6 +139,8 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         "evm_blocks",
         "evm_per_block",
         "evm_watched",
+        "mainnet_blocks",
+        "mainnet_watched",
         "book_addresses",
         "credits",
         "credit_batch",
@@ -198,6 +204,14 @@ async def run(args: argparse.Namespace) -> Report:
                     return await run_evm(tmp, db, params)
 
             report.evm = await _attempt(report, "evm", evm)
+        if "mainnet" in args.only:
+            like = mainnet_like(args.mainnet_blocks, args.mainnet_watched)
+
+            async def mainnet() -> Any:
+                async with throwaway_database(dsn) as db:
+                    return await run_evm(tmp, db, like)
+
+            report.evm_mainnet = await _attempt(report, "mainnet", mainnet)
         if "credits" in args.only:
 
             async def credits() -> Any:
@@ -223,6 +237,16 @@ async def run(args: argparse.Namespace) -> Report:
     return report
 
 
+PEERS_MARKER = "## Shared peers harness"  # written by hand from ../shared/peers/run_all.sh
+
+
+def _kept_sections(output: Path) -> str:
+    """The shared peers harness's table, which this run does not measure: kept as it was."""
+    old = output.read_text() if output.exists() else ""
+    at = old.find(PEERS_MARKER)
+    return "\n" + old[at:] if at >= 0 else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging("console", "warning")
@@ -236,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     if not args.no_write:
-        args.output.write_text(text + "\n")
+        args.output.write_text(text + "\n" + _kept_sections(args.output))
         print(f"[bench] wrote {args.output}", file=sys.stderr)
     return 0
 

@@ -53,6 +53,8 @@ class Faults:
     # with other extraData and its hash recomputed (self-consistent, as a backend on a
     # short-lived fork serves it), once per height.
     sibling_blocks: set[int] = field(default_factory=set)
+    # A request asking for any of these blocks (eth_getBlockByNumber) is answered HTTP 500.
+    failing_blocks: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -118,6 +120,8 @@ class FaultProxy:
             return web.Response()
         if faults.status is not None:
             return web.Response(status=faults.status, text="fault injected")
+        if faults.failing_blocks and self._asks_failing_block(body):
+            return web.Response(status=500, text="fault injected for a block")
         node_head = await self._node_head()
         if isinstance(body, list):
             return await self._batch(body, node_head)
@@ -144,6 +148,16 @@ class FaultProxy:
         self.faults.hold_block = None  # held once
         self.holding.set()
         await self.release.wait()
+
+    def _asks_failing_block(self, body: Any) -> bool:
+        for item in body if isinstance(body, list) else [body]:
+            if item.get("method") != "eth_getBlockByNumber":
+                continue
+            number = (item.get("params") or [None])[0]
+            asked = int(number, 16) if isinstance(number, str) and number[:2] == "0x" else None
+            if asked in self.faults.failing_blocks:
+                return True
+        return False
 
     def _count(self, body: Any) -> None:
         self.seen.http_requests += 1
