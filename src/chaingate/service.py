@@ -19,6 +19,7 @@ from chaingate.alerting.endpoints import wrong_chain_alerts
 from chaingate.api import ApiContext, build_app
 from chaingate.api.accesslog import StructuredAccessLogger
 from chaingate.api.issuance import open_address_history
+from chaingate.api.server import ApiRunner
 from chaingate.chains.base import ChainAdapter
 from chaingate.chains.registry import address_codec, build_adapter, open_pool
 from chaingate.domain import NetworkKind
@@ -230,7 +231,7 @@ async def _serve_api(
         # Per network: a halted watcher (reorg below the window) needs an operator and makes
         # the instance unready; a crashing one is restarted and shown, the rest keeps serving.
         ctx.readiness[key] = partial(_status_probe, status)
-    runner = web.AppRunner(
+    runner = ApiRunner(
         build_app(ctx),
         access_log=logging.getLogger("aiohttp.access"),
         access_log_class=StructuredAccessLogger,
