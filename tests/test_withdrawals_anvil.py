@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from eth_account import Account
 
+from chaingate import crashpoints
 from chaingate.devnet import evm_contracts as dev
 from chaingate.devnet import postgres
 from chaingate.devnet.manager import DevnetState
@@ -29,6 +30,7 @@ from withdrawal_stack import (
     chains_dir,
     eth_balance,
     free_port,
+    hot_nonce,
     hot_transactions,
     rpc,
 )
@@ -427,5 +429,138 @@ async def test_broadcaster_killed_after_sending_before_bookkeeping_sends_nothing
     assert view["status"] == "confirmed" and view["txid"] == txid
     assert await eth_balance(stack.eth_url, to) == 1 * ETH
     assert [t["hash"] for t in await hot_transactions(stack.eth_url, first_block)] == [txid]
+    await stack.kill("signer")
+    await stack.kill("broadcaster")
+
+
+# --- kill -9 at every step: a deterministic matrix (chaingate/crashpoints.py) -----------------
+
+CRASHES = [
+    ("signer", crashpoints.SIGNED_BEFORE_RECORD),
+    ("signer", crashpoints.RECORDED_BEFORE_RELEASE),
+    ("broadcaster", crashpoints.RECORDED_BEFORE_BROADCAST),
+    ("broadcaster", crashpoints.BROADCAST_BEFORE_BOOKKEEPING),
+    ("broadcaster", crashpoints.CONFIRMED_BEFORE_BOOKKEEPING),
+]
+
+
+async def _start(stack: Stack, role: str, name: str, **extra: str) -> None:
+    if role == "signer":
+        await stack.start_signer(name, **extra)
+    else:
+        await stack.start_broadcaster(name, **extra)
+
+
+async def _ledger_events(stack: Stack, ids: list[int]) -> dict[int, list[str]]:
+    conn = await asyncpg.connect(stack.ledger_dsn)
+    try:
+        rows = await conn.fetch(
+            """SELECT withdrawal_id, status FROM refledger.withdrawal_events
+                WHERE withdrawal_id = ANY($1::text[]) ORDER BY created_at, idempotency_key""",
+            [str(i) for i in ids],
+        )
+    finally:
+        await conn.close()
+    events: dict[int, list[str]] = {i: [] for i in ids}
+    for row in rows:
+        events[int(row["withdrawal_id"])].append(row["status"])
+    return events
+
+
+@pytest.mark.parametrize(("role", "point"), CRASHES, ids=[p for _, p in CRASHES])
+async def test_kill_9_at_each_step_never_sends_twice_and_never_skips(
+    stack: Stack, role: str, point: str
+) -> None:
+    """The signer or broadcaster SIGKILLs itself at one named step (CHAINGATE_TEST_CRASH_AT)
+    and is started again without it: on the chain each recipient is paid exactly once, the hot
+    address's nonces are consecutive with none used twice, and the ledger heard each status of
+    each withdrawal once, settling the holds."""
+    first_block = int(await rpc(stack.eth_url, "eth_blockNumber"), 16) + 1
+    nonce_before = await hot_nonce(stack.eth_url)
+    other = "broadcaster" if role == "signer" else "signer"
+    await _start(stack, other, other)
+    await _start(stack, role, role, CHAINGATE_TEST_CRASH_AT=point)
+    outputs = {_fresh_address(): ETH // 100 * (i + 1) for i in range(2)}
+    ids = [await stack.withdraw(USER, "ETH", to, a) for to, a in outputs.items()]
+    await stack.approved_batch("ETH")
+
+    async def crashed() -> bool:
+        return await stack.died(role) == -9
+
+    try:
+        await until(crashed, 60)
+    except AssertionError:
+        raise AssertionError(f"{role} never reached {point}:\n" + stack.logs(role, 20)) from None
+    await _start(stack, role, role)  # the same process again, without the crash point
+    views = await _final(stack, ids)
+    assert {v["status"] for v in views.values()} == {"confirmed"}, views
+    for to, amount in outputs.items():
+        assert await eth_balance(stack.eth_url, to) == amount
+    sent = await hot_transactions(stack.eth_url, first_block)
+    assert sorted(int(t["nonce"], 16) for t in sent) == [nonce_before, nonce_before + 1]
+    assert await hot_nonce(stack.eth_url) == nonce_before + 2
+    await until(lambda: _ledger_settled(stack, ids), 30)
+    for events in (await _ledger_events(stack, ids)).values():
+        assert events == [
+            "requested", "batched", "approved", "signing", "signed", "broadcast", "confirmed"
+        ]  # fmt: skip
+    await stack.kill(role)
+    await stack.kill(other)
+
+
+async def test_reorg_dropping_a_confirmed_withdrawal_ends_with_it_confirmed_again_once(
+    stack: Stack,
+) -> None:
+    """Confirmed (and told to the ledger), then a reorg deeper than the confirmations drops its
+    block: a critical alert, the SAME bytes sent again and mined again, the withdrawal stays
+    confirmed, the recipient is paid once and the ledger hears `confirmed` once. The row is
+    done only once its block is deeper than the reorg window."""
+    MINING.clear()
+    snapshot = await rpc(stack.eth_url, "evm_snapshot")
+    first_block = int(await rpc(stack.eth_url, "eth_blockNumber"), 16) + 1
+    pool = await connect_pool(stack.database_url, max_size=1)
+    try:
+        await stack.start_signer()
+        await stack.start_broadcaster()
+        to = _fresh_address()
+        wid = await stack.withdraw(USER, "ETH", to, ETH // 10)
+        await stack.approved_batch("ETH")
+
+        async def confirmed() -> bool:
+            # One block at a time, so the confirmed block stays far above the reorg window.
+            if (await stack.withdrawal(wid))["status"] == "confirmed":
+                return True
+            await asyncio.sleep(0.3)
+            await dev.mine(stack.eth_url, 1)
+            return False
+
+        await until(confirmed, 60)
+        txid = await pool.fetchval("SELECT txid FROM withdrawal_txs WHERE withdrawal_id = $1", wid)
+        assert await rpc(stack.eth_url, "evm_revert", snapshot)
+        await dev.mine(stack.eth_url, 6)  # the other branch, longer than the dropped one
+        assert await rpc(stack.eth_url, "eth_getTransactionReceipt", txid) is None
+        MINING.set()
+
+        async def deep_again() -> bool:
+            row = await pool.fetchrow(
+                "SELECT status, done_at FROM withdrawal_txs WHERE withdrawal_id = $1", wid
+            )
+            return row["status"] == "confirmed" and row["done_at"] is not None
+
+        await until(deep_again, 90)
+        _, alerts = await stack.api("alice", "GET", "/v1/alerts")
+    finally:
+        MINING.set()
+        await pool.close()
+    assert any(
+        a["kind"] == "withdrawal_reorged_after_confirmation" and a["txid"] == txid
+        for a in alerts["alerts"]
+    ), alerts
+    view = await stack.withdrawal(wid)
+    assert view["status"] == "confirmed" and view["txid"] == txid
+    assert await eth_balance(stack.eth_url, to) == ETH // 10
+    assert [t["hash"] for t in await hot_transactions(stack.eth_url, first_block)] == [txid]
+    assert (await _ledger_events(stack, [wid]))[wid].count("confirmed") == 1
+    assert await _ledger_settled(stack, [wid])
     await stack.kill("signer")
     await stack.kill("broadcaster")

@@ -36,6 +36,7 @@ TOKENS = {
     "bob": ("bob-token-000000000001", "bob", ["ops_approver", "viewer"]),
 }
 LEDGER_SECRET = "withdrawal-e2e-ledger-secret-01"
+REORG_WINDOW = 8
 
 
 def free_port() -> int:
@@ -51,6 +52,8 @@ def chains_dir(folder: Path, token: str, start_height: int) -> Path:
     text = text.replace("start_height = 0", f"start_height = {start_height}")
     text = text.replace("confirmations = 3", "confirmations = 2")
     text = text.replace("replace_after = 20.0", "replace_after = 3.0")
+    # Confirmed transactions stay watched for reorgs until this deep: short, for the tests.
+    text = text.replace("reorg_window = 64", f"reorg_window = {REORG_WINDOW}")
     out = folder / "chains"
     out.mkdir(exist_ok=True)
     (out / "ethereum-devnet.toml").write_text(text)
@@ -113,16 +116,24 @@ class Stack:
             CHAINGATE_LEDGER_SECRET=LEDGER_SECRET,
         )
 
-    async def start_broadcaster(self, name: str = "broadcaster") -> None:
-        await self.start(name, ["run", "--roles", "broadcaster"])
+    async def start_broadcaster(self, name: str = "broadcaster", **extra: str) -> None:
+        await self.start(name, ["run", "--roles", "broadcaster"], **extra)
 
-    async def start_signer(self, name: str = "signer", per_transaction_eth: int = 50) -> None:
+    async def start_signer(
+        self, name: str = "signer", per_transaction_eth: int = 50, **extra: str
+    ) -> None:
         await self.start(
             name,
             ["signer"],
             CHAINGATE_SIGNER_DEVNET_KEYS=HOT_KEY.hex(),
             CHAINGATE_SIGNER_LIMITS=str(signer_limits(self.folder, per_transaction_eth)),
+            **extra,
         )
+
+    async def died(self, name: str) -> int | None:
+        """The exit code of a process that ended by itself (None while it runs)."""
+        proc = self.procs.get(name)
+        return None if proc is None else proc.returncode
 
     async def kill(self, name: str) -> None:
         proc = self.procs.pop(name, None)

@@ -27,6 +27,8 @@ class AlertKind(StrEnum):
     WITHDRAWAL_NONCE_CONTESTED = "withdrawal_nonce_contested"  # a foreign tx holds our nonce
     FEE_CAP_TOO_LOW = "fee_cap_too_low"  # the approved fee cap cannot pay the next block
     WITHDRAWAL_STUCK = "withdrawal_stuck"  # unmined past replace_after: replaced, or cannot be
+    # a confirmed withdrawal's transaction left the chain (a reorg deeper than confirmations)
+    WITHDRAWAL_REORGED_AFTER_CONFIRMATION = "withdrawal_reorged_after_confirmation"
 
 
 class AlertSeverity(StrEnum):
