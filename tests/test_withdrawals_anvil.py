@@ -25,6 +25,7 @@ from chaingate.store import connect_pool
 from harness import until
 from signer_support import HOT_ADDRESS
 from withdrawal_stack import (
+    CHAINGATE,
     LEDGER_SECRET,
     Stack,
     chains_dir,
@@ -222,6 +223,34 @@ async def test_amount_over_the_signers_own_limit_is_refused_with_nothing_sent(
     assert (await stack.withdrawal(wid))["status"] == "approved"
     assert await eth_balance(stack.eth_url, to) == 0
     assert await hot_transactions(stack.eth_url, first_block) == []
+    # Ops sees the refused job and fails the batch from the CLI: the funds go back.
+    status, body = await stack.api("alice", "GET", "/v1/signer/refused")
+    [job] = [j for j in body["jobs"] if j["batch_id"] == batch["id"]]
+    assert status == 200 and job["rejectable"] and "limit_per_transaction" in job["reason"]
+    cli = await asyncio.create_subprocess_exec(
+        CHAINGATE, "ops", "signer", "reject", str(batch["id"]), "--reason", "over the limit",
+        "--fail", "--actor", "carol", env=stack.env(), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await cli.communicate()
+    assert cli.returncode == 0 and b"funds back" in out, out
+    view = await stack.withdrawal(wid)
+    assert view["status"] == "failed" and "over the limit" in view["failure_reason"]
+    _, body = await stack.api("alice", "GET", "/v1/signer/refused")
+    assert all(j["batch_id"] != batch["id"] for j in body["jobs"])
+
+    async def released() -> bool:
+        conn = await asyncpg.connect(stack.ledger_dsn)
+        try:
+            return (
+                await conn.fetchval(
+                    "SELECT status FROM refledger.holds WHERE withdrawal_id = $1", str(wid)
+                )
+                == "released"
+            )
+        finally:
+            await conn.close()
+
+    await until(released, 30)
     await stack.kill("signer")
     await stack.kill("broadcaster")
 

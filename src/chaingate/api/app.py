@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from chaingate.api import alerts, batches, deposits, health, networks, withdrawals
+from chaingate.api import (
+    alerts,
+    batches,
+    deposits,
+    health,
+    networks,
+    signer_jobs,
+    withdrawals,
+)
 from chaingate.api.auth import TOKENS_KEY, TokenTable
 from chaingate.api.common import CTX_KEY, ApiContext, errors_middleware
 
@@ -13,6 +21,6 @@ def build_app(ctx: ApiContext) -> web.Application:
     app = web.Application(middlewares=[errors_middleware], client_max_size=64 * 1024)
     app[CTX_KEY] = ctx
     app[TOKENS_KEY] = TokenTable(ctx.tokens)
-    for area in (health, deposits, alerts, networks, withdrawals, batches):
+    for area in (health, deposits, alerts, networks, withdrawals, batches, signer_jobs):
         area.routes(app)
     return app

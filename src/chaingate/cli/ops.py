@@ -77,6 +77,46 @@ async def _ops_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _ops_signer(args: argparse.Namespace) -> int:
+    from chaingate.withdrawals.refused import refused_jobs
+
+    async with ops_connection() as conn:
+        if args.signer_action == "reject":
+            from chaingate.withdrawals.approvals import reject
+
+            view = await reject(
+                conn, _rules(), args.actor, args.batch_id, args.reason, not args.fail
+            )
+            print(f"batch {view['id']} {view['status']}: withdrawals " + (
+                "failed, funds back to the ledger" if args.fail else "back to requested"
+            ))  # fmt: skip
+            return 0
+        jobs = await refused_jobs(conn)
+        if not jobs:
+            print("signer: no refused job")
+        for j in jobs:
+            print(
+                f"batch {j['batch_id']} {j['network']} {j['asset']} total={j['total']} "
+                f"outputs={j['outputs']} parked={j['parked_at']} "
+                f"{'rejectable' if j['rejectable'] else 'NOT rejectable (signed)'}: {j['reason']}"
+            )
+    return 0
+
+
+def _rules() -> Any:
+    from chaingate.chains.registry import address_codec
+    from chaingate.cli.common import settings
+    from chaingate.withdrawals.rules import WithdrawalRules
+
+    s = settings()
+    return WithdrawalRules(
+        networks=s.networks,
+        codecs={name: address_codec(n) for name, n in s.networks.items()},
+        seal_key=s.approval_seal_key,
+        quorum=s.approval_quorum,
+    )
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "ops",
@@ -108,3 +148,18 @@ def register(sub: Any) -> None:
     unpark.add_argument("id", type=int)
     unpark.add_argument("--actor", required=True, help="who un-parks (recorded in the audit log)")
     o.set_defaults(func=_ops_outbox)
+    sg = ops.add_parser("signer", help="batches the signer refused: list, or reject one")
+    signer_sub = sg.add_subparsers(dest="signer_action", required=True)
+    signer_sub.add_parser("refused", help="parked signer jobs (refused batches), oldest first")
+    rj = signer_sub.add_parser(
+        "reject", help="reject a refused batch (nothing signed): back to pending, or --fail"
+    )
+    rj.add_argument("batch_id", type=int)
+    rj.add_argument("--reason", required=True, help="why (audit log, withdrawal history)")
+    rj.add_argument(
+        "--fail",
+        action="store_true",
+        help="fail its withdrawals (funds back to the ledger) instead of re-batching them",
+    )
+    rj.add_argument("--actor", required=True, help="who rejects (recorded in the audit log)")
+    sg.set_defaults(func=_ops_signer)
