@@ -39,9 +39,10 @@ from evm_scan import EvmParams, run_evm
 from evm_signing import run_signing
 from ledger_credits import run_credits
 from report import Report, render
+from withdrawal_latency import run_latency
 
 T = TypeVar("T")
-MEASUREMENTS = ("evm", "book", "credits", "btc", "sign")
+MEASUREMENTS = ("evm", "book", "credits", "btc", "sign", "latency")
 QUICK = {
     "evm_blocks": 100,
     "evm_per_block": 20,
@@ -53,6 +54,7 @@ QUICK = {
     "btc_watched": 1_000,
     "btc_repeats": 1,
     "sign_count": 200,
+    "latency_batches": 5,
 }
 
 
@@ -75,6 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--btc-watched", type=int, default=10_000)
     p.add_argument("--btc-repeats", type=int, default=3)
     p.add_argument("--sign-count", type=int, default=3_000, help="EVM transactions to sign")
+    p.add_argument(
+        "--latency-batches", type=int, default=30, help="batches timed from quorum to broadcast"
+    )
     p.add_argument(
         "--admin-dsn",
         default=os.environ.get("CHAINGATE_BENCH_ADMIN_DSN", ADMIN_DSN),
@@ -137,6 +142,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         "btc_watched",
         "btc_repeats",
         "sign_count",
+        "latency_batches",
     ]
     return {k: getattr(args, k) for k in keys}
 
@@ -194,6 +200,13 @@ async def run(args: argparse.Namespace) -> Report:
                     return await run_addressbook(db, args.book_addresses)
 
             report.book = await _attempt(report, "book", book)
+        if "latency" in args.only:
+
+            async def latency() -> Any:
+                async with throwaway_database(dsn) as db:
+                    return await run_latency(tmp, db, args.latency_batches)
+
+            report.latency = await _attempt(report, "latency", latency)
     if "sign" in args.only:
 
         async def sign() -> Any:
