@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from eth_account import Account
+from eth_utils import keccak
 
 from chaingate import crashpoints
 from chaingate.devnet import evm_contracts as dev
@@ -149,6 +150,13 @@ async def _wait_planned(stack: Stack, batch_id: int) -> None:
         await pool.close()
 
 
+async def _batch_alerted(stack: Stack, kind: str, batch_id: int) -> bool:
+    status, alerts = await stack.api("alice", "GET", "/v1/alerts")
+    return status == 200 and any(
+        a["kind"] == kind and a["details"].get("batch_id") == batch_id for a in alerts["alerts"]
+    )
+
+
 def _fresh_address() -> str:
     return str(Account.create().address)
 
@@ -212,14 +220,7 @@ async def test_amount_over_the_signers_own_limit_is_refused_with_nothing_sent(
     wid = await stack.withdraw(USER, "ETH", to, 3 * ETH)
     batch = await stack.approved_batch("ETH")
 
-    async def refused() -> bool:
-        status, alerts = await stack.api("alice", "GET", "/v1/alerts")
-        return status == 200 and any(
-            a["kind"] == "signer_refused" and a["details"].get("batch_id") == batch["id"]
-            for a in alerts["alerts"]
-        )
-
-    await until(refused, 60)
+    await until(lambda: _batch_alerted(stack, "signer_refused", batch["id"]), 60)
     assert (await stack.withdrawal(wid))["status"] == "approved"
     assert await eth_balance(stack.eth_url, to) == 0
     assert await hot_transactions(stack.eth_url, first_block) == []
@@ -591,5 +592,44 @@ async def test_reorg_dropping_a_confirmed_withdrawal_ends_with_it_confirmed_agai
     assert [t["hash"] for t in await hot_transactions(stack.eth_url, first_block)] == [txid]
     assert (await _ledger_events(stack, [wid]))[wid].count("confirmed") == 1
     assert await _ledger_settled(stack, [wid])
+    await stack.kill("signer")
+    await stack.kill("broadcaster")
+
+
+async def test_a_token_withdrawal_the_hot_wallet_cannot_pay_is_held_with_an_alert(
+    stack: Stack, devnet: DevnetState
+) -> None:
+    """The hot wallet holds no NEXO: the node refuses to estimate the approved transfer. The
+    batch is held (nothing signed, nothing sent, the ledger keeps holding the funds) with a
+    critical `withdrawal_unplannable` alert; once the hot wallet is refilled it goes out by
+    itself and is confirmed once."""
+    assert devnet.eth_token
+    token = devnet.eth_token
+    # DevToken's balanceOf is its storage slot 4: the hot wallet's entry, emptied directly.
+    slot = "0x" + keccak(bytes.fromhex(HOT_ADDRESS[2:].rjust(64, "0")) + (4).to_bytes(32)).hex()
+    before = await _token_balance(stack, token, HOT_ADDRESS)
+    await rpc(stack.eth_url, "anvil_setStorageAt", token, slot, "0x" + "00" * 32)
+    assert await _token_balance(stack, token, HOT_ADDRESS) == 0
+    try:
+        await stack.start_signer()
+        await stack.start_broadcaster()
+        to = _fresh_address()
+        wid = await stack.withdraw(USER, "NEXO", to, 3 * ETH)
+        batch = await stack.approved_batch("NEXO")
+
+        await until(lambda: _batch_alerted(stack, "withdrawal_unplannable", batch["id"]), 60)
+        assert (await stack.withdrawal(wid))["status"] == "approved"
+        pool = await connect_pool(stack.database_url, max_size=1)
+        try:
+            assert not await pool.fetchval(
+                "SELECT count(*) FROM withdrawal_txs WHERE withdrawal_id = $1", wid
+            )
+        finally:
+            await pool.close()
+    finally:
+        await rpc(stack.eth_url, "anvil_setStorageAt", token, slot, f"0x{before:064x}")
+    [view] = (await _final(stack, [wid])).values()
+    assert view["status"] == "confirmed"
+    assert await _token_balance(stack, token, to) == 3 * ETH
     await stack.kill("signer")
     await stack.kill("broadcaster")

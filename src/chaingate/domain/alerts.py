@@ -29,6 +29,9 @@ class AlertKind(StrEnum):
     WITHDRAWAL_STUCK = "withdrawal_stuck"  # unmined past replace_after: replaced, or cannot be
     # a confirmed withdrawal's transaction left the chain (a reorg deeper than confirmations)
     WITHDRAWAL_REORGED_AFTER_CONFIRMATION = "withdrawal_reorged_after_confirmation"
+    # the node says an approved batch's transfer would fail (e.g. the hot wallet lacks the
+    # token or the coin): held, planned again each pass until it would succeed
+    WITHDRAWAL_UNPLANNABLE = "withdrawal_unplannable"
 
 
 class AlertSeverity(StrEnum):
