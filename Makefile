@@ -27,6 +27,9 @@ system-deps:
 	@command -v litecoind >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq litecoind; }
 	@{ pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
 	  || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql; }
+	@# Debian's Chromium for the ops console's browser tests (Playwright drives it through
+	@# executable_path; `playwright install` would download a browser, which cannot work here).
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 demo: setup
 	$(BIN)/chaingate demo
@@ -39,6 +42,8 @@ lint: setup
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	@# every test module imports (mypy does not cover tests/): a moved name fails here, not in CI
+	set -o pipefail; $(BIN)/pytest --collect-only -q -p no:cacheprovider | tail -n 1
 
 bench: setup
 	$(BIN)/python bench/run.py

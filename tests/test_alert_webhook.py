@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -29,8 +27,9 @@ from chaingate.errors import ConfigError
 from chaingate.ledger.errors import BadSignatureError
 from chaingate.ledger.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from chaingate.service import run_service
-from chaingate.settings import Settings
+from chaingate.settings import Principal, Settings
 from chaingate.store.alerts import raise_alert, redeliver
+from console_support import ops_cli, serve_api
 from harness import LEDGER_SECRET, until
 
 HOOK_SECRET = b"webhook-test-secret-4f2a9c"
@@ -437,32 +436,7 @@ async def _settled(db: asyncpg.Pool, refused_id: int) -> bool:
 
 
 # --- ops: see and re-drive undelivered alerts -------------------------------------------------
-async def cli(database: str, *args: str) -> tuple[int, str]:
-    env = {
-        **os.environ,
-        "CHAINGATE_DATABASE_URL": database,
-        "CHAINGATE_NETWORKS": "ethereum-devnet",
-        "CHAINGATE_LOG_FORMAT": "json",
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "chaingate.cli",
-        "ops",
-        "alerts",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
-
-
-async def test_ops_cli_lists_held_alerts_and_redelivers_them(
-    database: str, db: asyncpg.Pool
-) -> None:
+async def test_ops_cli_lists_held_alerts_and_redelivers_them(db: asyncpg.Pool) -> None:
     ids = await raise_alerts(db, 3)
     await db.execute(
         "UPDATE alerts SET attempts = 1, next_attempt_at = now() + interval '1 hour',"
@@ -470,22 +444,28 @@ async def test_ops_cli_lists_held_alerts_and_redelivers_them(
         ids[:2],
     )
     await db.execute("UPDATE alerts SET delivered_at = now() WHERE id = $1", ids[2])
-    code, out = await cli(database, "undelivered")
-    assert code == 0, out
-    lines = out.strip().splitlines()
-    assert [line.split()[0] for line in lines] == [f"#{ids[0]}", f"#{ids[1]}"]
-    assert "attempts=1" in lines[0] and "HTTP 422: bad" in lines[0]
+    token = "ops-alice-token-0000000001"
+    async with serve_api(db, {token: Principal("alice", frozenset({"ops_maker"}))}) as url:
 
-    code, out = await cli(database, "redeliver", "--actor", "alice")
-    assert code == 2 and "give alert ids or --all" in out
-    code, out = await cli(database, "redeliver", str(ids[0]), "--actor", "alice")
-    assert code == 0 and "1 undelivered alert(s) due" in out, out
-    due = await db.fetch(
-        "SELECT id FROM alerts WHERE delivered_at IS NULL AND next_attempt_at <= now()"
-    )
-    assert [r["id"] for r in due] == [ids[0]]
-    code, out = await cli(database, "redeliver", "--all", "--actor", "alice")
-    assert code == 0 and "2 undelivered alert(s) due" in out, out
+        async def cli(*args: str) -> tuple[int, str]:
+            return await ops_cli(url, token, "alerts", *args)
+
+        code, out = await cli("undelivered")
+        assert code == 0, out
+        lines = out.strip().splitlines()[1:]  # under the header
+        assert [line.split()[0] for line in lines] == [f"#{ids[0]}", f"#{ids[1]}"]
+        assert "HTTP 422: bad" in lines[0]
+
+        code, out = await cli("redeliver")
+        assert code == 2 and "give alert ids or --all" in out
+        code, out = await cli("redeliver", str(ids[0]))
+        assert code == 0 and "1 undelivered alert(s) due" in out, out
+        due = await db.fetch(
+            "SELECT id FROM alerts WHERE delivered_at IS NULL AND next_attempt_at <= now()"
+        )
+        assert [r["id"] for r in due] == [ids[0]]
+        code, out = await cli("redeliver", "--all")
+        assert code == 0 and "2 undelivered alert(s) due" in out, out
     audit = await db.fetch("SELECT actor, action FROM audit_log ORDER BY id")
     assert [(r["actor"], r["action"]) for r in audit] == [("alice", "alert.redeliver")] * 2
 

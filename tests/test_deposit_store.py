@@ -10,9 +10,9 @@ from importlib import resources
 import asyncpg
 
 from chaingate.domain import DepositInput, DepositStatus
+from chaingate.ledger.messages import credit_key
 from chaingate.store import deposits
 from chaingate.watcher.reversals import reverse_credits
-from chaingate.watcher.rules import credit_key
 
 NET = "ethereum-devnet"
 TX = "0x" + "ab" * 32

@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
+import re
 import socket
-import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
@@ -26,9 +25,11 @@ from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.dispatcher import OutboxDispatcher
 from chaingate.ledger.reference import serve_reference_ledger
 from chaingate.ledger.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from chaingate.settings import Principal
 from chaingate.store import connect_pool
 from chaingate.store.migrate import apply_migrations
 from conftest import scratch_database
+from console_support import ops_cli, serve_api
 from harness import until
 
 SECRET = b"dispatcher-test-secret-9a7e"
@@ -451,49 +452,44 @@ async def test_refused_credit_is_parked_and_alerted_never_dropped(
     assert await ledger_books(ledger_url, user) == (300, 1)
 
 
-async def ops(dsn: str, *args: str) -> tuple[int, str]:
-    """``chaingate ops ...`` as ops run it: a separate process on the same database."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "chaingate.cli",
-        "ops",
-        *args,
-        env={**os.environ, "CHAINGATE_DATABASE_URL": dsn},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await proc.communicate()
-    return int(proc.returncode or 0), out.decode()
-
-
 async def test_parked_row_is_unparked_by_ops_and_delivered_with_its_own_key(
-    core_dsn: str, core_pool: asyncpg.Pool, ledger_url: str
+    core_pool: asyncpg.Pool, ledger_url: str
 ) -> None:
     # The runbook's duplicate_deposit case: a second credit of one deposit under a new key is
-    # refused while the first stands; once the first is reversed, ops un-parks the second.
+    # refused while the first stands; once the first is reversed, ops resend the second.
     user = f"u-{uuid.uuid4().hex[:8]}"
     first = credit_payload(user, 5_000)
     second = first | {"idempotency_key": f"credit:{uuid.uuid4().hex}", "amount": "7000"}
     await enqueue(core_pool, "credit", first)
-    async with LedgerClient(ledger_url, SECRET, timeout=5) as client:
+    olga = "ops-olga-token-00000000001"
+    async with (
+        LedgerClient(ledger_url, SECRET, timeout=5) as client,
+        serve_api(core_pool, {olga: Principal("olga", frozenset({"ops_maker"}))}) as api,
+    ):
+
+        async def ops(*args: str) -> tuple[int, str]:
+            return await ops_cli(api, olga, *args)
+
         dispatcher = fast(core_pool, client)
         assert await dispatcher.dispatch_once() == 1
         second_id = await enqueue(core_pool, "credit", second)
         assert await dispatcher.dispatch_once() == 0  # refused: parked
-        code, out = await ops(core_dsn, "outbox", "list")
+        code, out = await ops("outbox", "list")
         assert code == 0
-        assert "credit: 0 pending, 1 parked" in out
-        assert f"#{second_id} PARKED credit {second['idempotency_key']}" in out
+        assert re.search(r"credit\s+0\s+1\s", out), out
+        assert re.search(rf"#{second_id}\s+PARKED\s+credit\s+{second['idempotency_key']}", out)
         assert "duplicate_deposit" in out
-        code, out = await ops(core_dsn, "alerts", "list")
-        [alert_line] = out.splitlines()
-        assert code == 0 and "OPEN critical ledger_rejected ethereum-devnet NEXO 7000" in alert_line
+        code, out = await ops("alerts", "list")
+        [alert_line] = out.splitlines()[1:]
+        assert code == 0 and re.search(
+            r"OPEN\s+critical\s+ledger_rejected\s+ethereum-devnet\s+NEXO\s+7000", alert_line
+        )
         alert_id = alert_line.split()[0].lstrip("#")
-        code, out = await ops(core_dsn, "alerts", "ack", alert_id, "--actor", "olga")
+        code, out = await ops("alerts", "ack", alert_id, "--note", "ledger team told")
         assert (code, out.strip()) == (0, f"alert {alert_id} acknowledged")
-        assert (await ops(core_dsn, "alerts", "ack", alert_id, "--actor", "olga"))[0] == 1
-        assert (await ops(core_dsn, "alerts", "list"))[1] == ""
+        code, out = await ops("alerts", "ack", alert_id)
+        assert (code, out.strip()) == (0, f"alert {alert_id} was already acknowledged")
+        assert (await ops("alerts", "list"))[1].strip() == "no open alerts"
 
         reversal = {
             "idempotency_key": f"reversal:{uuid.uuid4().hex}",
@@ -504,12 +500,16 @@ async def test_parked_row_is_unparked_by_ops_and_delivered_with_its_own_key(
         assert await dispatcher.dispatch_once() == 1
         assert await dispatcher.dispatch_once() == 0  # still parked: nothing resends it alone
 
-        assert (await ops(core_dsn, "outbox", "unpark", str(second_id)))[0] == 2  # no --actor
-        code, out = await ops(core_dsn, "outbox", "unpark", str(second_id), "--actor", "olga")
-        assert (code, out.strip()) == (0, f"outbox row {second_id} due again")
+        code, out = await ops("outbox", "unpark", str(second_id), "--note", "reversal delivered")
+        assert (code, out.strip()) == (
+            0,
+            f"outbox row {second_id} due again ({second['idempotency_key']})",
+        )
         assert await dispatcher.dispatch_once() == 1
-        code, out = await ops(core_dsn, "outbox", "unpark", str(second_id), "--actor", "olga")
-        assert (code, out.strip()) == (1, f"outbox row {second_id} is not parked")
+        code, out = await ops("outbox", "resend", str(second_id))
+        assert code == 1 and f"outbox row {second_id} is not parked (HTTP 409" in out
+        code, out = await ops("outbox", "resend", str(second_id), "--token", "wrong-token-0000000")
+        assert code == 2 and "HTTP 401" in out
     assert await ledger_books(ledger_url, user) == (7_000, 2)
     delivered = await core_pool.fetchrow(
         "SELECT delivered_at, idempotency_key FROM ledger_outbox WHERE id = $1", second_id
@@ -517,15 +517,15 @@ async def test_parked_row_is_unparked_by_ops_and_delivered_with_its_own_key(
     assert delivered["delivered_at"] is not None
     assert delivered["idempotency_key"] == second["idempotency_key"]
     audit = await core_pool.fetch(
-        "SELECT actor, action, subject, details FROM audit_log WHERE action = 'outbox.unpark'"
+        "SELECT actor, action, subject, details FROM audit_log WHERE action = 'outbox.resend'"
         " AND subject = $1",
         f"ledger_outbox:{second_id}",
     )
-    assert [(a["actor"], a["details"]["idempotency_key"]) for a in audit] == [
-        ("olga", second["idempotency_key"])
+    assert [(a["actor"], a["details"]["idempotency_key"], a["details"]["note"]) for a in audit] == [
+        ("olga", second["idempotency_key"], "reversal delivered")
     ]
-    code, out = await ops(core_dsn, "outbox", "list")
-    assert (code, out.strip()) == (0, "outbox: nothing undelivered")
+    acks = await core_pool.fetch("SELECT details FROM audit_log WHERE action = 'alert.ack'")
+    assert [a["details"]["note"] for a in acks] == ["ledger team told"]
 
 
 async def test_wrong_secret_stalls_delivery_with_an_alert_but_parks_nothing(

@@ -173,6 +173,20 @@ class Stack:
         ):
             return resp.status, await resp.json()
 
+    async def ops(self, who: str, *argv: str) -> str:
+        """``chaingate ops ...`` as ``who`` (over the API, with that principal's token)."""
+        cli = await asyncio.create_subprocess_exec(
+            CHAINGATE, "ops", *argv,
+            env=self.env(
+                CHAINGATE_OPS_TOKEN=TOKENS[who][0],
+                CHAINGATE_API_URL=f"http://127.0.0.1:{self.api_port}",
+            ),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await cli.communicate()
+        assert cli.returncode == 0, out.decode(errors="replace")
+        return out.decode(errors="replace")
+
     async def wait_api(self, seconds: float = 60) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds

@@ -228,6 +228,17 @@ class LimitExceededError(ValidationError):
     code = "limit_exceeded"
 
 
+class ApiCallError(ChaingateError):
+    """Raised when the gateway API refuses an ops command's request (``status`` says how) or
+    cannot be reached (``status`` None)."""
+
+    code = "api"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class NotFoundError(ChaingateError):
     """Raised when a requested object does not exist."""
 

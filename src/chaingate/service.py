@@ -214,9 +214,12 @@ async def _serve_api(
         registry=registry,
         approval_quorum=settings.approval_quorum,
         seal_key=settings.approval_seal_key,
+        console_session_key=settings.console_session_key,
         address_start=settings.address_start,
         address_history=open_address_history,
     )
+    if settings.console_session_key is None:
+        log.warning("console_disabled", hint="set CHAINGATE_CONSOLE_SESSION_KEY to serve /ops")
     for name, pool in pools.items():
         ctx.readiness[f"endpoints:{name}"] = _endpoint_probe(pool)
     for key, status in statuses.items():

@@ -50,6 +50,9 @@ class Settings:
     # that seals each approval (held by the API and the signer, never by the database).
     approval_quorum: int = 2
     approval_seal_key: bytes = field(default=b"", repr=False)
+    # Fernet key that encrypts the ops console's session cookie; without one the console is
+    # not served (its pages answer 503 saying which variable to set).
+    console_session_key: str | None = field(default=None, repr=False)
     # How long a network's watcher lease lasts without renewal: a killed leader's network is
     # taken over by a standby after at most this long (store/leases.py).
     watcher_lease_seconds: float = 30.0
@@ -91,6 +94,7 @@ class Settings:
             alert_webhook_secret=webhook_secret.encode(),
             approval_quorum=_quorum(env.get("CHAINGATE_APPROVAL_QUORUM", "").strip()),
             approval_seal_key=_seal_key(env.get(SEAL_KEY_ENV, "")),
+            console_session_key=console_session_key(env),
             address_start=_address_starts(env, networks),
             log_format=_choice(env, "CHAINGATE_LOG_FORMAT", "auto", {"auto", "json", "console"}),
             log_level=_choice(
@@ -128,6 +132,24 @@ def parse_api_tokens(raw: str) -> dict[str, Principal]:
             )
         tokens[token] = Principal(spec["principal"], frozenset(roles))
     return tokens
+
+
+def console_session_key(env: Mapping[str, str]) -> str | None:
+    """``CHAINGATE_CONSOLE_SESSION_KEY``: a Fernet key (32 bytes, url-safe base64), or unset."""
+    raw = env.get("CHAINGATE_CONSOLE_SESSION_KEY", "").strip()
+    if not raw:
+        return None
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(raw)
+    except ValueError:
+        raise ConfigError(
+            "CHAINGATE_CONSOLE_SESSION_KEY: expected a Fernet key (32 bytes, url-safe base64); "
+            "make one with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'"
+        ) from None
+    return raw
 
 
 def _webhook_url(raw: str) -> str | None:

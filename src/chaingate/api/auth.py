@@ -27,12 +27,19 @@ class TokenTable:
     def __init__(self, tokens: Mapping[str, Principal]) -> None:
         self._by_digest = {hashlib.sha256(t.encode()).digest(): p for t, p in tokens.items()}
 
+    @staticmethod
+    def digest(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
     def principal(self, token: str) -> Principal | None:
         # A header may carry any bytes (aiohttp keeps non-UTF-8 ones as surrogates, which
         # cannot be encoded): such a token is simply unknown. Configured tokens are printable.
         if not token.isascii() or not token.isprintable():
             return None
-        digest = hashlib.sha256(token.encode()).digest()
+        return self.by_digest(self.digest(token))
+
+    def by_digest(self, digest: bytes) -> Principal | None:
+        """The principal of a token known only by its digest (the console keeps no token)."""
         for known, principal in self._by_digest.items():
             if hmac.compare_digest(known, digest):
                 return principal

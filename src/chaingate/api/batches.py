@@ -8,18 +8,19 @@ from aiohttp import web
 from chaingate.api.auth import require
 from chaingate.api.common import ctx_of, cursor_id, json_response, parse_limit, read_body
 from chaingate.api.withdrawals import page_response, path_id, rules_of
-from chaingate.withdrawals import approvals, batching, views
+from chaingate.ops import actions
+from chaingate.withdrawals import views
 
 READERS = ("viewer", "ops_maker", "ops_approver")
 
 
 async def post_batch(request: web.Request) -> web.Response:
-    principal = require(request, "ops_maker")
+    principal = require(request)
     ctx = ctx_of(request)
     body = await read_body(request, "network", "asset")
     async with ctx.db.acquire() as conn:
-        view = await batching.make_batch(
-            conn, rules_of(ctx), principal.name, body["network"], body["asset"]
+        view = await actions.create_batch(
+            conn, rules_of(ctx), principal, body["network"], body["asset"]
         )
     return json_response(view, 201)
 
@@ -51,25 +52,25 @@ async def get_batch(request: web.Request) -> web.Response:
 
 
 async def post_approval(request: web.Request) -> web.Response:
-    principal = require(request, "ops_approver")
+    principal = require(request)
     ctx = ctx_of(request)
     batch_id = path_id(request, "batch_id", "batch")
     body = await read_body(request, "content_hash")
     async with ctx.db.acquire() as conn:
-        view = await approvals.approve(
-            conn, rules_of(ctx), principal.name, batch_id, body["content_hash"]
+        view = await actions.approve_batch(
+            conn, rules_of(ctx), principal, batch_id, body["content_hash"]
         )
     return json_response(view, 201)
 
 
 async def post_rejection(request: web.Request) -> web.Response:
-    principal = require(request, "ops_approver")
+    principal = require(request)
     ctx = ctx_of(request)
     batch_id = path_id(request, "batch_id", "batch")
     body = await read_body(request, "reason")
     async with ctx.db.acquire() as conn:
-        view = await approvals.reject(
-            conn, rules_of(ctx), principal.name, batch_id, body["reason"], body.get("release")
+        view = await actions.reject_batch(
+            conn, rules_of(ctx), principal, batch_id, body["reason"], body.get("release")
         )
     return json_response(view)
 

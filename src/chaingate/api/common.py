@@ -53,6 +53,8 @@ class ApiContext:
     seal_key: bytes = field(default=b"", repr=False)
     # Extra readiness probes (watchers, endpoint health): name -> () -> (ok, details)
     readiness: dict[str, Callable[[], tuple[bool, Any]]] = field(default_factory=dict)
+    # Fernet key of the ops console's session cookie; None serves no console (see console/).
+    console_session_key: str | None = field(default=None, repr=False)
     # The address-index guard (api/issuance.py): where each network's addresses start on a
     # fresh database, and how on-chain history is read (None: not checked; tests only).
     address_start: Mapping[str, int] = field(default_factory=dict)
@@ -118,6 +120,18 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(500, "internal", "internal error")
 
 
+async def optional_body(request: web.Request) -> dict[str, Any]:
+    """The JSON object body, or {} when the request has none (e.g. an ack without a note)."""
+    if not request.can_read_body:
+        return {}
+    return await read_body(request)
+
+
+def id_of(request: web.Request, name: str, what: str) -> int:
+    """A positive integer path parameter (a bigint id)."""
+    return parse_int64(request.match_info[name], what, minimum=1)
+
+
 def network_of(ctx: ApiContext, name: str) -> Network:
     network = ctx.networks.get(name)
     if network is None:
@@ -125,6 +139,21 @@ def network_of(ctx: ApiContext, name: str) -> Network:
             f"unknown network {name!r} (known: {', '.join(sorted(ctx.networks))})"
         )
     return network
+
+
+def parse_time(raw: str | None, name: str) -> datetime | None:
+    """An ISO-8601 time with its offset (a bare date or naive time is refused: ambiguous)."""
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise ValidationError(
+            f"'{name}' must be an ISO-8601 time with an offset, e.g. 2026-11-30T12:00Z"
+        )
+    return value
 
 
 __all__ = [
@@ -136,10 +165,13 @@ __all__ = [
     "cursor_of",
     "error_response",
     "errors_middleware",
+    "id_of",
     "json_response",
     "network_of",
+    "optional_body",
     "parse_int64",
     "parse_limit",
+    "parse_time",
     "read_body",
     "txid_of",
     "user_id_of",

@@ -89,6 +89,7 @@ async def get_deposits(request: web.Request) -> web.Response:
         network=network_of(ctx, q["network"]).name if q.get("network") else None,
         status=status,
         txid=txid_of(q["txid"]) if q.get("txid") else None,
+        asset=q.get("asset") or None,
         before_id=cursor_id(q["after"]) if q.get("after") else None,
     )
     limit = parse_limit(q.get("limit"))

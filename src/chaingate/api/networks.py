@@ -6,9 +6,11 @@ watcher's own, the leader is the ``watcher:<network>`` lease."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from chaingate.api.auth import require
@@ -73,17 +75,20 @@ def _network_view(
     }
 
 
+async def overview(conn: asyncpg.Connection, networks: Mapping[str, Network]) -> dict[str, Any]:
+    """Every configured network as GET /v1/networks shows it (the ops console shows the same)."""
+    names = sorted(networks)
+    rows = await netstatus.overview(conn, names)
+    leaders = {n: _leader(await leases.current(conn, f"watcher:{n}")) for n in names}
+    views = [_network_view(networks[r["network"]], r, leaders[r["network"]]) for r in rows]
+    return {"caught_up": bool(views) and all(v["caught_up"] for v in views), "networks": views}
+
+
 async def get_networks(request: web.Request) -> web.Response:
-    require(request, "service", "viewer")
+    require(request, "service", "viewer", "ops_maker", "ops_approver")
     ctx = ctx_of(request)
-    names = sorted(ctx.networks)
     async with ctx.db.acquire() as conn:
-        rows = await netstatus.overview(conn, names)
-        leaders = {n: _leader(await leases.current(conn, f"watcher:{n}")) for n in names}
-    views = [_network_view(ctx.networks[r["network"]], r, leaders[r["network"]]) for r in rows]
-    return json_response(
-        {"caught_up": bool(views) and all(v["caught_up"] for v in views), "networks": views}
-    )
+        return json_response(await overview(conn, ctx.networks))
 
 
 def routes(app: web.Application) -> None:

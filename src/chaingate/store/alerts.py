@@ -34,24 +34,42 @@ async def raise_alert(conn: asyncpg.Connection, alert: NewAlert) -> bool:
 
 
 async def list_alerts(
-    conn: asyncpg.Connection, *, open_only: bool = False, limit: int = 100
+    conn: asyncpg.Connection,
+    *,
+    open_only: bool = False,
+    acknowledged: bool | None = None,
+    severity: str | None = None,
+    kind: str | None = None,
+    limit: int = 100,
 ) -> list[dict[str, Any]]:
+    """Newest first; ``open_only`` (or ``acknowledged=False``) keeps the unacknowledged ones."""
+    if open_only:
+        acknowledged = False
     rows = await conn.fetch(
-        f"""SELECT id, kind, severity, network, asset, amount, txid, user_id, message, details,
-                   created_at, acknowledged_at, acknowledged_by
-            FROM alerts {"WHERE acknowledged_at IS NULL" if open_only else ""}
-            ORDER BY id DESC LIMIT $1""",
+        """SELECT id, kind, severity, network, asset, amount, txid, user_id, message, details,
+                  created_at, acknowledged_at, acknowledged_by, acknowledged_note, delivered_at
+           FROM alerts
+           WHERE ($1::boolean IS NULL OR (acknowledged_at IS NOT NULL) = $1)
+             AND ($2::text IS NULL OR severity = $2) AND ($3::text IS NULL OR kind = $3)
+           ORDER BY id DESC LIMIT $4""",
+        acknowledged,
+        severity,
+        kind,
         limit,
     )
     return [dict(r) for r in rows]
 
 
-async def acknowledge(conn: asyncpg.Connection, alert_id: int, actor: str) -> bool:
+async def acknowledge(
+    conn: asyncpg.Connection, alert_id: int, actor: str, note: str | None = None
+) -> bool:
+    """Acknowledge an open alert; False when it is already acknowledged or does not exist."""
     done = await conn.fetchval(
-        """UPDATE alerts SET acknowledged_at = now(), acknowledged_by = $2
+        """UPDATE alerts SET acknowledged_at = now(), acknowledged_by = $2, acknowledged_note = $3
            WHERE id = $1 AND acknowledged_at IS NULL RETURNING 1""",
         alert_id,
         actor,
+        note,
     )
     return done is not None
 
@@ -72,9 +90,10 @@ async def undelivered_alerts(conn: asyncpg.Connection, *, limit: int = 100) -> l
 
 async def redeliver(conn: asyncpg.Connection, ids: list[int] | None) -> int:
     """Make undelivered alerts (``ids``, or all when None) due for pushing now, e.g. after the
-    webhook refused them and its cause was fixed; the number made due."""
+    webhook refused them and its cause was fixed (a parked one is un-parked); the number made
+    due."""
     result: str = await conn.execute(
-        """UPDATE alerts SET next_attempt_at = now()
+        """UPDATE alerts SET next_attempt_at = now(), parked_at = NULL
            WHERE delivered_at IS NULL AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))""",
         ids,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -183,3 +184,13 @@ async def unheld(conn: asyncpg.Connection, withdrawal_ids: Sequence[int]) -> lis
     )
     held = {keys[r["idempotency_key"]] for r in delivered}
     return sorted(set(withdrawal_ids) - held)
+
+
+async def signer_job(conn: asyncpg.Connection, batch_id: int) -> dict[str, Any] | None:
+    """The batch's signer job as ops see it (queued, done or parked), or None before quorum."""
+    row = await conn.fetchrow(
+        """SELECT id, created_at, attempts, done_at, parked_at, last_error
+             FROM signer_jobs WHERE batch_id = $1""",
+        batch_id,
+    )
+    return None if row is None else dict(row)

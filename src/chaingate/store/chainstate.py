@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 
@@ -108,3 +109,9 @@ async def record_blocks(
             network,
             blocks[-1].number - keep,
         )
+
+
+async def cursors(conn: asyncpg.Connection) -> dict[str, dict[str, Any]]:
+    """Every network's cursor: the last fully processed height and when it moved."""
+    rows = await conn.fetch("SELECT network, height, updated_at FROM chain_cursor")
+    return {r["network"]: dict(r) for r in rows}

@@ -216,6 +216,7 @@ class DepositFilter:
     network: str | None = None
     status: str | None = None
     txid: str | None = None
+    asset: str | None = None
     before_id: int | None = None  # keyset pagination: ids below this one (newest first)
 
 
@@ -246,6 +247,7 @@ def list_query(where: DepositFilter, limit: int) -> tuple[str, list[Any]]:
         ("d.network", where.network),
         ("d.status", where.status),
         ("d.txid", where.txid),
+        ("d.asset", where.asset),
     )
     return keyset_page(_LIST, "d.id", filters, where.before_id, limit)
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-
-from chaingate.store.audit import record as audit
 
 
 async def enqueue(
@@ -47,33 +46,27 @@ async def backlog(conn: asyncpg.Connection) -> list[dict[str, Any]]:
 
 
 async def list_parked(conn: asyncpg.Connection, limit: int = 100) -> list[dict[str, Any]]:
+    """Parked rows oldest first, with what the ledger answered (``last_error``, ``response``)."""
     rows = await conn.fetch(
-        """SELECT id, kind, idempotency_key, attempts, last_error, created_at
+        """SELECT id, kind, idempotency_key, attempts, last_error, created_at,
+                  payload::text AS payload, response::text AS response
              FROM ledger_outbox
             WHERE delivered_at IS NULL AND parked_at IS NOT NULL
             ORDER BY id LIMIT $1""",
         limit,
     )
-    return [dict(r) for r in rows]
+    return [
+        {
+            **dict(r),
+            "payload": json.loads(r["payload"]),
+            "response": None if r["response"] is None else json.loads(r["response"]),
+        }
+        for r in rows
+    ]
 
 
-async def unpark(conn: asyncpg.Connection, outbox_id: int, actor: str) -> bool:
-    """Make a parked row due again, with an audit row; False when the row is not parked.
-
-    Runs in its own transaction (or the caller's), so the audit row exists exactly when the
-    row was un-parked.
-    """
-    async with conn.transaction():
-        key = await conn.fetchval(
-            """UPDATE ledger_outbox
-                  SET parked_at = NULL, next_attempt_at = now(), last_error = NULL
-                WHERE id = $1 AND delivered_at IS NULL AND parked_at IS NOT NULL
-            RETURNING idempotency_key""",
-            outbox_id,
-        )
-        if key is None:
-            return False
-        await audit(
-            conn, actor, "outbox.unpark", f"ledger_outbox:{outbox_id}", {"idempotency_key": key}
-        )
-    return True
+async def idempotency_key(conn: asyncpg.Connection, outbox_id: int) -> str | None:
+    key: str | None = await conn.fetchval(
+        "SELECT idempotency_key FROM ledger_outbox WHERE id = $1", outbox_id
+    )
+    return key
