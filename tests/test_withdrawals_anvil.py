@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -149,6 +150,10 @@ async def _wait_planned(stack: Stack, batch_id: int) -> None:
         await pool.close()
 
 
+async def _up(stack: Stack, name: str, starts: int) -> bool:
+    return stack.starts(name) > starts
+
+
 async def _batch_alerted(stack: Stack, kind: str, batch_id: int) -> bool:
     status, alerts = await stack.api("alice", "GET", "/v1/alerts")
     return status == 200 and any(
@@ -272,14 +277,18 @@ async def test_kill_9_of_signers_and_broadcasters_never_sends_twice_or_skips(
 
     async def chaos() -> None:
         while True:
-            await asyncio.sleep(rng.uniform(1.0, 3.0))  # a start takes a second or two
+            await asyncio.sleep(rng.uniform(1.0, 3.0))
             name = rng.choice(names)
             await stack.kill(name)
+            starts = stack.starts(name)
             await (
                 stack.start_signer(name)
                 if name.startswith("signer")
                 else stack.start_broadcaster(name)
             )
+            # A start takes seconds on a busy machine: a process killed before it ever worked
+            # proves nothing, so the next kill waits until this one is up.
+            await until(functools.partial(_up, stack, name, starts), 60)
 
     task = asyncio.create_task(chaos())
     try:

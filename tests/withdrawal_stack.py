@@ -152,6 +152,12 @@ class Stack:
                     await self.kill(name)
             self.procs.pop(name, None)
 
+    def starts(self, name: str) -> int:
+        """How often ``name`` got up and running (its "started" log lines)."""
+        path = self.folder / f"{name}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text.count('"signer_started"') + text.count('"service_started"')
+
     def logs(self, name: str, lines: int = 40) -> str:
         path = self.folder / f"{name}.log"
         return (
