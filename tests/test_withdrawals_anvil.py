@@ -562,16 +562,28 @@ async def test_reorg_dropping_a_confirmed_withdrawal_ends_with_it_confirmed_agai
         wid = await stack.withdraw(USER, "ETH", to, ETH // 10)
         await stack.approved_batch("ETH")
 
+        async def sent() -> bool:
+            return bool(
+                await pool.fetchval(
+                    "SELECT count(*) FROM withdrawal_txs WHERE withdrawal_id = $1", wid
+                )
+            )
+
+        await until(sent, 60)
+        txid = await pool.fetchval("SELECT txid FROM withdrawal_txs WHERE withdrawal_id = $1", wid)
+
+        async def mined() -> bool:
+            return await rpc(stack.eth_url, "eth_getTransactionReceipt", txid) is not None
+
+        await until(mined, 60)
+        # Exactly the confirmations (2: its block and one more), and no further block: the reorg
+        # stays within the watcher's window (a deeper one halts the watcher by design).
+        await dev.mine(stack.eth_url, 1)
+
         async def confirmed() -> bool:
-            # One block at a time, so the confirmed block stays far above the reorg window.
-            if (await stack.withdrawal(wid))["status"] == "confirmed":
-                return True
-            await asyncio.sleep(0.3)
-            await dev.mine(stack.eth_url, 1)
-            return False
+            return (await stack.withdrawal(wid))["status"] == "confirmed"
 
         await until(confirmed, 60)
-        txid = await pool.fetchval("SELECT txid FROM withdrawal_txs WHERE withdrawal_id = $1", wid)
         assert await rpc(stack.eth_url, "evm_revert", snapshot)
         await dev.mine(stack.eth_url, 6)  # the other branch, longer than the dropped one
         assert await rpc(stack.eth_url, "eth_getTransactionReceipt", txid) is None
