@@ -21,6 +21,7 @@ from chaingate import crashpoints
 from chaingate.devnet import evm_contracts as dev
 from chaingate.devnet import postgres
 from chaingate.devnet.manager import DevnetState
+from chaingate.devnet.withdrawal_flow import FlowTokens, run_withdrawal_batch
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.reference.app import serve_reference_ledger
 from chaingate.store import connect_pool
@@ -28,6 +29,7 @@ from harness import until
 from signer_support import HOT_ADDRESS
 from withdrawal_stack import (
     LEDGER_SECRET,
+    TOKENS,
     Stack,
     chains_dir,
     eth_balance,
@@ -178,10 +180,18 @@ async def test_batches_of_eth_and_nexo_are_signed_sent_and_confirmed_once(
     await stack.start_broadcaster()
     eth_out = {_fresh_address(): amount for amount in (1 * ETH, 2 * ETH + 1)}
     nexo_out = {_fresh_address(): amount for amount in (5 * ETH, 7 * ETH)}
-    ids = [await stack.withdraw(USER, "ETH", to, a) for to, a in eth_out.items()]
-    ids += [await stack.withdraw(USER, "NEXO", to, a) for to, a in nexo_out.items()]
-    await stack.approved_batch("ETH")
+    ids = [await stack.withdraw(USER, "NEXO", to, a) for to, a in nexo_out.items()]
     await stack.approved_batch("NEXO")
+    # The ETH batch through the devnet helper the demo uses (the API only, one token per role).
+    tokens = FlowTokens(
+        service=TOKENS["svc"][0], maker=TOKENS["maker"][0],
+        approvers=(TOKENS["alice"][0], TOKENS["bob"][0]),
+    )  # fmt: skip
+    api_url = f"http://127.0.0.1:{stack.api_port}"
+    eth_views = await run_withdrawal_batch(
+        api_url, tokens, "ethereum-devnet", "ETH", list(eth_out.items()), user_id=USER
+    )
+    ids = [v["id"] for v in eth_views] + ids
     views = await _final(stack, ids)
     assert {v["status"] for v in views.values()} == {"confirmed"}, views
     for to, amount in eth_out.items():
