@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test lint bench clean devnet-up devnet-down system-deps
+.PHONY: setup demo test lint bench clean devnet-up devnet-down system-deps docs demo-capture
 
 setup: $(VENV)/.installed node_modules/.installed system-deps
 
@@ -47,6 +47,17 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/run.py
+
+# The README's pictures. Graphviz only here: `make test` and `make demo` never need it.
+docs: docs/dataflow.svg
+
+docs/dataflow.svg: docs/dataflow.dot
+	@command -v dot >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq graphviz; }
+	dot -Tsvg $< -o $@
+
+# The demo's terminal output as docs/demo.svg and docs/demo.txt (one run, on the fixed devnet).
+demo-capture: setup
+	$(BIN)/chaingate demo --once --capture docs/demo.svg
 
 devnet-up: setup
 	$(BIN)/chaingate devnet up

@@ -18,6 +18,7 @@ from chaingate.store import connect_pool
 from chaingate.watcher.addressbook import AddressBook
 from common import Memory, measure_memory, rate, rss_mib, timed
 from evm_scan import insert_addresses
+from progress import phase
 
 NETWORK = "bench-addressbook"
 PROBES = 1_000_000
@@ -73,12 +74,14 @@ async def run_addressbook(db_dsn: str, count: int) -> BookResult:
     db = await connect_pool(db_dsn, max_size=2)
     try:
         async with db.acquire() as conn:
+            phase(f"copying {count} addresses into the database")
             with timed() as copy_clock:
                 await insert_addresses(conn, network.name, keys)
             sample = keys[: min(PROBES // 2, count)]
             del keys  # only the book's own copy should stay in memory
             before = rss_mib()
             book = AddressBook(network)
+            phase(f"loading {count} addresses into the AddressBook, measuring memory")
             with measure_memory() as memory, timed() as load_clock:
                 loaded = await book.refresh(conn)
         if loaded != count or len(book) != count:

@@ -26,6 +26,7 @@ from chaingate.providers import EndpointPool
 from chaingate.registry import load_network
 from chaingate.settings import PROJECT_ROOT
 from common import BareRpc, Memory, devnet, measure_memory, rate, timed
+from progress import phase
 
 NETWORK = "bitcoin-devnet"
 
@@ -113,13 +114,14 @@ async def run_bitcoin(tmp: Path, params: BtcParams) -> BtcResult:
         assert state.ltc_rpc_url and state.ltc_wallet, "litecoind did not come up"
         async with BareRpc(state.ltc_rpc_url, version="1.0") as rpc:
             filler = BitcoinFiller(rpc, state.ltc_wallet, scripts)
+            phase(f"filling {params.blocks} blocks x {params.per_block} payments")
             with timed() as fill_clock:
                 filled = await filler.fill(params.blocks, params.per_block)
         network = bench_network(state.ltc_rpc_url)
-        passes = [
-            await baseline_pass(network, filled, params.repeats),
-            await adapter_pass(network, filled, watched, params.repeats),
-        ]
+        phase(f"baseline: bare fetch, {params.repeats} repeat(s) (1 of 2 passes)")
+        baseline = await baseline_pass(network, filled, params.repeats)
+        phase(f"adapter scan, {params.repeats} repeat(s) (2 of 2)")
+        passes = [baseline, await adapter_pass(network, filled, watched, params.repeats)]
     if passes[1].found < filled.to_watched:
         raise RuntimeError(f"scan found {passes[1].found} of {filled.to_watched} payments")
     return BtcResult(params, filled, fill_clock.seconds, passes)

@@ -8,6 +8,7 @@ the result says so.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import itertools
 import json
@@ -200,3 +201,16 @@ def machine_info() -> dict[str, str]:
 def load_average() -> str:
     """1-minute load: other work on the machine (e.g. a test run) skews every number."""
     return f"{os.getloadavg()[0]:.2f}"
+
+
+@asynccontextmanager
+async def lease_renewed(keeper: Any) -> AsyncIterator[None]:
+    """Renew a watcher's lease in the background while a bench drives ``Watcher.step()`` by
+    hand, as ``Watcher.run`` does (a step on a loaded machine can outlast the lease)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(keeper.keep(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task

@@ -20,6 +20,7 @@ from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.dispatcher import OutboxDispatcher
 from chaingate.ledger.reference.app import serve_reference_ledger
 from common import Memory, measure_memory, rate, throwaway_database, timed
+from progress import phase
 
 SECRET = b"bench-ledger-secret-0123456789abcdef"
 NETWORK = "ethereum-devnet"
@@ -123,7 +124,10 @@ async def run_credits(
         dispatcher = OutboxDispatcher(db, client, batch_size=batch_size)
         one_at_a_time = OutboxDispatcher(db, client, batch_size=batch_size, concurrency=1)
         start = 0
-        for size in sizes:
+        for round_no, size in enumerate(sizes, 1):
+            phase(
+                f"round {round_no} of {len(sizes)}: {size} credits direct, dispatched, one at a time"
+            )
             numbers = range(start, start + size)
             direct.append(await _direct_round(client, [credit_body("aa", i) for i in numbers]))
             bodies = [credit_body("bb", i) for i in numbers]

@@ -31,22 +31,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, run
 
 from addressbook_memory import run_addressbook
 from btc_scan import BtcParams, run_bitcoin
-from chaingate.devnet.nodes import LITECOIND
+from chaingate.devnet.config import LITECOIND
 from chaingate.logs import configure_logging
 from chaingate.settings import PROJECT_ROOT
+from checks_cost import run_checks_cost
 from common import ADMIN_DSN, load_average, machine_info, throwaway_database
-from evm_scan import EvmParams, run_evm
+from evm_scan import EvmParams, mainnet_like, run_evm
 from evm_signing import run_signing
 from ledger_credits import run_credits
+from progress import measuring
 from report import Report, render
 from withdrawal_latency import run_latency
 
 T = TypeVar("T")
-MEASUREMENTS = ("evm", "book", "credits", "btc", "sign", "latency")
+MEASUREMENTS = ("evm", "mainnet", "book", "credits", "btc", "sign", "checks", "latency")
 QUICK = {
     "evm_blocks": 100,
     "evm_per_block": 20,
     "evm_watched": 5_000,
+    "mainnet_blocks": 50,
+    "mainnet_watched": 20_000,
     "book_addresses": 50_000,
     "credits": 300,
     "btc_blocks": 2,
@@ -54,6 +58,8 @@ QUICK = {
     "btc_watched": 1_000,
     "btc_repeats": 1,
     "sign_count": 200,
+    "checks_blocks": 30,
+    "checks_rounds": 1,
     "latency_batches": 5,
 }
 
@@ -69,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--evm-blocks", type=int, default=2_000)
     p.add_argument("--evm-per-block", type=int, default=50, help="transfers per EVM block")
     p.add_argument("--evm-watched", type=int, default=100_000)
+    p.add_argument("--mainnet-blocks", type=int, default=400, help="mainnet-like EVM blocks")
+    p.add_argument("--mainnet-watched", type=int, default=1_000_000)
     p.add_argument("--book-addresses", type=int, default=1_000_000)
     p.add_argument("--credits", type=int, default=5_000)
     p.add_argument("--credit-batch", type=int, default=100, help="dispatcher batch size")
@@ -77,6 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--btc-watched", type=int, default=10_000)
     p.add_argument("--btc-repeats", type=int, default=3)
     p.add_argument("--sign-count", type=int, default=3_000, help="EVM transactions to sign")
+    p.add_argument("--checks-blocks", type=int, default=300, help="blocks of the checks' cost")
+    p.add_argument("--checks-rounds", type=int, default=4, help="on/off pairs, interleaved")
     p.add_argument(
         "--latency-batches", type=int, default=30, help="batches timed from quorum to broadcast"
     )
@@ -134,10 +144,14 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         "evm_blocks",
         "evm_per_block",
         "evm_watched",
+        "mainnet_blocks",
+        "mainnet_watched",
         "book_addresses",
         "credits",
         "credit_batch",
         "btc_blocks",
+        "checks_blocks",
+        "checks_rounds",
         "btc_per_block",
         "btc_watched",
         "btc_repeats",
@@ -148,15 +162,16 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _attempt(report: Report, name: str, make: Callable[[], Awaitable[T]]) -> T | None:
-    print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-    started = time.perf_counter()
-    try:
-        result = await make()
-    except Exception as exc:  # one failed measurement must not stop the others
-        traceback.print_exc()
-        report.failures[name] = f"{type(exc).__name__}: {exc}"
-        return None
-    print(f"[bench] {name} done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    index = report.attempts = report.attempts + 1
+    async with measuring(index, report.planned, name) as current:
+        try:
+            result = await make()
+        except Exception as exc:  # one failed measurement must not stop the others
+            traceback.print_exc()
+            report.failures[name] = f"{type(exc).__name__}: {exc}"
+            current.say(f"FAILED: {type(exc).__name__}")
+            return None
+        current.say("done")
     return result
 
 
@@ -169,6 +184,7 @@ async def run(args: argparse.Namespace) -> Report:
         params=_params(args),
     )
     dsn = args.admin_dsn
+    report.planned = len(args.only)
     with tempfile.TemporaryDirectory(prefix="cg-bench-") as folder:
         tmp = Path(folder)
         # Runs that start nodes go first: devnet starts failed more often (see common.devnet)
@@ -178,6 +194,14 @@ async def run(args: argparse.Namespace) -> Report:
                 args.btc_blocks, args.btc_per_block, args.btc_watched, args.btc_repeats
             )
             report.btc = await _attempt(report, "btc", lambda: run_bitcoin(tmp, btc_params))
+        if "checks" in args.only:
+
+            async def checks() -> Any:
+                return await run_checks_cost(
+                    tmp, dsn, args.checks_blocks, 50, 10_000, args.checks_rounds
+                )
+
+            report.checks = await _attempt(report, "checks", checks)
         if "evm" in args.only:
             params = EvmParams(args.evm_blocks, args.evm_per_block, args.evm_watched)
 
@@ -186,6 +210,14 @@ async def run(args: argparse.Namespace) -> Report:
                     return await run_evm(tmp, db, params)
 
             report.evm = await _attempt(report, "evm", evm)
+        if "mainnet" in args.only:
+            like = mainnet_like(args.mainnet_blocks, args.mainnet_watched)
+
+            async def mainnet() -> Any:
+                async with throwaway_database(dsn) as db:
+                    return await run_evm(tmp, db, like)
+
+            report.evm_mainnet = await _attempt(report, "mainnet", mainnet)
         if "credits" in args.only:
 
             async def credits() -> Any:
@@ -218,6 +250,16 @@ async def run(args: argparse.Namespace) -> Report:
     return report
 
 
+PEERS_MARKER = "## Shared peers harness"  # written by hand from ../shared/peers/run_all.sh
+
+
+def _kept_sections(output: Path) -> str:
+    """The shared peers harness's table, which this run does not measure: kept as it was."""
+    old = output.read_text() if output.exists() else ""
+    at = old.find(PEERS_MARKER)
+    return "\n" + old[at:] if at >= 0 else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging("console", "warning")
@@ -231,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     if not args.no_write:
-        args.output.write_text(text + "\n")
+        args.output.write_text(text + "\n" + _kept_sections(args.output))
         print(f"[bench] wrote {args.output}", file=sys.stderr)
     return 0
 

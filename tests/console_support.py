@@ -9,7 +9,8 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -19,9 +20,12 @@ from cryptography.fernet import Fernet
 from chaingate.api import ApiContext, build_app
 from chaingate.chains.registry import address_codec
 from chaingate.devnet import postgres
+from chaingate.ledger.messages import withdrawal_event_key
 from chaingate.settings import Principal
 from chaingate.store import connect_pool, netstatus
 from harness import SERVICE_TOKEN, TOKENS, devnet_network
+from signer_support import HOT_KEY, plan_for
+from withdrawal_stack import CHAINGATE, signer_limits
 
 MAKER = "console-maker-token-00000001"
 ALICE = "console-approver-alice-0001"
@@ -50,6 +54,7 @@ class Console:
     url: str
     db: asyncpg.Pool
     ctx: ApiContext
+    dsn: str
     ids: dict[str, int] = field(default_factory=dict)
 
 
@@ -74,7 +79,7 @@ async def serve_console(admin_dsn: str) -> AsyncIterator[Console]:
             server = TestServer(build_app(ctx), host="127.0.0.1")
             await server.start_server()
             try:
-                yield Console(str(server.make_url("")).rstrip("/"), pool, ctx)
+                yield Console(str(server.make_url("")).rstrip("/"), pool, ctx, dsn)
             finally:
                 await server.close()
         finally:
@@ -150,11 +155,17 @@ async def seed(db: asyncpg.Pool) -> dict[str, int]:
         )
         # What a watchers process publishes about its endpoint pool (watcher/status.py).
         for network, head in HEADS.items():
-            endpoints = [{"name": "primary", "head": head, "healthy": True, "latency_ms": 38.0}]
+            endpoints = [{"name": "primary", "head": head, "healthy": True, "latency_ms": 38.0,
+                          "chain_check": "ok"}]  # fmt: skip
             if network == "tron-devnet":
                 endpoints.append(
                     {"name": "backup", "head": head - 40, "healthy": False,
-                     "latency_ms": 912.0, "benched_reason": "lagging"}
+                     "latency_ms": 912.0, "benched_reason": "lagging", "chain_check": "ok"}
+                )  # fmt: skip
+            if network == "bsc-devnet":
+                endpoints.append(
+                    {"name": "public-rpc", "head": None, "healthy": False, "latency_ms": 55.0,
+                     "benched_reason": "wrong_chain", "chain_check": "mismatch"}
                 )  # fmt: skip
             await netstatus.publish(conn, network, "gw-1:4242:9f3a", head, endpoints)
         await conn.execute(
@@ -199,6 +210,72 @@ async def ops_cli(api_url: str, token: str, *args: str) -> tuple[int, str]:
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode is not None
     return proc.returncode, out.decode()
+
+
+@asynccontextmanager
+async def restarted(console: Console, tokens: dict[str, Principal]) -> AsyncIterator[str]:
+    """The gateway app again on the same database and session key with other tokens (a
+    restart with a changed token configuration); its URL. Same host, so the browser's cookies
+    of ``console`` go to it too."""
+    server = TestServer(build_app(replace(console.ctx, tokens=tokens)), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()
+
+
+@asynccontextmanager
+async def running_signer(console: Console, folder: Path) -> AsyncIterator[Path]:
+    """The real ``chaingate signer`` process on the console's database (devnet hot key); yields
+    its log file. Stopped (SIGTERM, then SIGKILL) on the way out."""
+    log_path = folder / "signer.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINGATE_")}
+    env.update(
+        CHAINGATE_DATABASE_URL=console.dsn,
+        CHAINGATE_NETWORKS="ethereum-devnet",
+        CHAINGATE_APPROVAL_SEAL_KEY=SEAL_KEY.decode(),
+        CHAINGATE_APPROVAL_QUORUM="2",
+        CHAINGATE_SIGNER_DEVNET_KEYS=HOT_KEY.hex(),
+        CHAINGATE_SIGNER_LIMITS=str(signer_limits(folder)),
+        CHAINGATE_LOG_FORMAT="json",
+    )
+    with log_path.open("ab") as log:
+        proc = await asyncio.create_subprocess_exec(
+            CHAINGATE, "signer", env=env, stdout=log, stderr=log
+        )
+    try:
+        yield log_path
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def stand_in_for_ledger_and_planner(db: asyncpg.Pool, batch_id: int) -> None:
+    """What two processes this chain-free test does not run would write for an approved batch:
+    the dispatcher's delivery of each withdrawal's hold to the ledger (the signer signs nothing
+    the ledger has not held), and the planner's plan (it reads nonce and fees from a chain).
+    The end-to-end test with a chain (test_withdrawals_anvil.py) runs both for real."""
+    async with db.acquire() as conn, conn.transaction():
+        outputs = await conn.fetch(
+            "SELECT withdrawal_id, destination, amount FROM batch_outputs WHERE batch_id = $1",
+            batch_id,
+        )
+        await conn.execute(
+            "UPDATE ledger_outbox SET delivered_at = now() WHERE idempotency_key = ANY($1::text[])",
+            [withdrawal_event_key(r["withdrawal_id"], "requested") for r in outputs],
+        )
+        plan = plan_for([(r["withdrawal_id"], r["destination"], int(r["amount"])) for r in outputs])
+        await conn.execute(
+            "UPDATE signer_jobs SET plan = $2::text::jsonb, planned_at = now() WHERE batch_id = $1",
+            batch_id,
+            json.dumps(plan.to_json()),
+        )
 
 
 async def request_withdrawals(url: str, count: int, tag: str) -> list[int]:

@@ -20,6 +20,8 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
+from chaingate.chains.evm.header import header_hash
+
 WRONG_HASH = "0x" + "ba" * 32
 
 
@@ -43,6 +45,16 @@ class Faults:
     frozen_mempool: list[str] | None = None
     drop_logs: bool = False  # answer every eth_getLogs with [] (a backend missing its log index)
     malformed_block: bool = False  # eth_getBlockByNumber answers lose their transaction list
+    # Hold a request for this block number (eth_getBlockByNumber) until ``FaultProxy.release``
+    # is set, after letting ``hold_skip`` such requests through: a caller frozen mid-step.
+    hold_block: int | None = None
+    hold_skip: int = 0
+    # Heights whose next eth_getBlockByNumber answer is a block of another branch: a sibling
+    # with other extraData and its hash recomputed (self-consistent, as a backend on a
+    # short-lived fork serves it), once per height.
+    sibling_blocks: set[int] = field(default_factory=set)
+    # A request asking for any of these blocks (eth_getBlockByNumber) is answered HTTP 500.
+    failing_blocks: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -68,6 +80,8 @@ class FaultProxy:
         self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
         self.url = ""
+        self.holding = asyncio.Event()  # a request is being held (Faults.hold_block)
+        self.release = asyncio.Event()  # set to let the held request through
 
     async def start(self) -> str:
         app = web.Application()
@@ -96,6 +110,7 @@ class FaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self._count(body)
+        await self._hold(body)
         faults = self.faults
         if faults.delay:
             await asyncio.sleep(faults.delay)
@@ -105,6 +120,8 @@ class FaultProxy:
             return web.Response()
         if faults.status is not None:
             return web.Response(status=faults.status, text="fault injected")
+        if faults.failing_blocks and self._asks_failing_block(body):
+            return web.Response(status=500, text="fault injected for a block")
         node_head = await self._node_head()
         if isinstance(body, list):
             return await self._batch(body, node_head)
@@ -113,6 +130,34 @@ class FaultProxy:
             return web.json_response(refusal)
         reply = await self._forward(body)
         return web.json_response(self._rewrite(body, reply))
+
+    async def _hold(self, body: Any) -> None:
+        wanted = self.faults.hold_block
+        if wanted is None:
+            return
+        items = body if isinstance(body, list) else [body]
+        asked = any(
+            item.get("method") == "eth_getBlockByNumber" and item["params"][0] == hex(wanted)
+            for item in items
+        )
+        if not asked:
+            return
+        if self.faults.hold_skip > 0:
+            self.faults.hold_skip -= 1
+            return
+        self.faults.hold_block = None  # held once
+        self.holding.set()
+        await self.release.wait()
+
+    def _asks_failing_block(self, body: Any) -> bool:
+        for item in body if isinstance(body, list) else [body]:
+            if item.get("method") != "eth_getBlockByNumber":
+                continue
+            number = (item.get("params") or [None])[0]
+            asked = int(number, 16) if isinstance(number, str) and number[:2] == "0x" else None
+            if asked in self.faults.failing_blocks:
+                return True
+        return False
 
     def _count(self, body: Any) -> None:
         self.seen.http_requests += 1
@@ -194,6 +239,13 @@ class FaultProxy:
         method, result = call.get("method"), reply.get("result")
         if result is None:
             return reply
+        if (
+            method == "eth_getBlockByNumber"
+            and int(result["number"], 16) in self.faults.sibling_blocks
+        ):
+            self.faults.sibling_blocks.discard(int(result["number"], 16))
+            sibling = {**result, "extraData": "0x" + "5b" * 8}
+            return {**reply, "result": {**sibling, "hash": header_hash(sibling)}}
         if self.faults.wrong_hash and method in ("eth_getBlockByNumber", "eth_getBlockByHash"):
             return {**reply, "result": {**result, "hash": WRONG_HASH}}
         if self.faults.malformed_block and method == "eth_getBlockByNumber":

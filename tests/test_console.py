@@ -8,22 +8,28 @@ test run never dirties the tree).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from chaingate.settings import PROJECT_ROOT
+from chaingate.settings import PROJECT_ROOT, Principal
 from console_support import (
     ALICE,
     BOB,
+    CONSOLE_TOKENS,
     MAKER,
     VIEWER,
     Console,
     request_withdrawals,
+    restarted,
+    running_signer,
     seed,
     serve_console,
+    stand_in_for_ledger_and_planner,
 )
 
 CHROMIUM = "/usr/bin/chromium"
@@ -250,7 +256,7 @@ async def test_deposits_filter_paginate_and_show_amounts_with_their_decimals(
 
 async def test_every_page_fits_a_laptop_screen(browser: Browser, console: Console) -> None:
     page = await login(browser, console, MAKER)
-    for path in ("networks", "deposits", "alerts?state=all", "outbox", "audit",
+    for path in ("networks", "deposits", "alerts?state=all", "outbox", "audit", "withdrawals",
                  "runbook/ledger_rejected"):  # fmt: skip
         await page.goto(f"{console.url}/ops/{path}")
         width = await page.evaluate("document.documentElement.scrollWidth")
@@ -259,13 +265,18 @@ async def test_every_page_fits_a_laptop_screen(browser: Browser, console: Consol
     eth = await page.locator("tbody tr", has_text="ethereum-devnet").inner_text()
     assert "1,293" in eth and "1,290" in eth and "3 blk" in eth  # head, cursor, lag
     assert "gw-1" in eth and "epoch 3" in eth  # the watcher's leader and its fencing epoch
+    assert "primary · chain ✓" in eth  # each endpoint's health and chain check
+    bsc = await page.locator("#network-bsc-devnet").inner_text()
+    assert "public-rpc · WRONG CHAIN" in bsc
+    backlog = await page.locator("#outbox-backlog").inner_text()
+    assert "credit" in backlog and "ago" in backlog  # the outbox backlog and its oldest age
     assert await page.locator("meta[http-equiv=refresh]").count() == 1  # refreshes itself
     await shot(page, "networks")
     await page.context.close()
 
 
 async def test_maker_batches_two_approvers_approve_and_the_batch_goes_to_signing(
-    browser: Browser, console: Console
+    browser: Browser, console: Console, tmp_path: Path
 ) -> None:
     withdrawal_ids = await request_withdrawals(console.url, 3, "console-batch")
     maker = await login(browser, console, MAKER)
@@ -320,20 +331,38 @@ async def test_maker_batches_two_approvers_approve_and_the_batch_goes_to_signing
     assert "approved (2/2); status approved" in await bob.locator(".flash.ok").inner_text()
     assert await bob.locator("#batch-status").inner_text() == "approved"
     assert "queued for signing" in await bob.locator("#signer-job").inner_text()
+    assert await bob.locator("#batch-stage").inner_text() == "signing"
     assert await bob.locator("#approve, #reject").count() == 0
     await shot(bob, "batch-approved")
-    await bob.goto(f"{console.url}/ops/withdrawals")
-    assert "2 / 2" in await bob.locator("tbody tr", has_text=content_hash[:16]).inner_text()
-    await shot(bob, "batches")
-    await bob.context.close()
-
     assert (
         await console.db.fetchval("SELECT count(*) FROM signer_jobs WHERE batch_id = $1", batch_id)
         == 1
     )
+
+    # The real signer process (devnet hot key) takes it from there; the page follows.
+    await stand_in_for_ledger_and_planner(console.db, batch_id)
+    async with running_signer(console, tmp_path) as signer_log:
+        deadline = asyncio.get_running_loop().time() + 60
+        while "signed" not in await bob.locator("#signer-job").inner_text():
+            assert asyncio.get_running_loop().time() < deadline, signer_log.read_text()[-3000:]
+            await asyncio.sleep(0.3)
+            await bob.reload()
+    assert await bob.locator("#batch-stage").inner_text() == "signed"
+    # A signed transaction per output, nonces 0, 1, 2; the broadcaster sends them next.
+    txs = await bob.locator("#transactions tbody tr").all_inner_texts()
+    assert len(txs) == 3 and all("signed" in t and "0x" in t for t in txs), txs
+    assert [t.split("\t")[1] for t in txs] == ["0", "1", "2"]
+    width = await bob.evaluate("document.documentElement.scrollWidth")
+    assert width <= LAPTOP["width"], width  # the fullest batch page fits a laptop too
+    await shot(bob, "batch-signed")
+    await bob.goto(f"{console.url}/ops/withdrawals")
+    assert "2 / 2" in await bob.locator("tbody tr", has_text=content_hash[:16]).inner_text()
+    await shot(bob, "batches")
+    await bob.context.close()
     statuses = await console.db.fetch(
         "SELECT status FROM withdrawals WHERE id = ANY($1::bigint[])", withdrawal_ids
     )
+    # The withdrawals stay approved until the broadcaster sends their transactions.
     assert {r["status"] for r in statuses} == {"approved"}
     audit = await console.db.fetch(
         "SELECT actor, action FROM audit_log WHERE subject = $1 ORDER BY id", f"batch:{batch_id}"
@@ -432,4 +461,185 @@ async def test_an_approved_batch_the_signer_refused_can_be_rejected_from_its_pag
     await page.click("#reject button")
     await page.wait_for_url(f"**/ops/batches/{batch_id}")
     assert await page.locator("#batch-status").inner_text() == "rejected"
+    await page.context.close()
+
+
+# --- attacks on the session, the forms and the pages --------------------------------------
+
+
+async def test_logout_ends_the_session_for_every_copy_of_the_cookie(
+    browser: Browser, console: Console
+) -> None:
+    page = await login(browser, console, ALICE)
+    copied = await page.context.cookies()
+    await page.click("form.who button")
+    await page.wait_for_url("**/ops/login")
+    # The cookie copied before logout (a proxy log, a shared screen) is void on the server.
+    thief = await browser.new_context(viewport=LAPTOP)
+    await thief.add_cookies(copied)  # type: ignore[arg-type]
+    stolen = await thief.new_page()
+    await stolen.goto(f"{console.url}/ops/alerts")
+    assert stolen.url.endswith("/ops/login")
+    response = await stolen.request.post(
+        f"{console.url}/ops/alerts/{console.ids['mismatch']}/ack",
+        form={"csrf": "x", "note": "replayed"},
+        max_redirects=0,
+    )
+    assert response.status in (303, 403)
+    ended = await console.db.fetchval(
+        "SELECT count(*) FROM console_sessions WHERE principal = 'alice' AND ended_at IS NOT NULL"
+    )
+    assert ended >= 1
+    assert await console.db.fetchval(
+        "SELECT count(*) FROM audit_log WHERE actor = 'alice' AND action = 'console.logout'"
+    )
+    await thief.close()
+    await page.context.close()
+
+
+async def test_login_rotates_the_session_refuses_a_forged_login_and_ignores_next(
+    browser: Browser, console: Console
+) -> None:
+    context = await browser.new_context(viewport=LAPTOP)
+    page = await context.new_page()
+    await page.goto(f"{console.url}/ops/login?next=https://evil.example/phish")
+    before = {c["name"]: c["value"] for c in await context.cookies()}
+    # Login CSRF: a login posted from elsewhere (no CSRF token of this browser) is refused.
+    forged = await page.request.post(
+        f"{console.url}/ops/login", form={"token": VIEWER}, max_redirects=0
+    )
+    assert forged.status == 403
+    await page.fill("input[name=token]", VIEWER)
+    await page.click("button[type=submit]")
+    await page.wait_for_url("**/ops/networks")  # never the next= of the link
+    after = {c["name"]: c["value"] for c in await context.cookies()}
+    assert after["chaingate_console"] != before.get("chaingate_console")
+    # The cookie fixed before login (say, planted by an attacker) did not become a session.
+    fixed = await browser.new_context(viewport=LAPTOP)
+    await fixed.add_cookies(
+        [{"name": "chaingate_console", "value": before["chaingate_console"],
+          "url": f"{console.url}/ops/"}]
+    )  # fmt: skip
+    planted = await fixed.new_page()
+    await planted.goto(f"{console.url}/ops/networks")
+    assert planted.url.endswith("/ops/login")
+    await fixed.close()
+    await context.close()
+
+
+async def test_hostile_chain_data_and_query_strings_are_shown_as_text(
+    browser: Browser, console: Console
+) -> None:
+    # A token's symbol, an alert's message and a txid are whatever a chain (or a lying
+    # endpoint) said: each carries markup that must reach the page as text only.
+    evil = '<img src=x id=pwn onerror="window.pwned=1"><script>window.pwned=2</script>'
+    alert_id = await console.db.fetchval(
+        """INSERT INTO alerts (kind, severity, network, asset, txid, user_id, message,
+               dedup_key, details)
+           VALUES ('unknown_token', 'warning', 'ethereum-devnet', $1, $2, $1, $1,
+                   'xss:1', '{}') RETURNING id""",
+        evil,
+        '0x"><script>window.pwned=3</script>',
+    )
+    await console.db.execute(
+        """INSERT INTO deposits (network, txid, position, asset, decimals, to_key, user_id,
+               amount, status, reason, confirmations, required_confirmations)
+           VALUES ('ethereum-devnet', $1, 'log:9', $2, 18, '0xto', $2, 5, 'rejected', $2, 0, 0)""",
+        '0x"><script>window.pwned=4</script>',
+        evil,
+    )
+    page = await login(browser, console, ALICE)
+    for path in (
+        f"alerts?state=all#alert-{alert_id}",
+        "deposits?network=ethereum-devnet",
+        'deposits?user="><script>window.pwned=5</script>&txid=<img src=x id=pwn>',
+        "audit?actor=<script>window.pwned=6</script>",
+        "runbook/<script>window.pwned=7</script>",
+    ):
+        response = await page.goto(f"{console.url}/ops/{path}")
+        assert response is not None and response.status < 500, path
+        assert await page.evaluate("window.pwned") is None, path
+        assert await page.locator("#pwn, main script").count() == 0, path
+    await page.goto(f"{console.url}/ops/alerts?state=all")
+    assert evil in await page.locator(f"#alert-{alert_id}").inner_text()
+    await page.goto(f"{console.url}/ops/deposits?network=ethereum-devnet")
+    link = page.locator("tbody tr", has_text="log:9").locator("a")
+    assert (await link.get_attribute("href") or "").startswith("/ops/deposits?txid=0x%22%3E")
+    await page.context.close()
+
+
+async def test_get_never_acts_and_long_filters_are_refused_cleanly(
+    browser: Browser, console: Console
+) -> None:
+    alert_id = console.ids["mismatch"]
+    audit_before = await console.db.fetchval("SELECT count(*) FROM audit_log")
+    page = await login(browser, console, ALICE)
+    for path in (
+        f"alerts/{alert_id}/ack?note=x",
+        f"alerts/{alert_id}/redeliver",
+        f"outbox/{console.ids['parked']}/resend?note=x",
+        "batches?network=ethereum-devnet&asset=ETH",
+        "batches/1/approve",
+        "batches/1/reject?reason=x&then=fail",
+        "logout",
+        "no-such-page",
+    ):
+        response = await page.request.get(f"{console.url}/ops/{path}", max_redirects=0)
+        assert response.status == (404 if path == "no-such-page" else 405), (path, response.status)
+        assert response.headers.get("x-frame-options") == "DENY", (path, response.headers)
+    assert await console.db.fetchval(
+        "SELECT acknowledged_at IS NULL FROM alerts WHERE id = $1", alert_id
+    )
+    # Still logged in (GET /ops/logout did nothing), and no action was recorded.
+    await page.goto(f"{console.url}/ops/networks")
+    assert page.url.endswith("/ops/networks")
+    new = await console.db.fetch("SELECT action FROM audit_log ORDER BY id OFFSET $1", audit_before)
+    assert [r["action"] for r in new] == ["console.login"]
+
+    for path in ("deposits?user=", "deposits?txid=", "audit?actor=", "audit?action="):
+        response = await page.goto(f"{console.url}/ops/{path}{'x' * 4000}")
+        assert response is not None and response.status == 200, path
+        assert "too long" in await page.locator(".flash.error").inner_text(), path
+    await page.context.close()
+
+
+async def test_a_token_removed_or_its_role_changed_applies_to_open_sessions(
+    browser: Browser, console: Console
+) -> None:
+    viewer = await login(browser, console, VIEWER)
+    maker = await login(browser, console, MAKER)
+    # The gateway restarted with new tokens: the viewer's removed, the maker's now a viewer's.
+    tokens = {t: p for t, p in CONSOLE_TOKENS.items() if t != VIEWER}
+    tokens[MAKER] = Principal("mara", frozenset({"viewer"}))
+    async with restarted(console, tokens) as url:  # same database, same session key
+        await viewer.goto(f"{url}/ops/networks")
+        assert viewer.url.endswith("/ops/login")
+        await maker.goto(f"{url}/ops/withdrawals")
+        assert await maker.locator("main form[method=post]").count() == 0
+        made = await maker.request.post(
+            f"{url}/ops/batches",
+            form={"csrf": await csrf_of(maker), "network": "ethereum-devnet", "asset": "ETH"},
+        )
+        assert made.status == 403
+    await viewer.context.close()
+    await maker.context.close()
+
+
+async def test_malformed_posts_are_refused_not_crashed(browser: Browser, console: Console) -> None:
+    page = await login(browser, console, ALICE)
+    url = f"{console.url}/ops/alerts/{console.ids['mismatch']}/ack"
+    form = "application/x-www-form-urlencoded"
+    for body, kind in (
+        (b"csrf=%ff%fe&note=x", form),  # not UTF-8
+        (b"csrf=" + b"A" * 60_000 + b"&note=x", form),  # a huge token
+        (b'{"csrf": "x", "note": "x"}', "application/json"),
+        (b"\x00\x01garbage", "multipart/form-data; boundary=zz"),
+    ):
+        response = await page.request.post(
+            url, data=body, headers={"Content-Type": kind}, max_redirects=0
+        )
+        assert 400 <= response.status < 500, (body[:20], response.status)
+    assert await console.db.fetchval(
+        "SELECT acknowledged_at IS NULL FROM alerts WHERE id = $1", console.ids["mismatch"]
+    )
     await page.context.close()

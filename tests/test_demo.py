@@ -1,11 +1,17 @@
-"""`chaingate demo` end to end against a test devnet (free ports) and a throwaway database pair."""
+"""`chaingate demo` end to end against the test devnet (free ports) and a throwaway database pair."""
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
+import json
+import os
+import re
+import sys
 import uuid
 
-from chaingate.demo import Expected, Seen, format_units, problems, run_demo
+import asyncpg
+
+from chaingate.demo import Expected, Seen, format_units, problems
 from chaingate.devnet import postgres
 from chaingate.devnet.manager import DevnetState
 
@@ -15,29 +21,104 @@ async def _drop(admin_dsn: str, *names: str) -> None:
         await postgres.drop_database(postgres.server_of(admin_dsn), name)
 
 
-async def test_demo_runs_the_main_job_and_exits_zero(
+def _json_event(line: str) -> bool:
+    try:
+        return "event" in json.loads(line)
+    except (ValueError, TypeError):
+        return False
+
+
+def _table_rows(text: str, title: str) -> list[list[str]]:
+    """The body rows of the rich table printed under ``title`` (its cells, stripped)."""
+    lines = iter(text.split(title, 1)[1].splitlines())
+    for line in lines:  # the rest of the title (it may wrap), the header
+        if line.startswith("┡"):
+            break
+    rows = []
+    for line in lines:
+        if not line.startswith("│"):
+            break
+        rows.append([cell.strip() for cell in line.strip("│").split("│")])
+    return rows
+
+
+async def test_demo_once_tells_the_story_logs_to_a_file_and_matches_the_ledger(
     devnet: DevnetState, pg_admin_dsn: str
 ) -> None:
+    """`chaingate demo --once` as a person runs it, on the test devnet (its own ports)."""
     prefix = f"cg_demo_{uuid.uuid4().hex[:10]}"
-    # The demo creates its databases beside the devnet's: here, on the test server.
-    state = dataclasses.replace(devnet, database_url=pg_admin_dsn)
-    lines: list[str] = []
+    # The test devnet has no database of its own: the demo uses the test server's.
+    env = {**os.environ, "CHAINGATE_DATABASE_URL": pg_admin_dsn}
+    argv = ["demo", "--once", "--devnet", str(devnet.config.root), "--database-prefix", prefix,
+            "--timeout", "90", "--tick", "0.3"]  # fmt: skip
     try:
-        code = await run_demo(state=state, database_prefix=prefix, timeout=40, out=lines.append)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "chaingate.cli", *argv, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        raw_out, raw_err = await asyncio.wait_for(proc.communicate(), timeout=240)
+        out, err = raw_out.decode(), raw_err.decode()
+        ledger = await asyncpg.connect(postgres.with_database(pg_admin_dsn, f"{prefix}_ledger"))
+        try:
+            rows = await ledger.fetch(
+                "SELECT network, asset, amount FROM refledger.balances WHERE user_id = 'alice'"
+            )
+        finally:
+            await ledger.close()
     finally:
         await _drop(pg_admin_dsn, prefix, f"{prefix}_ledger")
-    report = "\n".join(lines)
-    assert code == 0, report
-    assert "PASS: all 7 deposits ended as expected" in report
-    # Exact human amounts in the ledger section, next to their base units.
-    assert "ethereum-devnet  NEXO           250  (250000000000000000000 base units)" in report
-    assert "bitcoin-devnet   BTC            0.5  (50000000 base units)" in report
-    assert "tron-devnet      USDT           100  (100000000 base units)" in report
-    assert "network_mismatch bsc-devnet NEXO 10 user=alice" in report
-    pushed = report.split("Alerts pushed to the webhook", 1)[1]
-    assert "network_mismatch bsc-devnet NEXO 10 user=alice at " in pushed
-    assert "raised and pushed to the webhook" in report
-    assert "MISSING" not in report
+    assert proc.returncode == 0, out + err
+    assert out.rstrip().endswith("(exit code 0)"), out
+    assert "PASS: all 7 deposits ended as expected" in out
+    # Each withdrawal batch moved from approval to confirmation, in view.
+    for asset, amount in (("ETH", r"0\.4"), ("NEXO", "100")):
+        assert re.search(rf"#\d+\s+{asset}\s+{amount}\s+2 / 2\s+approved", out), out
+        assert re.search(rf"#\d+\s+{asset}\s+{amount}\s+2 / 2\s+completed\s+confirmed\s+0x", out)
+    assert "2 withdrawal batch(es) approved, signed, broadcast and confirmed" in out
+    # The ops console's address and a login token, after the demo logged in there itself.
+    assert re.search(r"==> ops console: http://127\.0\.0\.1:\d+/ops/ \(log in with token ops-", out)
+    assert "; the ops console shows them (exit code 0)" in out
+    # The story, not the service's logs: no JSON log line on the terminal, nothing on stderr.
+    assert not [line for line in out.splitlines() if _json_event(line)], out
+    assert err == ""
+    log_file = devnet.config.root / "demo.log"
+    assert f"the service's logs go to {log_file}" in out
+    logged = log_file.read_text().splitlines()
+    assert logged and all(_json_event(line) for line in logged), logged[:5]
+    records = [json.loads(line) for line in logged]
+    events = [r["event"] for r in records]
+    assert events.count("deposit_credited") == 5
+    delivered = [r["kind"] for r in records if r["event"] == "ledger_outbox_delivered"]
+    assert delivered.count("credit") == 5 and "withdrawal_event" in delivered, delivered
+    assert "alert_pushed" in events and "service_started" in events
+    # The payment's row changed in front of the user: sent or confirming first, then credited
+    # with its confirmations as "n / required".
+    before = re.search(r"ethereum-devnet\s+ETH\s+1\.5\s+(-|\d / 3)\s+(sent|confirming)", out)
+    after = re.search(r"ethereum-devnet\s+ETH\s+1\.5\s+\d+ / 3\s+credited", out)
+    assert before and after and before.start() < after.start(), out
+    # The summary says what the ledger holds, to the base unit.
+    # The last balances table: after the withdrawals settled.
+    title = "Ledger balances of alice"
+    summary = {(r[0], r[1]): int(r[3]) for r in _table_rows(title + out.rsplit(title, 1)[1], title)}
+    assert summary == {(r["network"], r["asset"]): int(r["amount"]) for r in rows}
+    assert summary == {
+        ("bitcoin-devnet", "BTC"): 50_000_000,
+        ("ethereum-devnet", "ETH"): 15 * 10**17 - 4 * 10**17,  # 0.4 ETH withdrawn
+        ("ethereum-devnet", "NEXO"): 250 * 10**18 - 100 * 10**18,  # 100 NEXO withdrawn
+        ("tron-devnet", "TRX"): 25_000_000,
+        ("tron-devnet", "USDT"): 100_000_000,
+    }
+    alert = _table_rows(out, "Alerts (GET /v1/alerts")
+    assert [
+        "#1",
+        "critical",
+        "network_mismatch",
+        "bsc-devnet",
+        "NEXO",
+        "10",
+        "alice",
+        "yes",
+    ] in alert
 
 
 def test_format_units_is_exact_for_large_amounts() -> None:

@@ -149,21 +149,41 @@ async def running(dispatcher: OutboxDispatcher) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def fault_proxy(
-    upstream: str, *, fail_first: int = 0
+    upstream: str,
+    *,
+    fail_first: int = 0,
+    delay: float = 0.0,
+    overlaps: list[str] | None = None,
 ) -> AsyncIterator[tuple[str, Counter[str]]]:
     """A real HTTP hop in front of the ledger. Of its first ``fail_first`` requests, odd ones
     answer 500 without forwarding, even ones forward (the ledger applies the credit) and then
-    answer 500 anyway. Counts the requests per idempotency key."""
+    answer 500 anyway. Each POST takes ``delay`` s more (a slow ledger); a POST that arrives
+    while another with its idempotency key is in flight is added to ``overlaps``. Counts the
+    requests per idempotency key."""
     seen: Counter[str] = Counter()
+    in_flight: Counter[str] = Counter()
     total = 0
 
     async def forward(request: web.Request) -> web.Response:
         nonlocal total
         total += 1
+        number = total
         body = await request.read()
-        if request.method == "POST":
-            seen[json.loads(body)["idempotency_key"]] += 1
-        if total <= fail_first and total % 2 == 1:
+        key = json.loads(body)["idempotency_key"] if request.method == "POST" else ""
+        if key:
+            seen[key] += 1
+            if in_flight[key] and overlaps is not None:
+                overlaps.append(key)
+            in_flight[key] += 1
+        try:
+            return await _forward(request, body, number)
+        finally:
+            in_flight[key] -= 1
+
+    async def _forward(request: web.Request, body: bytes, number: int) -> web.Response:
+        if delay:
+            await asyncio.sleep(delay)
+        if number <= fail_first and number % 2 == 1:
             return web.json_response({"error": {"code": "boom", "message": "x"}}, status=500)
         headers = {
             h: request.headers[h]
@@ -177,7 +197,7 @@ async def fault_proxy(
             ) as resp,
         ):
             status, answer = resp.status, await resp.read()
-        if total <= fail_first:
+        if number <= fail_first:
             status = 500
         return web.Response(status=status, body=answer, content_type="application/json")
 
@@ -351,6 +371,29 @@ async def test_two_dispatchers_at_once_send_each_credit_once(
     assert len(seen) == 60
     assert set(seen.values()) == {1}  # no row was ever sent by both
     assert await ledger_books(ledger_url, user) == (total, 60)
+
+
+async def test_a_send_longer_than_the_lease_is_never_sent_twice_at_once(
+    core_pool: asyncpg.Pool, ledger_url: str
+) -> None:
+    """Issue 8 item 7: the ledger takes longer to answer than a dispatcher's lease lasts. The
+    sender renews its lease while it waits, so the other dispatcher never claims the row and
+    sends it alongside."""
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    total = await enqueue_credits(core_pool, user, 4)
+    overlaps: list[str] = []
+    async with (
+        fault_proxy(ledger_url, delay=1.5, overlaps=overlaps) as (proxy_url, seen),
+        LedgerClient(proxy_url, SECRET, timeout=10) as a,
+        LedgerClient(proxy_url, SECRET, timeout=10) as b,
+    ):
+        first = fast(core_pool, a, batch_size=2, lease_seconds=0.5)
+        second = fast(core_pool, b, batch_size=2, lease_seconds=0.5)
+        async with running(first), running(second):
+            await until(lambda: _none_left(core_pool))
+    assert overlaps == []
+    assert set(seen.values()) == {1}  # not even one after the other
+    assert await ledger_books(ledger_url, user) == (total, 4)
 
 
 # --- ordering --------------------------------------------------------------------------------

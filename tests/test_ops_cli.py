@@ -72,19 +72,60 @@ async def test_ops_cli_creates_and_approves_a_batch_through_the_api(gateway: Con
     )
 
 
+async def seeded(gateway: Console) -> dict[str, int]:
+    if not gateway.ids:
+        gateway.ids.update(await seed(gateway.db))
+    return gateway.ids
+
+
 async def test_ops_cli_shows_every_network(gateway: Console) -> None:
-    await seed(gateway.db)
+    await seeded(gateway)
     code, out = await ops_cli(gateway.url, MAKER, "networks")
     assert code == 0, out
     eth = next(line for line in out.splitlines() if line.startswith("ethereum-devnet"))
     assert re.search(r"1293\s+1290\s+3\s+3.0\s+no\s+primary:ok\s+gw-1:4242:9f3a\s+3$", eth), eth
     assert "backup:DOWN" in out
+    assert "public-rpc:WRONG-CHAIN" in out  # an endpoint of another chain says so
+
+
+async def test_ops_cli_acknowledges_an_alert_and_resends_a_parked_row(gateway: Console) -> None:
+    url, ids = gateway.url, await seeded(gateway)
+    code, out = await ops_cli(url, VIEWER, "alerts", "list", "--severity", "critical")
+    assert code == 0 and "network_mismatch" in out and "ledger_rejected" in out, out
+    ack = ("alerts", "ack", str(ids["mismatch"]), "--note", "look-alike token; user told")
+    code, out = await ops_cli(url, VIEWER, *ack)
+    assert code == 2 and "HTTP 403" in out  # a viewer only looks
+    code, out = await ops_cli(url, ALICE, *ack)
+    assert code == 0, out
+    code, out = await ops_cli(url, BOB, "alerts", "ack", str(ids["mismatch"]), "--note", "again")
+    assert "already acknowledged" in out, out  # a repeat changes nothing (the note stays)
+    code, out = await ops_cli(url, ALICE, "alerts", "ack", "424242", "--note", "x")
+    assert code == 2 and "HTTP 404" in out, out
+    row = await gateway.db.fetchrow(
+        "SELECT acknowledged_by, acknowledged_note FROM alerts WHERE id = $1", ids["mismatch"]
+    )
+    assert tuple(row) == ("alice", "look-alike token; user told")
+
+    code, out = await ops_cli(url, VIEWER, "outbox", "list", "--json")
+    assert code == 0, out
+    listed = json.loads(out)
+    assert ids["parked"] in [r["id"] for r in listed["parked"]], listed
+    resend = ("outbox", "resend", str(ids["parked"]), "--note", "first credit reversed")
+    code, out = await ops_cli(url, MAKER, *resend)
+    assert code == 0, out
+    code, out = await ops_cli(url, MAKER, *resend)
+    assert code == 1 and "HTTP 409" in out, out  # no longer parked
+    audit = await gateway.db.fetch(
+        "SELECT actor, action FROM audit_log WHERE action IN ('alert.ack', 'outbox.resend')"
+        " ORDER BY id"
+    )
+    assert [tuple(r) for r in audit] == [("alice", "alert.ack"), ("mara", "outbox.resend")]
 
 
 async def test_ops_cli_refusals_are_one_clear_line(gateway: Console) -> None:
     url = gateway.url
     code, out = await ops_cli(url, "not-a-known-token-00001", "alerts", "list")
-    assert code == 2 and out.startswith("chaingate: unknown API token (HTTP 401")
+    assert code == 2 and out.startswith("chaingate ops alerts list: unknown API token (HTTP 401")
     code, out = await ops_cli(
         url, MAKER, "batches", "create", "--network", "dogecoin", "--asset", "DOGE"
     )

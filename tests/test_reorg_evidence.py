@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import structlog
 
 from chaindrivers.evm import E18 as ETH
 from chaindrivers.evm import SENDER, head, rpc
 from chaingate.devnet import evm_contracts as evm
 from chaingate.devnet.manager import DevnetState
-from chaingate.errors import EndpointInconsistentError
+from chaingate.errors import ChainDataError, EndpointInconsistentError
 from faultproxy import FaultProxy, running_proxy
 from harness import Gateway, devnet_network, gateway
 
@@ -128,6 +129,25 @@ async def test_the_fork_check_fails_over_from_a_backend_missing_blocks(
     health = {h.name: h.healthy for h in gw.pool.health_snapshot()}
     assert health[gw.network.endpoints[0].name]
     await still_credited_once(gw, "tara")
+
+
+async def test_a_fork_that_would_reverse_credits_and_is_not_seen_again_reverses_nothing(
+    lagging: Gateway, proxy: FaultProxy, devnet: DevnetState
+) -> None:
+    """The endpoint serves another branch once (self-consistent sibling blocks from the
+    deposit's block up to the tip, as a backend on a short-lived fork would): the fork check
+    sees a reorg that would reverse a credit, reads it a second time, does not see it again,
+    and rolls nothing back."""
+    gw, url = lagging, devnet.eth_url or ""
+    block = await credited_near_the_tip(gw, url, "vera")
+    proxy.faults.sibling_blocks = set(range(block, await head(url) + 1))
+    with structlog.testing.capture_logs() as logs, pytest.raises(ChainDataError, match="fork at"):
+        await gw.step()
+    assert not proxy.faults.sibling_blocks  # the other branch was served, and seen
+    assert [e["fork_height"] for e in logs if e["event"] == "reorg_unconfirmed"] == [block - 1]
+    result = await gw.step()
+    assert result.reorg_depth == 0
+    await still_credited_once(gw, "vera")
 
 
 async def test_a_chain_that_really_got_shorter_is_still_rolled_back(

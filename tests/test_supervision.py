@@ -176,7 +176,14 @@ async def test_the_service_keeps_serving_when_one_network_gets_garbage(
 
                 await until(delivered, 60)
                 async with http.get(f"{base}/readyz") as resp:
-                    checks = (await resp.json())["checks"]
+                    answer = await resp.json()
+                    checks = answer["checks"]
+                # Per network: Bitcoin is ready whatever Ethereum's endpoints answer.
+                networks = answer["networks"]
+                assert set(networks) == {"bitcoin-devnet", "ethereum-devnet"}
+                assert networks["bitcoin-devnet"] is True
+                eth_up = any(e["healthy"] for e in checks["endpoints:ethereum-devnet"])
+                assert eth_up or (networks["ethereum-devnet"] is False and resp.status == 503)
                 assert checks["watcher:bitcoin-devnet"]["state"] == "running"
                 assert checks["watcher:ethereum-devnet"]["state"] in ("running", "restarting")
                 assert "endpoints:ethereum-devnet" in checks

@@ -81,6 +81,10 @@ class Stack:
     api_port: int
     ledger_dsn: str
     procs: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    network: str = "ethereum-devnet"  # what withdrawals and batches name
+    # environment of another network's stack (the TRON one replaces the EVM variables)
+    network_env: dict[str, str] = field(default_factory=dict)
+    signer_env: dict[str, str] = field(default_factory=dict)
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINGATE_")}
@@ -96,6 +100,7 @@ class Stack:
             CHAINGATE_OUTBOX_LEASE_SECONDS="3",
             CHAINGATE_SIGNER_LEASE_SECONDS="3",
         )
+        env.update(self.network_env)
         env.update(extra)
         return env
 
@@ -125,8 +130,13 @@ class Stack:
         await self.start(
             name,
             ["signer"],
-            CHAINGATE_SIGNER_DEVNET_KEYS=HOT_KEY.hex(),
-            CHAINGATE_SIGNER_LIMITS=str(signer_limits(self.folder, per_transaction_eth)),
+            **(
+                self.signer_env
+                or {
+                    "CHAINGATE_SIGNER_DEVNET_KEYS": HOT_KEY.hex(),
+                    "CHAINGATE_SIGNER_LIMITS": str(signer_limits(self.folder, per_transaction_eth)),
+                }
+            ),
             **extra,
         )
 
@@ -216,7 +226,7 @@ class Stack:
             {
                 "request_id": uuid.uuid4().hex,
                 "user_id": user,
-                "network": "ethereum-devnet",
+                "network": self.network,
                 "asset": asset,
                 "to_address": to,
                 "amount": str(amount),
@@ -227,7 +237,7 @@ class Stack:
 
     async def approved_batch(self, asset: str) -> dict[str, Any]:
         status, batch = await self.api(
-            "maker", "POST", "/v1/batches", {"network": "ethereum-devnet", "asset": asset}
+            "maker", "POST", "/v1/batches", {"network": self.network, "asset": asset}
         )
         assert status == 201, batch
         for approver in ("alice", "bob"):

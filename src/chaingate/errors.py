@@ -8,9 +8,19 @@ from __future__ import annotations
 
 
 class ChaingateError(Exception):
-    """Raised for any failure the gateway itself detects."""
+    """Raised for any failure the gateway itself detects.
+
+    ``hint`` says what a person can do about it; the command line prints it after the message.
+    A subclass may give a default for its whole family.
+    """
 
     code = "internal"
+    hint: str | None = None
+
+    def __init__(self, *args: object, hint: str | None = None) -> None:
+        super().__init__(*args)
+        if hint is not None:
+            self.hint = hint
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -18,6 +28,7 @@ class ConfigError(ChaingateError):
     """Raised when the chains/ registry or the environment holds an invalid value."""
 
     code = "config"
+    hint = "fix that value (docs/configuration.md) and run the command again"
 
 
 # --- provider layer ------------------------------------------------------------------------
@@ -92,6 +103,12 @@ class StoreError(ChaingateError):
     """Raised when the database refuses or loses an operation."""
 
     code = "store"
+
+
+class DatabaseUnavailableError(StoreError):
+    """Raised when the database does not answer or refuses the connection."""
+
+    hint = "start PostgreSQL there, or point CHAINGATE_DATABASE_URL at a server that runs"
 
 
 class FencedOut(StoreError):
@@ -210,6 +227,14 @@ class ValidationError(ChaingateError):
     """Raised when input at the edge (API, CLI) is invalid; the message says what to fix."""
 
     code = "invalid_request"
+
+
+class FeeCapError(ValidationError):
+    """Raised when the approved fee cap cannot pay what the transaction needs to be mined (EVM:
+    the next block's base fee and tip, or a replacement's bump; TRON: the fee_limit the energy
+    estimate asks for): it would not be mined, so it is not built."""
+
+    code = "fee_cap_exceeded"
 
 
 class InvalidAddressError(ValidationError):

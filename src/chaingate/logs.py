@@ -48,17 +48,21 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     return event
 
 
-def configure_logging(fmt: str = "auto", level: str = "info") -> None:
-    """Call once from ``main``. ``fmt``: json, console, or auto (console on a terminal).
+def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
+    """Call from ``main`` (again from a command that sends its logs elsewhere, before it logs).
+
+    ``fmt``: json, console, or auto (console on a terminal). ``stream``: where every log line
+    goes, the standard library's and Python warnings included (default stderr).
 
     The standard library's loggers (aiohttp's server errors and access log, bitcoinlib, web3)
     are rendered by the same processors, so their records are JSON and redacted too: a crash
     inside aiohttp is one JSON line with the traceback as a field, never plain text.
     """
+    out = sys.stderr if stream is None else stream
     if fmt == "auto":
-        fmt = "console" if sys.stderr.isatty() else "json"
+        fmt = "console" if out.isatty() else "json"
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        structlog.dev.ConsoleRenderer(colors=out.isatty())
         if fmt == "console"
         else structlog.processors.JSONRenderer()
     )
@@ -70,10 +74,11 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, redact_secrets, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=True,
     )
-    route_stdlib_logging(renderer, shared)
+    route_stdlib_logging(renderer, shared, out)
+    logging.captureWarnings(True)  # a library's warning is a log line, not terminal output
     # bitcoinlib and web3 log through the standard library; keep them quiet unless asked.
     for noisy in ("bitcoinlib", "web3", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.ERROR)

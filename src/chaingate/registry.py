@@ -37,6 +37,7 @@ _NETWORK_KEYS = {
     "devnet",
     "hot_address",
     "replace_after",
+    "tx_expiration",
     "block_time",
     "poll_interval",
     "confirmations",
@@ -293,7 +294,9 @@ def load_network(path: Path, env: Mapping[str, str]) -> Network:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise ConfigError(
+            f"{path}: not valid TOML: {exc}", hint="fix the TOML syntax at that line"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     t = _Table(raw, where, _NETWORK_KEYS)
@@ -345,6 +348,7 @@ def load_network(path: Path, env: Mapping[str, str]) -> Network:
         devnet=t.get("devnet", bool, False),
         hot_address=_hot_address(t, kind),
         replace_after=t.positive("replace_after", float, 300.0),
+        tx_expiration=_tx_expiration(t),
         confirmations=t.positive("confirmations", int, required=True),
         block_time=t.positive("block_time", float, required=True),
         poll_interval=t.positive("poll_interval", float, required=True),
@@ -371,11 +375,26 @@ def _hot_address(t: _Table, kind: NetworkKind) -> str | None:
     raw = t.get("hot_address", str)
     if raw is None:
         return None
+    if kind is NetworkKind.TRON:
+        from chaingate.chains.tron.addresses import from_base58, to_base58
+
+        try:
+            return to_base58(from_base58(raw))
+        except ValueError:
+            raise t.fail("hot_address", "expected a base58 TRON T-address") from None
     if kind is not NetworkKind.EVM:
-        raise t.fail("hot_address", "is only read for evm networks so far")
+        raise t.fail("hot_address", "is only read for evm and tron networks so far")
     if not re.fullmatch(r"0x[0-9a-fA-F]{40}", raw):
         raise t.fail("hot_address", "expected 0x followed by 40 hex digits")
     return raw.lower()
+
+
+def _tx_expiration(t: _Table) -> int:
+    """TRON: java-tron refuses an expiration more than 24 h past its head."""
+    seconds = t.positive("tx_expiration", int, 60)
+    if seconds > 86_400:
+        raise t.fail("tx_expiration", "must be at most 86400 seconds (java-tron's limit)")
+    return seconds
 
 
 def _genesis(t: _Table, kind: NetworkKind) -> tuple[str | None, bool]:

@@ -19,6 +19,7 @@ from chaingate.alerting.endpoints import wrong_chain_alerts
 from chaingate.api import ApiContext, build_app
 from chaingate.api.accesslog import StructuredAccessLogger
 from chaingate.api.issuance import open_address_history
+from chaingate.api.server import ApiRunner
 from chaingate.chains.base import ChainAdapter
 from chaingate.chains.registry import address_codec, build_adapter, open_pool
 from chaingate.domain import NetworkKind
@@ -184,16 +185,20 @@ async def _start_broadcasters(
     """Plan, send and track withdrawals on every EVM network with a hot address."""
     from chaingate.chains.evm.rpc import EvmRpc
     from chaingate.withdrawals.broadcaster import Broadcaster
+    from chaingate.withdrawals.tron import TronBroadcaster
 
     for network in settings.networks.values():
-        if network.kind is not NetworkKind.EVM or network.hot_address is None:
+        if network.kind not in (NetworkKind.EVM, NetworkKind.TRON) or network.hot_address is None:
             continue
         pool = pools.get(network.name)
         if pool is None:
             pool = await stack.enter_async_context(open_pool(network, metrics))
             pools[network.name] = pool
-        broadcaster = Broadcaster(
-            db, network, EvmRpc(pool, network.name), lease_seconds=settings.outbox_lease_seconds
+        lease = settings.outbox_lease_seconds
+        broadcaster: Broadcaster = (
+            TronBroadcaster(db, network, pool, lease_seconds=lease)
+            if network.kind is NetworkKind.TRON
+            else Broadcaster(db, network, EvmRpc(pool, network.name), lease_seconds=lease)
         )
         tasks.create_task(broadcaster.run(stop), name=f"broadcaster:{network.name}")
 
@@ -226,7 +231,7 @@ async def _serve_api(
         # Per network: a halted watcher (reorg below the window) needs an operator and makes
         # the instance unready; a crashing one is restarted and shown, the rest keeps serving.
         ctx.readiness[key] = partial(_status_probe, status)
-    runner = web.AppRunner(
+    runner = ApiRunner(
         build_app(ctx),
         access_log=logging.getLogger("aiohttp.access"),
         access_log_class=StructuredAccessLogger,

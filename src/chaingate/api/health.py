@@ -26,11 +26,18 @@ async def readyz(request: web.Request) -> web.Response:
     except (OSError, asyncpg.PostgresError) as exc:
         ready = False
         checks["database"] = f"unavailable: {type(exc).__name__}"
+    networks: dict[str, bool] = {}
     for name, probe in ctx.readiness.items():
         ok, details = probe()
         ready = ready and ok
         checks[name] = details
-    return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+        # "<part>:<network>" (endpoints, watcher, heads, reconcile): a network is ready when
+        # every part of it is, so a client sees which networks it can rely on right now.
+        _, _, network = name.partition(":")
+        if network:
+            networks[network] = networks.get(network, True) and ok
+    body = {"ready": ready, "networks": networks, "checks": checks}
+    return json_response(body, 200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

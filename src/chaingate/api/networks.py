@@ -17,6 +17,7 @@ from chaingate.api.auth import require
 from chaingate.api.common import ctx_of, json_response
 from chaingate.domain import Network
 from chaingate.store import leases, netstatus
+from chaingate.store.progress import catch_up_views
 
 # Status older than this means no process is publishing for the network (watchers down).
 STALE_AFTER_SECONDS = 30.0
@@ -81,6 +82,10 @@ async def overview(conn: asyncpg.Connection, networks: Mapping[str, Network]) ->
     rows = await netstatus.overview(conn, names)
     leaders = {n: _leader(await leases.current(conn, f"watcher:{n}")) for n in names}
     views = [_network_view(networks[r["network"]], r, leaders[r["network"]]) for r in rows]
+    # A watcher far behind: blocks done and to go, blocks/s, time left (watcher/progress.py).
+    catch_up = await catch_up_views(conn)
+    for view in views:
+        view["catch_up"] = catch_up.get(view["network"])
     return {"caught_up": bool(views) and all(v["caught_up"] for v in views), "networks": views}
 
 

@@ -8,12 +8,32 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chaingate.logs import configure_logging
 from chaingate.settings import Settings
 
 if TYPE_CHECKING:
     import asyncpg
+
+
+def log_level() -> str:
+    return os.environ.get("CHAINGATE_LOG_LEVEL", "info")
+
+
+def send_logs_to(path: Path, *, fresh: bool = False) -> None:
+    """From now on every log line goes to ``path`` (JSON), so the terminal keeps the story.
+
+    Call before the command logs anything: structlog caches a logger on first use. The file stays
+    open until the process ends, so a late line (shutdown) never meets a closed file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        path.write_text("")
+    # Append mode (O_APPEND): a child process (the demo's signer) appends to the same file.
+    out = path.open("a", encoding="utf-8", buffering=1)
+    configure_logging("json", log_level(), stream=out)
 
 
 def settings(require_database: bool = True) -> Settings:

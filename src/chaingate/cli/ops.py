@@ -166,6 +166,12 @@ async def signer_refused(api: OpsApiClient, args: argparse.Namespace) -> int:
 
 
 # --- networks -------------------------------------------------------------------------------
+def endpoint_state(endpoint: dict[str, Any]) -> str:
+    if endpoint.get("chain_check") == "mismatch":
+        return "WRONG-CHAIN"
+    return "ok" if endpoint.get("healthy") else "DOWN"
+
+
 async def networks(api: OpsApiClient, args: argparse.Namespace) -> int:
     data = await api.get("/v1/networks")
     rows = data.get("networks", []) if isinstance(data, dict) else []
@@ -179,8 +185,7 @@ async def networks(api: OpsApiClient, args: argparse.Namespace) -> int:
         Column(
             "ENDPOINTS",
             lambda n: " ".join(
-                f"{e.get('name')}:{'ok' if e.get('healthy') else 'DOWN'}"
-                for e in n.get("endpoints", [])
+                f"{e.get('name')}:{endpoint_state(e)}" for e in n.get("endpoints", [])
             ),
         ),
         Column("LEADER", lambda n: (n.get("leader") or {}).get("instance")),

@@ -70,12 +70,14 @@ async def batch(request: web.Request) -> dict[str, Any]:
     async with c.db.acquire() as conn:
         view = await views.get_batch(conn, batch_id, c.approval_quorum)
         job = await batch_rows.signer_job(conn, batch_id)
+        txs = await batch_rows.transactions(conn, batch_id)
     who = principal(request)
     approvers = {a["principal"] for a in view["approvals"]}
     open_ = view["status"] == "pending_approval"
     return {
         "b": view,
         "job": job,
+        "txs": txs,
         "confirm_chars": CONFIRM_CHARS,
         # Shown only where the action can succeed; the server refuses the rest regardless.
         "may_approve": open_ and actions.may(who, "batch.approve")

@@ -24,6 +24,19 @@ from chaingate.settings import Principal
 from chaingate.store import alerts, audit, deposits, outbox
 
 PAGE = 50
+# No real user id, txid, actor or action is longer; a longer filter is refused, not searched.
+MAX_FILTER = 200
+
+
+def filters_of(request: web.Request, names: tuple[str, ...]) -> dict[str, str]:
+    """The page's filters from its query string, each stripped (blank: no filter)."""
+    return {name: request.query.get(name, "").strip() for name in names}
+
+
+def check_lengths(filters: dict[str, str]) -> None:
+    for name, value in filters.items():
+        if len(value) > MAX_FILTER:
+            raise ValidationError(f"filter {name} is too long (at most {MAX_FILTER} characters)")
 
 
 def ctx(request: web.Request) -> ApiContext:
@@ -92,10 +105,11 @@ async def networks(request: web.Request) -> dict[str, Any]:
 async def deposit_list(request: web.Request) -> dict[str, Any]:
     q = request.query
     c = ctx(request)
-    filters = {k: q.get(k, "").strip() for k in ("network", "asset", "status", "user", "txid")}
+    filters = filters_of(request, ("network", "asset", "status", "user", "txid"))
     error = None
     rows: list[dict[str, Any]] = []
     try:
+        check_lengths(filters)
         if filters["status"] and filters["status"] not in {s.value for s in DepositStatus}:
             raise ValidationError(f"unknown status {filters['status']!r}")
         async with c.db.acquire() as conn:
@@ -195,10 +209,11 @@ async def outbox_resend(request: web.Request) -> web.Response:
 @aiohttp_jinja2.template("audit.html")
 async def audit_list(request: web.Request) -> dict[str, Any]:
     q = request.query
-    filters = {k: q.get(k, "").strip() for k in ("actor", "action", "since", "until")}
+    filters = filters_of(request, ("actor", "action", "since", "until"))
     error = None
     rows: list[dict[str, Any]] = []
     try:
+        check_lengths(filters)
         async with ctx(request).db.acquire() as conn:
             rows = await audit.entries(
                 conn,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from typing import TypedDict
+from urllib.parse import urlencode
 
 from chaingate.domain import Network, NetworkKind
 from chaingate.settings import PROJECT_ROOT
@@ -77,4 +78,5 @@ def tx_url(network: Network | None, txid: str) -> str:
             return f"https://mempool.space/tx/{txid}"
         if network.kind is NetworkKind.TRON:
             return f"https://tronscan.org/#/transaction/{txid}"
-    return f"/ops/deposits?txid={txid}"
+    # The txid comes from a chain (or a hostile endpoint): quoted, it stays one query value.
+    return f"/ops/deposits?{urlencode({'txid': txid})}"

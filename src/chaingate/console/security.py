@@ -1,9 +1,11 @@
-"""Console safety: the session (a Fernet-encrypted cookie), login and logout, CSRF, roles, and
-the security headers on every page.
+"""Console safety: the session, login and logout, CSRF, roles, and the security headers on every
+page.
 
-The session holds the SHA-256 digest of the operator's API token, never the token: the token
-table is asked for the principal on every request, so a token removed from the configuration
-ends its sessions at once, and a role change applies on the next page.
+The Fernet-encrypted cookie carries a random session id and the CSRF token; the session itself
+lives in the database (store/console_sessions.py), so logging out ends it for every copy of the
+cookie. The session row holds the SHA-256 digest of the operator's API token, never the token:
+the token table is asked for the principal on every request, so a token removed from the
+configuration ends its sessions at once, and a role change applies on the next page.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from aiohttp_session import get_session, new_session
 from chaingate.api.auth import TOKENS_KEY, Handler
 from chaingate.api.common import CTX_KEY
 from chaingate.settings import Principal
-from chaingate.store import audit
+from chaingate.store import audit, console_sessions
 
 log = structlog.get_logger(__name__)
 
@@ -56,13 +58,28 @@ def refused(request: web.Request, status: int, message: str) -> web.Response:
     return response
 
 
+def error_page(request: web.Request, status: int, reason: str) -> web.Response:
+    return aiohttp_jinja2.render_template(
+        "refused.html",
+        request,
+        {"status": status, "message": reason},
+        status=status,
+    )
+
+
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
-    except web.HTTPException as exc:  # a 404 of the router is a response too
-        exc.headers.update(HEADERS)
-        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            exc.headers.update(HEADERS)
+            raise
+        # A page of the console's own (a 404, a 405 for a GET of an action's URL): left to the
+        # gateway's JSON error handler it would go out without these headers.
+        response = error_page(request, exc.status, exc.reason)
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
     response.headers.update(HEADERS)
     morsel = response.cookies.get(COOKIE)
     if morsel is not None and request.secure:
@@ -79,7 +96,11 @@ async def require_login(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
     session = await get_session(request)
     if request.method == "POST":
-        form = await request.post()
+        try:
+            form = await request.post()
+        except ValueError as exc:  # a malformed body (a broken multipart): no form, no action
+            log.warning("console_form_unreadable", path=request.path, error_type=type(exc).__name__)
+            return refused(request, 400, "This form could not be read.")
         expected = session.get("csrf")
         given = form.get("csrf")
         if (
@@ -91,22 +112,22 @@ async def require_login(request: web.Request, handler: Handler) -> web.StreamRes
             return refused(request, 403, "This form has expired or was not sent from the console.")
     if request.path == PUBLIC[0]:
         return await handler(request)
-    principal = principal_of_session(request, session)
+    principal = await principal_of_session(request, session)
     if principal is None:
         return see_other("/ops/login")
     request[PRINCIPAL_KEY] = principal
     return await handler(request)
 
 
-def principal_of_session(request: web.Request, session: Any) -> Principal | None:
-    digest = session.get("token_sha256")
-    if not isinstance(digest, str) or session.get("expires", 0) < time.time():
+async def principal_of_session(request: web.Request, session: Any) -> Principal | None:
+    session_id = session.get("sid")
+    if not isinstance(session_id, str) or session.get("expires", 0) < time.time():
         return None
-    try:
-        raw = bytes.fromhex(digest)
-    except ValueError:
+    async with request.config_dict[CTX_KEY].db.acquire() as conn:
+        digest = await console_sessions.token_of(conn, session_id)
+    if digest is None:  # logged out (on any copy of the cookie), or expired
         return None
-    return request.config_dict[TOKENS_KEY].by_digest(raw)
+    return request.config_dict[TOKENS_KEY].by_digest(digest)
 
 
 def principal(request: web.Request) -> Principal:
@@ -142,12 +163,16 @@ async def login(request: web.Request) -> web.Response:
             {"csrf": await csrf_token(request), "error": "Unknown token, or not an ops token."},
             status=401,
         )
-    # A new session (new CSRF token) on login: a session fixed before login is worth nothing.
+    # A new session id and CSRF token on login: a cookie fixed before login is worth nothing.
     session = await new_session(request)
-    session["token_sha256"] = table.digest(token).hex()
+    session_id = secrets.token_urlsafe(32)
+    session["sid"] = session_id
     session["expires"] = int(time.time()) + SESSION_SECONDS
     session["csrf"] = secrets.token_urlsafe(32)
-    async with request.config_dict[CTX_KEY].db.acquire() as conn:
+    async with request.config_dict[CTX_KEY].db.acquire() as conn, conn.transaction():
+        await console_sessions.begin(
+            conn, session_id, found.name, table.digest(token), SESSION_SECONDS
+        )
         await audit.record(conn, found.name, "console.login", None, {})
     log.info("console_login", principal=found.name)
     return see_other("/ops/")
@@ -155,6 +180,12 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     session = await get_session(request)
+    session_id = session.get("sid")
+    if isinstance(session_id, str):
+        # Ended on the server: a copy of this cookie (a shared screen, a proxy log) is now void.
+        async with request.config_dict[CTX_KEY].db.acquire() as conn, conn.transaction():
+            await console_sessions.end(conn, session_id)
+            await audit.record(conn, principal(request).name, "console.logout", None, {})
     session.invalidate()
     log.info("console_logout", principal=principal(request).name)
     return see_other("/ops/login")

@@ -7,6 +7,9 @@ must be credited exactly; a dust ETH amount must be rejected; NEXO sent on the B
 the same 0x address must be rejected with a network-mismatch alert, which the gateway pushes to
 a small signed-webhook receiver run by the demo. The exit code is 0 only if every one of those
 outcomes was observed through the API, the ledger and the receiver.
+
+How it is told (steps, live tables, summary) is ``story.py``; what the deposit act shows is
+``sections.py``; the service's logs go to ``<devnet>/demo.log`` unless ``--verbose``.
 """
 
 from chaingate.demo.outcomes import Expected, Seen, format_units, problems

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 USER = "alice"
 ETH, BSC, BTC, TRON = "ethereum-devnet", "bsc-devnet", "bitcoin-devnet", "tron-devnet"
-Out = Callable[[str], None]
-Decimals = Callable[[str, str], int | None]  # (network, asset) -> decimals, None if unlisted
 
 
 class DemoError(Exception):
@@ -102,62 +99,3 @@ def problems(expected: list[Expected], seen: Seen) -> list[str]:
             found.append(f"ledger balance {key[0]} {key[1]} is {format_units(have, places)}, "
                             f"expected {format_units(need, places)}")  # fmt: skip
     return found
-
-
-def progress(expected: list[Expected], seen: Seen) -> str:
-    parts = []
-    for e in expected:
-        d = deposit_of(e, seen)
-        if d is None:
-            parts.append(f"{e.label}: not seen")
-        elif d["status"] == "confirming":
-            parts.append(f"{e.label}: confirming {d['confirmations']}/"
-                         f"{d['required_confirmations']}")  # fmt: skip
-        else:
-            parts.append(f"{e.label}: {d['status']}")
-    return "; ".join(parts) + f"; ledger balances: {len(seen.balances)}"
-
-
-def _human(decimals: Decimals, network: str | None, asset: str | None, amount: object) -> str:
-    if amount is None:
-        return "-"
-    places = decimals(network or "", asset or "")
-    return str(amount) if places is None else format_units(int(str(amount)), places)
-
-
-def report(seen: Seen, decimals: Decimals, out: Out) -> None:
-    """Print deposits, ledger balances and alerts, amounts in exact human units."""
-    out(f"\nDeposits of {USER} (GET /v1/deposits)")
-    out(f"  {'network':16} {'asset':5} {'amount':>12} {'status':10} {'conf':>5} "
-        f"{'reason':20} txid")  # fmt: skip
-    for d in sorted(seen.deposits, key=lambda d: (d["network"], d["id"])):
-        conf = f"{d['confirmations'] or 0}/{d['required_confirmations']}"
-        amount = _human(decimals, d["network"], d["asset"], d["amount"])
-        out(f"  {d['network']:16} {d['asset'] or '?':5} {amount:>12} {d['status']:10} "
-            f"{conf:>5} {d['reason'] or '-':20} {d['txid']}")  # fmt: skip
-    out(f"\nLedger balances of {USER} (reference ledger, GET /balances)")
-    for (network, asset), units in sorted(seen.balances.items()):
-        human = _human(decimals, network, asset, units)
-        out(f"  {network:16} {asset:5} {human:>12}  ({units} base units)")
-    if not seen.balances:
-        out("  (none)")
-    out("\nAlerts (GET /v1/alerts)")
-    for a in seen.alerts:
-        amount = _human(decimals, a["network"], a["asset"], a["amount"])
-        out(
-            f"  #{a['id']} {a['severity']} {a['kind']} {a['network'] or '-'} "
-            f"{a['asset'] or '-'} {amount} user={a['user_id'] or '-'} tx={a['txid'] or '-'}"
-        )
-        out(f"      {a['message']}")
-    if not seen.alerts:
-        out("  (none)")
-    out("\nAlerts pushed to the webhook (the demo's receiver, signature verified)")
-    for a in seen.pushed:
-        amount = _human(decimals, a["network"], a["asset"], a["amount"])
-        out(
-            f"  #{a['id']} {a['severity']} {a['kind']} {a['network'] or '-'} "
-            f"{a['asset'] or '-'} {amount} user={a['user_id'] or '-'} at {a['created_at']}"
-        )
-    if not seen.pushed:
-        out("  (none)")
-    out("")

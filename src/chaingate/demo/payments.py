@@ -1,4 +1,9 @@
-"""The demo's payments on the devnet chains, each returning what the gateway must make of it."""
+"""The demo's payments on the devnet chains, each returning what the gateway must make of it.
+
+Each payment is mined into one block and no further: the confirmations come from ``Miner``, a
+block per chain per tick, so a person watching the demo sees them count up to what each network
+requires.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from chaingate.devnet.tron_node import GENESIS_KEYS
 
 TRON_USDT_FEE_LIMIT = 100_000_000  # sun; the devnet charges far less, this only caps it
 TRON_MINE_LIMIT = 400  # blocks; the solidified head trails by 19 by default
+TRON_PER_TICK = 4
 
 
 async def pay_ethereum(state: DevnetState, to: str) -> list[Expected]:
@@ -28,8 +34,7 @@ async def pay_ethereum(state: DevnetState, to: str) -> list[Expected]:
     eth.txid = await evm.send_eth(url, sender, to, eth.amount)
     nexo.txid = await evm.token_transfer(url, token, sender, to, nexo.amount)
     dust.txid = await evm.send_eth(url, sender, to, dust.amount)
-    await evm.mine(url, 3)  # ethereum-devnet credits after 3 confirmations
-    return [eth, nexo, dust]
+    return [eth, nexo, dust]  # anvil mines each transaction as it arrives
 
 
 async def pay_bsc(state: DevnetState, to: str) -> Expected:
@@ -38,7 +43,6 @@ async def pay_bsc(state: DevnetState, to: str) -> Expected:
     url = str(state.bsc_url)
     bep20.txid = await evm.token_transfer(url, str(state.bsc_token), evm.DEFAULT_SENDER, to,
                                           bep20.amount)  # fmt: skip
-    await evm.mine(url, 3)
     return bep20
 
 
@@ -49,7 +53,7 @@ async def pay_bitcoin(state: DevnetState, to: str) -> Expected:
     async with LitecoinRpc(plain, parts.username or "", parts.password or "",
                            state.ltc_wallet) as rpc:  # fmt: skip
         btc.txid = await rpc.send_to_script(to, btc.amount)
-        await rpc.mine(2)  # bitcoin-devnet credits after 2 confirmations
+        await rpc.mine(1)
     return btc
 
 
@@ -66,16 +70,7 @@ async def pay_tron(url: str, usdt_contract: str, to: str) -> list[Expected]:
         built = await call.with_owner(sender).fee_limit(TRON_USDT_FEE_LIMIT).build()
         usdt.txid = await _broadcast(built.sign(key))
     async with aiohttp.ClientSession(url) as node:
-        included = await _tron_mine(node, 1)
-        # Credits wait for the solidified head, which trails the head: mine until it passes.
-        solid, mined = included, 1
-        while solid < included + 2:
-            if mined >= TRON_MINE_LIMIT:
-                raise DemoError(f"TRON solidified head stuck at {solid} after {mined} blocks")
-            mined += 5
-            await _tron_mine(node, 5)
-            async with node.post("/walletsolidity/getnowblock", json={}) as resp:
-                solid = int((await resp.json())["block_header"]["raw_data"]["number"])
+        await _tron_mine(node, 1)
     return [trx, usdt]
 
 
@@ -84,6 +79,36 @@ async def _broadcast(tx: Any) -> str:
     if reply.get("result") is not True:
         raise DemoError(f"TRON broadcast refused: {reply}")
     return str(tx.txid)
+
+
+class Miner:
+    """Mines on every devnet chain, a tick at a time, while the demo waits for the gateway."""
+
+    def __init__(self, state: DevnetState) -> None:
+        self.state = state
+        parts = urlsplit(str(state.ltc_rpc_url))
+        plain = urlunsplit(parts._replace(netloc=f"{parts.hostname}:{parts.port}"))
+        self._btc = LitecoinRpc(plain, parts.username or "", parts.password or "", state.ltc_wallet)
+        self._tron = aiohttp.ClientSession(str(state.tron_url))
+        self.tron_blocks = 0
+
+    async def __aenter__(self) -> Miner:
+        await self._btc.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._tron.close()
+        await self._btc.__aexit__(None, None, None)
+
+    async def tick(self) -> None:
+        """One block on Ethereum, BSC and Bitcoin; TRON_PER_TICK on TRON, whose credits wait
+        for the solidified head (19 blocks behind on the devnet), up to TRON_MINE_LIMIT."""
+        await evm.mine(str(self.state.eth_url), 1)
+        await evm.mine(str(self.state.bsc_url), 1)
+        await self._btc.mine(1)
+        if self.tron_blocks < TRON_MINE_LIMIT:
+            await _tron_mine(self._tron, TRON_PER_TICK)
+            self.tron_blocks += TRON_PER_TICK
 
 
 async def _tron_mine(node: aiohttp.ClientSession, count: int) -> int:

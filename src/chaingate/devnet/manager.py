@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,31 @@ _MATURE_BLOCKS = 101  # coinbase outputs spend after 100 confirmations
 _WALLET_NOT_FOUND = -18
 
 Deployer = Callable[[str, str, str, int, int], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class ComponentUp:
+    """One component of `up` is ready: how long it took and whether it was already running."""
+
+    name: str
+    seconds: float
+    reused: bool
+    detail: str = ""
+
+
+OnReady = Callable[[ComponentUp], None]
+
+
+def describe(cfg: DevnetConfig, name: str) -> str:
+    """What a component is, for a person: ``anvil, chain 31337, port 18545``."""
+    if name in ("eth", "bsc"):
+        chain = cfg.eth_chain_id if name == "eth" else cfg.bsc_chain_id
+        return f"anvil, chain {chain}, port {cfg.ports(name)[0]}"
+    if name == "litecoind":
+        return f"litecoind regtest (Bitcoin stand-in), port {cfg.ltc_rpc_port}"
+    if name == "tron":
+        return f"TRON devnet, port {cfg.tron_port}"
+    return "PostgreSQL"
 
 
 @dataclass(frozen=True)
@@ -103,9 +129,9 @@ async def _up_evm(cfg: DevnetConfig, name: str, saved: Mapping[str, Any]) -> dic
     )
     proc = nodes.anvil_process(cfg, name, port, chain_id)
     url = f"http://{cfg.host}:{port}"
-    pid, _ = await proc.ensure_running(nodes.evm_probe(url, chain_id), cfg.ready_timeout)
+    pid, reused = await proc.ensure_running(nodes.evm_probe(url, chain_id), cfg.ready_timeout)
     token = await _ensure_token(name, url, saved.get("tokens", {}).get(name))
-    return {"pid": pid, "token": token}
+    return {"pid": pid, "token": token, "reused": reused, "detail": f"NEXO token {token}"}
 
 
 # --- litecoind -------------------------------------------------------------------------------
@@ -126,21 +152,21 @@ async def _prepare_wallet(rpc: LitecoinRpc) -> None:
 
 async def _up_litecoind(cfg: DevnetConfig, saved: Mapping[str, Any]) -> dict[str, Any]:
     proc = nodes.litecoind_process(cfg)
-    pid, _ = await proc.ensure_running(nodes.litecoind_probe(cfg), cfg.ready_timeout)
+    pid, reused = await proc.ensure_running(nodes.litecoind_probe(cfg), cfg.ready_timeout)
     user, password = nodes.ltc_credentials(cfg)
     async with LitecoinRpc(nodes.ltc_rpc_url(cfg, False), user, password) as rpc:
         await _prepare_wallet(rpc)
-    return {"pid": pid}
+    return {"pid": pid, "reused": reused, "detail": "wallet funded"}
 
 
 # --- TRON and PostgreSQL ---------------------------------------------------------------------
 async def _up_tron(cfg: DevnetConfig, saved: Mapping[str, Any]) -> dict[str, Any]:
     if not nodes.tron_available():
         log.warning("devnet_tron_unavailable", module=nodes.TRON_MODULE)
-        return {"pid": None}
+        return {"pid": None, "reused": False, "detail": f"{nodes.TRON_MODULE} not installed"}
     proc = nodes.tron_process(cfg)
-    pid, _ = await proc.ensure_running(nodes.tron_probe(cfg), cfg.ready_timeout)
-    return {"pid": pid}
+    pid, reused = await proc.ensure_running(nodes.tron_probe(cfg), cfg.ready_timeout)
+    return {"pid": pid, "reused": reused}
 
 
 async def _up_postgres(
@@ -155,6 +181,9 @@ async def _up_postgres(
         keep = external.dsn if external.source != "env" else None  # env URLs stay in env
         return {
             "pid": None,
+            "reused": True,
+            "detail": f"{external.source} server"
+            + (", database created" if external.created else ""),
             "database": {
                 "source": external.source,
                 "dsn": keep,
@@ -165,6 +194,8 @@ async def _up_postgres(
     choice, pid = await postgres.start_cluster(cfg)
     return {
         "pid": pid,
+        "reused": False,
+        "detail": f"throwaway cluster, port {cfg.pg_port}",
         "database": {
             "source": "cluster",
             "dsn": choice.dsn,
@@ -187,13 +218,38 @@ async def _exclusive(cfg: DevnetConfig) -> AsyncIterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-async def up(cfg: DevnetConfig, env: Mapping[str, str] | None = None) -> DevnetState:
-    """Start every configured component that is not already running and answering."""
+async def up(
+    cfg: DevnetConfig, env: Mapping[str, str] | None = None, on_ready: OnReady | None = None
+) -> DevnetState:
+    """Start every configured component that is not already running and answering.
+
+    ``on_ready`` hears of each component as it becomes ready (they start concurrently).
+    """
     async with _exclusive(cfg):
-        return await _up(cfg, os.environ if env is None else env)
+        cfg.save()  # before anything starts: `down` must find the ports of a half-started devnet
+        return await _up(cfg, os.environ if env is None else env, on_ready)
 
 
-async def _up(cfg: DevnetConfig, environ: Mapping[str, str]) -> DevnetState:
+async def _timed(
+    name: str, starter: Awaitable[dict[str, Any]], on_ready: OnReady | None
+) -> dict[str, Any]:
+    started = time.monotonic()
+    result = await starter
+    if on_ready is not None:
+        on_ready(
+            ComponentUp(
+                name,
+                time.monotonic() - started,
+                bool(result.get("reused")),
+                result.get("detail", ""),
+            )
+        )
+    return result
+
+
+async def _up(
+    cfg: DevnetConfig, environ: Mapping[str, str], on_ready: OnReady | None = None
+) -> DevnetState:
     saved = load_saved(cfg)
     starters: dict[str, Awaitable[dict[str, Any]]] = {}
     for name in COMPONENTS:
@@ -207,7 +263,10 @@ async def _up(cfg: DevnetConfig, environ: Mapping[str, str]) -> DevnetState:
             starters[name] = _up_tron(cfg, saved)
         else:
             starters[name] = _up_postgres(cfg, saved, environ)
-    results = await asyncio.gather(*starters.values(), return_exceptions=True)
+    results = await asyncio.gather(
+        *(_timed(name, starter, on_ready) for name, starter in starters.items()),
+        return_exceptions=True,
+    )
     outcome = dict(zip(starters, results, strict=True))
     done: dict[str, dict[str, Any]] = {k: v for k, v in outcome.items() if isinstance(v, dict)}
     # Record what did come up even on failure, so `down` and test teardown know about it.
@@ -216,7 +275,10 @@ async def _up(cfg: DevnetConfig, environ: Mapping[str, str]) -> DevnetState:
     failures = [r for r in results if isinstance(r, BaseException)]
     if failures:
         # Started components keep running and their pid files stay: `down` stops them.
-        raise DevnetError(f"devnet up failed: {failures[0]}") from failures[0]
+        first = failures[0]
+        if isinstance(first, DevnetError):
+            raise first  # its message already says which component and what to do
+        raise DevnetError(f"devnet up failed: {type(first).__name__}: {first}") from first
     state = build_state(cfg, saved, environ)
     log.info("devnet_up", root=str(cfg.root), components=sorted(done))
     return state

@@ -21,7 +21,6 @@ from chaingate.devnet.config import DevnetConfig, DevnetError
 from chaingate.devnet.processes import ManagedProcess, Probe
 
 _PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2)
-LITECOIND = "/usr/bin/litecoind"
 LTC_WALLET = "devnet"
 TRON_MODULE = "chaingate.devnet.tron_node"
 # MWEB's BIP9 deployment starts in 2020 on regtest, so the miner's own signalling activates it
@@ -46,12 +45,18 @@ async def _post_json(url: str, body: Any, headers: dict[str, str] | None = None)
 
 # --- anvil ---------------------------------------------------------------------------------
 def anvil_process(cfg: DevnetConfig, name: str, port: int, chain_id: int) -> ManagedProcess:
-    binary = cfg.project_root / "node_modules" / ".bin" / "anvil"
+    binary = cfg.anvil_binary
     if not binary.exists():
-        raise DevnetError(f"anvil not installed at {binary}; run `npm ci` in {cfg.project_root}")
+        raise DevnetError(
+            f"anvil is not installed ({binary} is missing)",
+            hint=f"run `make setup` in {cfg.project_root} (npm installs the pinned "
+            "@foundry-rs/anvil)",
+        )
     argv = [str(binary), "--host", cfg.host, "--port", str(port), "--chain-id", str(chain_id)]
     argv.append("--silent")
-    return ManagedProcess(name=name, argv=argv, workdir=cfg.component_dir(name), marker="anvil")
+    return ManagedProcess(
+        name=name, argv=argv, workdir=cfg.component_dir(name), marker="anvil", ports=(port,)
+    )
 
 
 def evm_probe(url: str, chain_id: int) -> Probe:
@@ -94,12 +99,15 @@ def _write_ltc_conf(cfg: DevnetConfig) -> Path:
 
 
 def litecoind_process(cfg: DevnetConfig) -> ManagedProcess:
-    if not Path(LITECOIND).exists():
-        raise DevnetError(f"{LITECOIND} missing: apt-get install litecoind")
+    if not Path(cfg.litecoind).exists():
+        raise DevnetError(
+            f"litecoind is not installed ({cfg.litecoind} is missing)",
+            hint="run `make setup`, or `apt-get install litecoind` (Debian's package)",
+        )
     conf = _write_ltc_conf(cfg)
     datadir = ltc_datadir(cfg)
     argv = [
-        LITECOIND,
+        cfg.litecoind,
         f"-conf={conf}",
         f"-datadir={datadir}",
         "-regtest",
@@ -123,6 +131,7 @@ def litecoind_process(cfg: DevnetConfig) -> ManagedProcess:
         workdir=cfg.component_dir("litecoind"),
         marker="litecoind",
         extra_log_hint=datadir / "regtest" / "debug.log",
+        ports=cfg.ports("litecoind"),
     )
 
 
@@ -159,7 +168,14 @@ def tron_process(cfg: DevnetConfig) -> ManagedProcess:
     package_parent = str(Path(chaingate.__file__).resolve().parent.parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
-    return ManagedProcess(name="tron", argv=argv, workdir=workdir, marker=TRON_MODULE, env=env)
+    return ManagedProcess(
+        name="tron",
+        argv=argv,
+        workdir=workdir,
+        marker=TRON_MODULE,
+        env=env,
+        ports=cfg.ports("tron"),
+    )
 
 
 def tron_probe(cfg: DevnetConfig) -> Probe:

@@ -242,6 +242,7 @@ def postgres_process(cfg: DevnetConfig, datadir: Path) -> ManagedProcess:
         stop_signal=signal.SIGINT,  # "fast" shutdown: disconnect clients, stop at once
         user=owner[0] if owner else None,
         group=owner[1] if owner else None,
+        ports=cfg.ports("postgres"),
     )
 
 

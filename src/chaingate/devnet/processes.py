@@ -20,13 +20,15 @@ from pathlib import Path
 
 import structlog
 
-from chaingate.devnet.config import DevnetError
+from chaingate.devnet.config import LOCALHOST, DevnetError
+from chaingate.devnet.ports import port_free, port_owner
 
 log = structlog.get_logger(__name__)
 
 Probe = Callable[[], Awaitable[bool]]
 _POLL_SECONDS = 0.1
 _LOG_TAIL_CHARS = 2000
+_PORT_GRACE = 3.0  # seconds a killed process may take to let go of its port
 
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:
@@ -101,6 +103,7 @@ class ManagedProcess:
     user: int | None = None  # run as this uid (PostgreSQL refuses to run as root)
     group: int | None = None
     extra_log_hint: Path | None = field(default=None)
+    ports: tuple[int, ...] = ()  # must be free before it starts (see devnet/ports.py)
 
     @property
     def pid_file(self) -> Path:
@@ -200,9 +203,33 @@ class ManagedProcess:
             except DevnetError:
                 await self.stop(timeout)
         self.clean_stale()
+        await self.check_ports()
         pid = self.start()
         await self.wait_ready(pid, probe, timeout)
         return pid, False
+
+    async def check_ports(self, grace: float = _PORT_GRACE) -> None:
+        """Refuse to start when another program holds one of our ports. An orphan of ours that
+        ``clean_stale`` just killed may hold one for a moment more: that is waited out."""
+        deadline = time.monotonic() + grace
+        for port in self.ports:
+            while True:
+                free = port_free(LOCALHOST, port)
+                if free or time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(_POLL_SECONDS)
+            if not free:
+                owner = port_owner(port)
+                hint = (
+                    f"stop it (`chaingate devnet down --root {owner.devnet_root}`)"
+                    if owner.devnet_root is not None
+                    else "stop it"
+                )
+                raise DevnetError(
+                    f"{self.name} cannot start: {owner.describe()}",
+                    hint=f"{hint}, or run this devnet on other ports "
+                    "(`chaingate devnet up --root DIR` with ports in DIR/config.json)",
+                )
 
     def _kill_orphans(self, pgid: int) -> bool:
         orphans = group_members(pgid, self.marker)

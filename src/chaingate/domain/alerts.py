@@ -32,6 +32,8 @@ class AlertKind(StrEnum):
     # the node says an approved batch's transfer would fail (e.g. the hot wallet lacks the
     # token or the coin): held, planned again each pass until it would succeed
     WITHDRAWAL_UNPLANNABLE = "withdrawal_unplannable"
+    WITHDRAWAL_FAILED = "withdrawal_failed"  # failed on chain (OUT_OF_ENERGY, REVERT): fee burned
+    HOT_WALLET_SHORT = "hot_wallet_short"  # TRON: the hot TRX cannot pay what a batch may cost
 
 
 class AlertSeverity(StrEnum):

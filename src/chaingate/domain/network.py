@@ -96,8 +96,10 @@ class Network:
     devnet: bool = False
     # EVM: the hot address withdrawals are sent from (lowercase; its key is in the signer only),
     # and how long a withdrawal transaction may sit unmined before it is replaced.
-    hot_address: str | None = None
+    hot_address: str | None = None  # TRON: the base58 T-address
     replace_after: float = 300.0
+    # TRON: seconds from signing to a transaction's expiration (fixed in its signed bytes)
+    tx_expiration: int = 60
     watch_only: bool = False  # credits nothing; catches funds sent over the wrong network
     # For a watch-only network: whose deposit addresses to watch (same 0x address on every EVM
     # chain, so BEP-20 sent to an ERC-20 deposit address lands here).

@@ -57,3 +57,61 @@ def _uint(value: object) -> int:
     if not isinstance(value, str) or not value.isdigit():
         raise ValueError(f"not a decimal string: {value!r}")
     return int(value)
+
+
+TRON_PLAN_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TronPlan:
+    """The TRON signing plan: the solidified reference block, the chain's prices, the energy a
+    dry run of each TRC-20 output uses, which destinations are not activated yet, and the hot
+    address's TRX. The signer bounds all of it: fee_limit under the approved fee cap, the
+    expiration from the registry and the clock, never from the plan."""
+
+    from_address: str  # T-address
+    ref_number: int
+    ref_block_id: str
+    ref_timestamp: int  # ms
+    energy_price: int  # sun per energy (getEnergyFee)
+    bandwidth_price: int  # sun per byte (getTransactionFee)
+    activation_fee: int  # sun a TRX transfer to an inactive account burns (0.1 + 1 TRX)
+    hot_balance: int  # sun
+    energy: dict[int, int]  # withdrawal id -> dry-run energy (TRC-20 outputs)
+    inactive: frozenset[int]  # withdrawal ids whose destination is not an account yet
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": TRON_PLAN_VERSION,
+            "family": "tron",
+            "from_address": self.from_address,
+            "ref_number": str(self.ref_number),
+            "ref_block_id": self.ref_block_id,
+            "ref_timestamp": str(self.ref_timestamp),
+            "energy_price": str(self.energy_price),
+            "bandwidth_price": str(self.bandwidth_price),
+            "activation_fee": str(self.activation_fee),
+            "hot_balance": str(self.hot_balance),
+            "energy": {str(k): str(v) for k, v in self.energy.items()},
+            "inactive": sorted(self.inactive),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TronPlan:
+        try:
+            if data.get("version") != TRON_PLAN_VERSION or data.get("family") != "tron":
+                raise ValueError("version")
+            return cls(
+                from_address=str(data["from_address"]),
+                ref_number=_uint(data["ref_number"]),
+                ref_block_id=str(data["ref_block_id"]),
+                ref_timestamp=_uint(data["ref_timestamp"]),
+                energy_price=_uint(data["energy_price"]),
+                bandwidth_price=_uint(data["bandwidth_price"]),
+                activation_fee=_uint(data["activation_fee"]),
+                hot_balance=_uint(data["hot_balance"]),
+                energy={int(k): _uint(v) for k, v in dict(data["energy"]).items()},
+                inactive=frozenset(int(i) for i in data["inactive"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"malformed signing plan ({exc})") from None

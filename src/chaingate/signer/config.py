@@ -59,9 +59,10 @@ class SignerSettings:
             raise ConfigError(f"{ENV_DATABASE} (or CHAINGATE_DATABASE_URL): not set")
         if not base.approval_seal_key:
             raise ConfigError("CHAINGATE_APPROVAL_SEAL_KEY: the signer cannot check approvals")
-        evm = {n.name: n for n in base.networks.values() if n.kind is NetworkKind.EVM}
+        signed = (NetworkKind.EVM, NetworkKind.TRON)
+        hot = {n.name: n for n in base.networks.values() if n.kind in signed}
         keys = load_keyring(env, base.networks.values())
-        for network in evm.values():
+        for network in hot.values():
             if network.hot_address is not None:
                 keys.key_for(network.hot_address)  # fail at start, not at the first job
         return cls(

@@ -26,6 +26,7 @@ import structlog
 from eth_account import Account
 from eth_utils.address import to_checksum_address
 
+from chaingate.chains.tron.addresses import raw_from_public_point, to_base58
 from chaingate.domain import Network
 from chaingate.errors import KeystoreError
 
@@ -46,11 +47,21 @@ class HotKey:
     secret: bytes = field(repr=False)
 
 
+def tron_address(secret: bytes) -> str:
+    """The base58 T-address of a secp256k1 secret."""
+    from coincurve import PrivateKey
+
+    point = PrivateKey(secret).public_key.format(compressed=False)[1:]
+    return to_base58(raw_from_public_point(point))
+
+
 class KeyRing:
     """The keys the signer holds, by address (case-insensitive)."""
 
     def __init__(self, keys: Iterable[HotKey]) -> None:
         self._keys = {k.address.lower(): k for k in keys}
+        # The same secp256k1 key is a TRON account too: its base58 T-address (case matters)
+        self._tron = {tron_address(k.secret): k for k in self._keys.values()}
 
     def __repr__(self) -> str:
         return f"KeyRing(addresses={self.addresses})"
@@ -60,7 +71,7 @@ class KeyRing:
         return sorted(k.address for k in self._keys.values())
 
     def key_for(self, address: str) -> HotKey:
-        key = self._keys.get(address.lower())
+        key = self._tron.get(address) or self._keys.get(address.lower())
         if key is None:
             raise KeystoreError(f"the signer holds no key for {address}")
         return key

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+import asyncpg
 import structlog
 
 from chaingate.chains.evm.txbuilder import (
@@ -24,7 +25,9 @@ from chaingate.chains.evm.txbuilder import (
     bump_fees,
     unsigned_transaction,
 )
-from chaingate.errors import FencedOut, KeystoreError, ValidationError
+from chaingate.domain.batch_content import BatchContent, BatchOutput
+from chaingate.domain.signing_plan import TronPlan
+from chaingate.errors import FencedOut, KeystoreError, SignerError, ValidationError
 from chaingate.signer.checks import Refused, check_limits
 from chaingate.signer.evm import sign_evm
 from chaingate.store import leases
@@ -72,6 +75,8 @@ async def _replace(signer: Signer, queue: LeasedQueue, claim: Claim) -> Outcome:
         content, network = signer.verify(material, REPLACEABLE)
         plan = signer.plan_of(claim, network, sender=str(old["from_address"]))
         [output] = [o for o in content.outputs if o.withdrawal_id == old["withdrawal_id"]]
+        if isinstance(plan, TronPlan):
+            return await _rebuild_tron(signer, queue, claim, old, content, output, plan)
         # The same withdrawal again: its per-transaction limit applies, the day's tally does not
         # count it a second time.
         check_limits(
@@ -151,3 +156,61 @@ async def _replace(signer: Signer, queue: LeasedQueue, claim: Claim) -> Outcome:
         max_fee_per_gas=fees.max_fee_per_gas,
     )
     return Outcome(claim.id, "signed" if replaced else "done_already")
+
+
+async def _rebuild_tron(
+    signer: Signer,
+    queue: LeasedQueue,
+    claim: Claim,
+    old: asyncpg.Record,
+    content: BatchContent,
+    output: BatchOutput,
+    plan: TronPlan,
+) -> Outcome:
+    """TRON: a NEW transaction for a withdrawal whose transaction expired unmined (the tracker
+    asks only once the solidified chain proves it dead). Its reference block must be newer than
+    the old expiration, the evidence the signer can check itself; then, under the allocator
+    lease and in one database transaction, the old row steps aside and the new one goes in."""
+    from chaingate.signer.service import Outcome, allocator_lease_name
+    from chaingate.signer.tron import tron_rows
+
+    network = signer.settings.networks[content.network]
+    async with signer.db.acquire() as conn:
+        expiration = await conn.fetchval(
+            "SELECT expiration_ms FROM withdrawal_txs WHERE id = $1", old["id"]
+        )
+    if expiration is None or plan.ref_timestamp <= int(expiration):
+        await queue.fail(claim, "the old transaction is not provably expired", 5.0)
+        return Outcome(claim.id, "deferred")
+    sender = str(old["from_address"])
+    key = signer.settings.keys.key_for(sender)
+    name = allocator_lease_name(network.name, sender, network.kind.value)
+    lease = await leases.acquire(signer.db, name, signer.holder, signer.settings.allocator_ttl)
+    if lease is None:
+        await queue.defer([claim], 1.0)
+        return Outcome(claim.id, "deferred")
+    try:
+        one = dataclasses.replace(content, outputs=(output,))
+        [row] = tron_rows(int(old["batch_id"]), one, network, plan, key, lease.epoch)
+        async with signer.db.acquire() as conn, conn.transaction():
+            await leases.check(conn, lease)
+            rebuilt = await replace_tx(conn, int(old["id"]), row)
+            if not await queue.complete(claim, conn=conn):
+                raise FencedOut("the rebuild request was claimed by another signer")
+    except FencedOut as exc:
+        log.warning("rebuild_fenced_out", tx_id=old["id"], error=str(exc))
+        return Outcome(claim.id, "deferred")
+    except (FeeCapError, ValidationError, SignerError) as exc:
+        await queue.fail(claim, str(exc), backoff(claim.attempts, 5.0, 300.0))
+        log.warning("rebuild_not_signed", tx_id=old["id"], error=str(exc))
+        return Outcome(claim.id, "deferred")
+    finally:
+        await leases.release(signer.db, lease)
+    log.info(
+        "tron_withdrawal_rebuilt" if rebuilt else "rebuild_not_needed",
+        network=network.name,
+        old_txid=old["txid"],
+        txid=row.txid,
+        expiration_ms=row.expiration_ms,
+    )
+    return Outcome(claim.id, "signed" if rebuilt else "done_already")

@@ -38,12 +38,13 @@ from chaingate.chains.evm.txbuilder import (
 from chaingate.delivery import run_passes
 from chaingate.domain import AlertKind, AlertSeverity, Network, NetworkKind, NewAlert
 from chaingate.domain.batch_content import BatchContent
-from chaingate.domain.signing_plan import EvmPlan
+from chaingate.domain.signing_plan import EvmPlan, TronPlan
 from chaingate.errors import ChaingateError, FencedOut, ValidationError
 from chaingate.signer.checks import Refused, check_limits, verify_batch
 from chaingate.signer.config import SignerSettings
 from chaingate.signer.evm import sign_evm
 from chaingate.signer.keystore import HotKey
+from chaingate.signer.tron import HotWalletShort, tron_rows
 from chaingate.store import leases
 from chaingate.store.alerts import raise_alert
 from chaingate.store.batches import unheld
@@ -62,6 +63,7 @@ from chaingate.store.signer import (
 
 log = structlog.get_logger(__name__)
 _SIGNABLE = frozenset({"approved", "signing"})
+_FAMILIES = frozenset({NetworkKind.EVM, NetworkKind.TRON})  # the families the signer signs for
 # A replacement re-signs a withdrawal of a batch that is already out.
 REPLACEABLE = frozenset({"signing", "signed", "broadcast"})
 
@@ -76,8 +78,10 @@ class Outcome:
     result: str  # signed | refused | deferred | replanned | done_already
 
 
-def allocator_lease_name(network: str, address: str) -> str:
-    return f"allocator:evm:{network}:{address.lower()}"
+def allocator_lease_name(network: str, address: str, family: str = "evm") -> str:
+    # TRON's base58 addresses are case-sensitive: only hex (EVM) addresses are folded
+    shown = address.lower() if family == "evm" else address
+    return f"allocator:{family}:{network}:{shown}"
 
 
 class Signer:
@@ -156,7 +160,7 @@ class Signer:
         if batch.status not in statuses:
             raise Refused("status", f"batch {batch.id} is {batch.status}, not approved")
         network = self._settings.networks.get(batch.network)
-        if network is None or network.kind is not NetworkKind.EVM:
+        if network is None or network.kind not in _FAMILIES:
             raise Refused(
                 "unknown_network", f"batch {batch.id}: the signer serves no {batch.network}"
             )
@@ -171,14 +175,22 @@ class Signer:
         )
         return content, network
 
-    def plan_of(self, claim: Claim, network: Network, sender: str | None = None) -> EvmPlan:
+    def plan_of(
+        self, claim: Claim, network: Network, sender: str | None = None
+    ) -> EvmPlan | TronPlan:
         """The claimed plan, fresh and for ``sender`` (default: the registry's hot address)."""
         planned_at = claim.record["planned_at"]
         age = (datetime.now(UTC) - planned_at).total_seconds() if planned_at else None
         if age is None or age > self._settings.plan_max_age:
             raise ValidationError("the plan is stale (fees move): the planner makes a new one")
-        plan = EvmPlan.from_json(plan_of(claim.record))
+        data = plan_of(claim.record)
         expected = sender or network.hot_address
+        if network.kind is NetworkKind.TRON:
+            tron = TronPlan.from_json(data)
+            if expected is None or tron.from_address != expected:
+                raise ValidationError("the plan names another address than the one that signs")
+            return tron
+        plan = EvmPlan.from_json(data)
         if expected is None or plan.from_address != expected.lower():
             raise ValidationError("the plan names another address than the one that signs")
         return plan
@@ -189,11 +201,11 @@ class Signer:
         material: BatchMaterial,
         content: BatchContent,
         network: Network,
-        plan: EvmPlan,
+        plan: EvmPlan | TronPlan,
     ) -> Outcome:
-        assert network.hot_address is not None and network.chain_id is not None
+        assert network.hot_address is not None
         key = self._settings.keys.key_for(network.hot_address)
-        name = allocator_lease_name(network.name, network.hot_address)
+        name = allocator_lease_name(network.name, network.hot_address, network.kind.value)
         lease = await leases.acquire(self._db, name, self.holder, self._settings.allocator_ttl)
         if lease is None:
             await self._queue.defer([claim], 1.0)  # another signer allocates for this address
@@ -206,9 +218,12 @@ class Signer:
                     await signed_in_last_day(conn, content.network, content.asset),
                 )
                 await leases.check(conn, lease)
-                rows = await self._allocate_and_sign(
-                    conn, material.batch.id, content, network, plan, key, lease
-                )
+                if isinstance(plan, TronPlan):
+                    rows = tron_rows(material.batch.id, content, network, plan, key, lease.epoch)
+                else:
+                    rows = await self._allocate_and_sign(
+                        conn, material.batch.id, content, network, plan, key, lease
+                    )
                 crashpoints.crash_point(crashpoints.SIGNED_BEFORE_RECORD)
                 await insert_signed(conn, rows)
                 if not await self._queue.complete(claim, conn=conn):
@@ -219,6 +234,9 @@ class Signer:
             return Outcome(claim.id, "refused")
         except FeeCapError as exc:
             await self._fee_cap_alert(claim, material, str(exc))
+            return Outcome(claim.id, "deferred")
+        except HotWalletShort as exc:
+            await self._fee_cap_alert(claim, material, str(exc), AlertKind.HOT_WALLET_SHORT)
             return Outcome(claim.id, "deferred")
         except (FencedOut, _LeaseLost) as exc:
             log.warning("signer_fenced_out", job_id=claim.id, error=type(exc).__name__)
@@ -236,11 +254,12 @@ class Signer:
             network=network.name,
             txs=len(rows),
             first_nonce=rows[0].nonce,
+            expiration_ms=rows[0].expiration_ms,
             epoch=lease.epoch,
         )
         return Outcome(claim.id, "signed")
 
-    async def _allocate_and_sign(
+    async def _allocate_and_sign(  # EVM: nonces after the last recorded one
         self,
         conn: asyncpg.Connection,
         batch_id: int,
@@ -336,15 +355,21 @@ class Signer:
             )
         log.error("signer_refused", claim_id=claim.id, batch_id=batch_id, reason=exc.reason)
 
-    async def _fee_cap_alert(self, claim: Claim, material: BatchMaterial, error: str) -> None:
+    async def _fee_cap_alert(
+        self,
+        claim: Claim,
+        material: BatchMaterial,
+        error: str,
+        kind: AlertKind = AlertKind.FEE_CAP_TOO_LOW,
+    ) -> None:
         retry_in = backoff(claim.attempts, 5.0, 300.0)
         await self._queue.fail(claim, error, retry_in)
         async with self._db.acquire() as conn:
             await self.alert(
                 conn,
-                AlertKind.FEE_CAP_TOO_LOW,
+                kind,
                 f"batch {material.batch.id}: {error}; retried in {retry_in:.0f} s",
-                f"fee_cap_too_low:{material.batch.id}",
+                f"{kind}:{material.batch.id}",
                 material.batch.network,
                 severity=AlertSeverity.WARNING,
             )

@@ -194,3 +194,14 @@ async def signer_job(conn: asyncpg.Connection, batch_id: int) -> dict[str, Any] 
         batch_id,
     )
     return None if row is None else dict(row)
+
+
+async def transactions(conn: asyncpg.Connection, batch_id: int) -> list[dict[str, Any]]:
+    """The batch's signed transactions as ops see them (nonce order; a replaced one shows too)."""
+    rows = await conn.fetch(
+        """SELECT id, withdrawal_id, nonce, txid, status, max_fee_per_gas::text AS max_fee,
+                  fee::text AS fee, confirmations, created_at, broadcast_at
+             FROM withdrawal_txs WHERE batch_id = $1 ORDER BY nonce NULLS LAST, id""",
+        batch_id,
+    )
+    return [dict(r) for r in rows]

@@ -97,18 +97,23 @@ async def stored_hashes_desc(
 async def record_blocks(
     conn: asyncpg.Connection, network: str, blocks: Sequence[BlockRef], keep: int
 ) -> None:
-    await conn.executemany(
-        """INSERT INTO block_hashes (network, number, hash, parent_hash) VALUES ($1, $2, $3, $4)
+    if not blocks:
+        return
+    await conn.execute(
+        """INSERT INTO block_hashes (network, number, hash, parent_hash)
+           SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[])
            ON CONFLICT (network, number) DO UPDATE
            SET hash = excluded.hash, parent_hash = excluded.parent_hash""",
-        [(network, b.number, b.hash, b.parent_hash) for b in blocks],
+        network,
+        [b.number for b in blocks],
+        [b.hash for b in blocks],
+        [b.parent_hash for b in blocks],
     )
-    if blocks:
-        await conn.execute(
-            "DELETE FROM block_hashes WHERE network = $1 AND number <= $2",
-            network,
-            blocks[-1].number - keep,
-        )
+    await conn.execute(
+        "DELETE FROM block_hashes WHERE network = $1 AND number <= $2",
+        network,
+        blocks[-1].number - keep,
+    )
 
 
 async def cursors(conn: asyncpg.Connection) -> dict[str, dict[str, Any]]:

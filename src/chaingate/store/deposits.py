@@ -17,11 +17,38 @@ from chaingate.store.paging import keyset_page
 # generation so its next credit carries a new idempotency key. Credited rows never change here:
 # a rollback (reorg) or ``reverse_changed`` reverses them first, explicitly. A mempool sighting
 # never touches a row that is in a block (confirming or rejected there).
-_UPSERT = """
-INSERT INTO deposits (network, txid, position, to_key, amount, status, asset, contract, decimals,
-                      address_id, user_id, block_number, block_hash, reason,
-                      required_confirmations, coinbase)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+_COLUMNS_IN = (
+    "network",
+    "txid",
+    "position",
+    "to_key",
+    "amount",
+    "status",
+    "asset",
+    "contract",
+    "decimals",
+    "address_id",
+    "user_id",
+    "block_number",
+    "block_hash",
+    "reason",
+    "required_confirmations",
+    "coinbase",
+)
+# The rows of one upsert are COPied (binary) into a temporary table dropped at commit, then
+# merged by one statement: a catch-up range holds thousands of deposits, and neither a round per
+# row nor array parameters (asyncpg checks every array element's type) keep up with the node.
+_STAGE = """
+CREATE TEMP TABLE deposits_in (
+    network text, txid text, position text, to_key text, amount numeric(78, 0), status text,
+    asset text, contract text, decimals integer, address_id bigint, user_id text,
+    block_number bigint, block_hash text, reason text, required_confirmations integer,
+    coinbase boolean
+) ON COMMIT DROP
+"""
+_UPSERT = f"""
+INSERT INTO deposits ({", ".join(_COLUMNS_IN)})
+SELECT * FROM deposits_in
 ON CONFLICT (network, txid, position) DO UPDATE SET
     to_key = excluded.to_key,
     amount = excluded.amount,
@@ -75,6 +102,21 @@ async def reverse_changed(
     mined = [r for r in rows if r.block_hash is not None]
     if not mined:
         return []
+    # A catch-up range brings thousands of new rows and almost never one already credited:
+    # find those by key first, and compare content only for them.
+    credited = await conn.fetch(
+        """SELECT d.network, d.txid, d.position FROM deposits d
+           JOIN unnest($1::text[], $2::text[], $3::text[]) AS n(network, txid, position)
+             ON d.network = n.network AND d.txid = n.txid AND d.position = n.position
+           WHERE d.status = 'credited'""",
+        [r.network for r in mined],
+        [r.txid for r in mined],
+        [r.position for r in mined],
+    )
+    if not credited:
+        return []
+    keys = {(c["network"], c["txid"], c["position"]) for c in credited}
+    mined = [r for r in mined if (r.network, r.txid, r.position) in keys]
     return list(
         await conn.fetch(
             _REVERSE_CHANGED,
@@ -93,30 +135,41 @@ async def reverse_changed(
 
 
 async def upsert(conn: asyncpg.Connection, rows: Sequence[DepositInput]) -> None:
-    await conn.executemany(
-        _UPSERT,
-        [
-            (
-                r.network,
-                r.txid,
-                r.position,
-                r.to_key,
-                r.amount,
-                r.status.value,
-                r.asset,
-                r.contract,
-                r.decimals,
-                r.address_id,
-                r.user_id,
-                r.block_number,
-                r.block_hash,
-                r.reason,
-                r.required_confirmations,
-                r.coinbase,
-            )
-            for r in rows
-        ],
-    )
+    """Record ``rows`` (see _UPSERT) in one merge."""
+    # One statement cannot update a row twice (ON CONFLICT): a repeated (txid, position) in one
+    # batch keeps its first sighting, as the row-by-row upsert did (the repeat changed nothing).
+    unique = list({(r.network, r.txid, r.position): r for r in reversed(rows)}.values())[::-1]
+    if not unique:
+        return
+    async with conn.transaction():  # a savepoint inside the caller's transaction
+        await conn.execute(_STAGE)
+        await conn.copy_records_to_table(
+            "deposits_in",
+            records=[
+                (
+                    r.network,
+                    r.txid,
+                    r.position,
+                    r.to_key,
+                    r.amount,
+                    r.status.value,
+                    r.asset,
+                    r.contract,
+                    r.decimals,
+                    r.address_id,
+                    r.user_id,
+                    r.block_number,
+                    r.block_hash,
+                    r.reason,
+                    r.required_confirmations,
+                    r.coinbase,
+                )
+                for r in unique
+            ],
+            columns=list(_COLUMNS_IN),
+        )
+        await conn.execute(_UPSERT)
+        await conn.execute("DROP TABLE deposits_in")  # a second upsert in this transaction
 
 
 async def rollback_above(
@@ -184,11 +237,15 @@ async def due_for_credit(
 
 async def mark_credited(conn: asyncpg.Connection, keys: Sequence[tuple[int, str]]) -> None:
     """Credit deposits (id, credit key) locked by ``due_for_credit`` in this transaction."""
-    await conn.executemany(
-        """UPDATE deposits SET status = 'credited', credit_key = $2, credited_at = now(),
-                               updated_at = now()
-           WHERE id = $1 AND status = 'confirming'""",
-        keys,
+    if not keys:
+        return
+    await conn.execute(
+        """UPDATE deposits d SET status = 'credited', credit_key = k.key, credited_at = now(),
+                                 updated_at = now()
+           FROM unnest($1::bigint[], $2::text[]) AS k(id, key)
+           WHERE d.id = k.id AND d.status = 'confirming'""",
+        [i for i, _ in keys],
+        [key for _, key in keys],
     )
 
 

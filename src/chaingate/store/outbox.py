@@ -19,11 +19,16 @@ async def enqueue(
 async def enqueue_many(
     conn: asyncpg.Connection, kind: str, messages: Sequence[tuple[str, dict[str, Any]]]
 ) -> None:
-    """Queue ledger requests (idempotency key, body) in one pipelined round of inserts."""
-    await conn.executemany(
-        """INSERT INTO ledger_outbox (idempotency_key, kind, payload) VALUES ($1, $2, $3)
+    """Queue ledger requests (idempotency key, body) in one set-based insert."""
+    if not messages:
+        return
+    await conn.execute(
+        """INSERT INTO ledger_outbox (idempotency_key, kind, payload)
+           SELECT k, $1, p FROM unnest($2::text[], $3::jsonb[]) AS m(k, p)
            ON CONFLICT (idempotency_key) DO NOTHING""",
-        [(key, kind, {"idempotency_key": key, **payload}) for key, payload in messages],
+        kind,
+        [key for key, _ in messages],
+        [{"idempotency_key": key, **payload} for key, payload in messages],
     )
 
 

@@ -51,14 +51,18 @@ class SignedRow:
     withdrawal_id: int
     network: str
     from_address: str
-    nonce: int
+    nonce: int | None  # None on TRON (no nonces)
     raw_tx: str
     txid: str
     fee_cap: int
-    max_fee_per_gas: int
-    max_priority_fee_per_gas: int
-    gas_limit: int
+    max_fee_per_gas: int | None  # EVM
+    max_priority_fee_per_gas: int | None
+    gas_limit: int | None
     signer_epoch: int
+    expiration_ms: int | None = None  # TRON: fixed in the signed bytes
+    ref_block_number: int | None = None
+    ref_block_id: str | None = None
+    fee_limit: int | None = None
 
 
 async def load_batch(conn: asyncpg.Connection, batch_id: int) -> BatchMaterial | None:
@@ -167,8 +171,9 @@ async def insert_signed(conn: asyncpg.Connection, rows: Sequence[SignedRow]) -> 
     await conn.executemany(
         """INSERT INTO withdrawal_txs (batch_id, withdrawal_id, network, from_address, nonce,
                                        raw_tx, txid, fee_cap, max_fee_per_gas,
-                                       max_priority_fee_per_gas, gas_limit, signer_epoch)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
+                                       max_priority_fee_per_gas, gas_limit, signer_epoch,
+                                       expiration_ms, ref_block_number, ref_block_id, fee_limit)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)""",
         [
             (
                 r.batch_id,
@@ -183,6 +188,10 @@ async def insert_signed(conn: asyncpg.Connection, rows: Sequence[SignedRow]) -> 
                 r.max_priority_fee_per_gas,
                 r.gas_limit,
                 r.signer_epoch,
+                r.expiration_ms,
+                r.ref_block_number,
+                r.ref_block_id,
+                r.fee_limit,
             )
             for r in rows
         ],

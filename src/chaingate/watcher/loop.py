@@ -14,6 +14,7 @@ write transaction checks the lease epoch the step began under and compares and s
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ from chaingate.store.leases import Lease
 from chaingate.watcher.addressbook import AddressBook
 from chaingate.watcher.forks import ForkFinder
 from chaingate.watcher.leadership import LeaseKeeper
+from chaingate.watcher.pipeline import RangeSizer, ScanPipeline
+from chaingate.watcher.progress import CatchUp
 from chaingate.watcher.reversals import reverse_credits
 from chaingate.watcher.rules import decide
 
@@ -87,10 +90,14 @@ class Watcher:
         self.leadership = LeaseKeeper(
             db, f"watcher:{self.name}", holder or leases.new_holder_id(), lease_ttl
         )
-        # While catching up, the scan of the next range runs while this one is stored and
-        # credited. It is only a read: it is used when it starts exactly at the cursor (and
+        self.catch_up = CatchUp(self.name, behind=2 * adapter.network.scan_batch)
+        # While catching up, the scans of the next ranges run while this one is stored and
+        # credited. They are only reads: one is used when it starts exactly at the cursor (and
         # _store_range still checks it links to the stored tip), and dropped otherwise.
-        self._prefetch: tuple[int, int, asyncio.Task[ScanResult]] | None = None
+        self.pipeline = ScanPipeline(
+            lambda start, end: adapter.scan(start, end, self.book),
+            RangeSizer.for_network(adapter.network),
+        )
 
     # --- the loop -----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -99,7 +106,7 @@ class Watcher:
         try:
             await self._run(stop)
         finally:
-            self._drop_prefetch()
+            self.pipeline.drop()
             self.metrics.leader_epoch.labels(self.name).set(0)
             await self.leadership.release()
 
@@ -119,7 +126,7 @@ class Watcher:
                 await self._lead(stop)
             except FencedOut as exc:
                 self.leadership.forget()
-                self._drop_prefetch()
+                self.pipeline.drop()
                 self.metrics.deposed.labels(self.name).inc()
                 self.metrics.leader_epoch.labels(self.name).set(0)
                 log.warning("watcher_deposed", network=self.name, error=str(exc))
@@ -142,6 +149,7 @@ class Watcher:
             try:
                 result = await self.step()
                 failures = 0
+                await self.catch_up.after_step(self.db, result.cursor, result.head)
             except (ReorgTooDeepError, FencedOut):
                 raise  # a human is needed (alerted in ForkFinder.confirm), or another instance leads
             except (ChaingateError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
@@ -168,6 +176,13 @@ class Watcher:
         return lease
 
     async def step(self) -> StepResult:
+        try:
+            return await self._step()
+        except BaseException:
+            self.pipeline.drop()  # a failed or cancelled step leaves nothing running
+            raise
+
+    async def _step(self) -> StepResult:
         lease = await self._hold()
         head, cursor, history, fork, endpoint = await self._view(lease)
         if fork is not None:
@@ -178,18 +193,14 @@ class Watcher:
             await self._rollback(lease, cursor, fork)
             cursor = fork
         scanned, found, credited = 0, 0, 0
-        try:
-            if cursor < head.number:
-                end, result = await self._scan_next(cursor, head.number)
-                if await self._store_range(lease, cursor, end, result):
-                    scanned, found, cursor = end - cursor, len(result.transfers), end
-            if not depth:  # a step that found a reorg credits nothing: the next one re-checks
-                credited = await self._credit(lease, head, cursor)
-            if cursor >= head.number:  # after crediting, and best effort: see _track_pending
-                await self._track_pending(lease, cursor)
-        except BaseException:
-            self._drop_prefetch()  # a failed or cancelled step leaves nothing running
-            raise
+        if cursor < head.number:
+            end, result = await self.pipeline.next(cursor, head.number)
+            if await self._store_range(lease, cursor, end, result):
+                scanned, found, cursor = end - cursor, len(result.transfers), end
+        if not depth:  # a step that found a reorg credits nothing: the next one re-checks
+            credited = await self._credit(lease, head, cursor)
+        if cursor >= head.number:  # after crediting, and best effort: see _track_pending
+            await self._track_pending(lease, cursor)
         self.metrics.cursor.labels(self.name).set(cursor)
         return StepResult(head.number, cursor, scanned, found, credited, depth)
 
@@ -231,31 +242,6 @@ class Watcher:
             return await chainstate.init_cursor(
                 conn, lease, self.name, (head.number if start is None else start) - 1
             )
-
-    async def _scan_next(self, cursor: int, head: int) -> tuple[int, ScanResult]:
-        """Scan the range after ``cursor`` (from the prefetch when it is that range) and start
-        prefetching the one after it when the head is further still."""
-        ahead = self._prefetch
-        self._prefetch = None
-        if ahead is not None and ahead[0] == cursor + 1 and ahead[1] <= head:
-            end = ahead[1]
-            result = await ahead[2]
-        else:
-            if ahead is not None:
-                ahead[2].cancel()
-            end = min(cursor + self.network.scan_batch, head)
-            result = await self.adapter.scan(cursor + 1, end, self.book)
-        if end < head:
-            next_end = min(end + self.network.scan_batch, head)
-            task = asyncio.create_task(self.adapter.scan(end + 1, next_end, self.book))
-            task.add_done_callback(_retrieve)  # a dropped prefetch's error is not news
-            self._prefetch = (end + 1, next_end, task)
-        return end, result
-
-    def _drop_prefetch(self) -> None:
-        if self._prefetch is not None:
-            self._prefetch[2].cancel()
-            self._prefetch = None
 
     # --- reorgs -------------------------------------------------------------------------------
     async def _rollback(self, lease: Lease, cursor: int, fork: int) -> None:
@@ -327,11 +313,17 @@ class Watcher:
                 new_amount=str(int(row["new_amount"])),
             )
         await deposits.upsert(conn, rows)
+        by_status = Counter(row.status.value for row in rows)
+        for status, count in by_status.items():
+            self.metrics.deposits.labels(self.name, status).inc(count)
+        unlisted = sum(
+            1
+            for row in rows
+            if row.block_number is not None and row.reason == RejectReason.UNLISTED_TOKEN
+        )
+        if unlisted:
+            self.metrics.unlisted_tokens.labels(self.name).inc(unlisted)
         for d in decisions:
-            self.metrics.deposits.labels(self.name, d.deposit.status.value).inc()
-            mined = d.deposit.block_number is not None
-            if mined and d.deposit.reason == RejectReason.UNLISTED_TOKEN:
-                self.metrics.unlisted_tokens.labels(self.name).inc()
             if d.alert is not None and await raise_alert(conn, d.alert):
                 self.metrics.alerts.labels(d.alert.kind, self.name).inc()
                 log.warning(
@@ -400,8 +392,17 @@ class Watcher:
                 [(key, _credit(key, r).body()) for (_, key), r in zip(keys, due, strict=True)],
             )
         credited = len(due)
-        for row in due:
+        # One info event per pass (a catch-up pass credits thousands; a line each cost as much
+        # as the scan), the detail per deposit at debug.
+        if due:
             log.info(
+                "deposits_credited",
+                network=self.name,
+                count=credited,
+                blocks=f"{due[0]['block_number']}..{due[-1]['block_number']}",
+            )
+        for row in due:
+            log.debug(
                 "deposit_credited",
                 network=self.name,
                 txid=row["txid"],
@@ -426,11 +427,6 @@ def _credit(key: str, row: asyncpg.Record) -> Credit:
         position=row["position"],
         block_number=row["block_number"],
     )
-
-
-def _retrieve(task: asyncio.Task[ScanResult]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

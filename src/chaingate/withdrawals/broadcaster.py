@@ -38,8 +38,9 @@ ACTOR = "broadcaster"
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
-def outgoing_table(network: str) -> QueueTable:
-    """The live transactions of one network. The name goes into SQL text, so it is checked."""
+def outgoing_table(network: str, extra: str = "") -> QueueTable:
+    """The live transactions of one network (``extra``: a family's own columns). The name goes
+    into SQL text, so it is checked."""
     if not _NAME.fullmatch(network):
         raise ValueError(f"unexpected network name {network!r}")
     return QueueTable(
@@ -48,7 +49,8 @@ def outgoing_table(network: str) -> QueueTable:
                      q.nonce, q.raw_tx, q.txid, q.status, q.block_number, q.block_hash,
                      q.broadcast_at, q.created_at, q.gas_limit, q.fee_cap::text AS fee_cap,
                      q.max_fee_per_gas::text AS max_fee_per_gas,
-                     q.max_priority_fee_per_gas::text AS max_priority_fee_per_gas""",
+                     q.max_priority_fee_per_gas::text AS max_priority_fee_per_gas"""
+        + (f", {extra}" if extra else ""),
         eligible=f"q.network = '{network}' AND q.status IN ('signed', 'broadcast', 'confirmed')",
     )
 
@@ -129,6 +131,12 @@ class Broadcaster:
             # The nonce went to another transaction: the tracker decides, after reorg depth,
             # whether this withdrawal failed. Until then it counts as sent.
             log.warning("withdrawal_nonce_used_elsewhere", txid=row["txid"], nonce=row["nonce"])
+        await self.sent(claim, outcome.value)
+
+    async def sent(self, claim: Claim, outcome: str) -> None:
+        """The row's bytes went out: it, its withdrawal and its batch move to ``broadcast``
+        (every family; what counts as sent is the family's ``send``)."""
+        row = claim.record
         async with self._db.acquire() as conn, conn.transaction():
             done = await conn.fetchval(
                 """UPDATE withdrawal_txs
@@ -150,7 +158,7 @@ class Broadcaster:
             network=self.network.name,
             txid=row["txid"],
             nonce=row["nonce"],
-            outcome=outcome.value,
+            outcome=outcome,
         )
 
     async def _mark_signed(self, row: asyncpg.Record) -> None:

@@ -17,7 +17,7 @@ import structlog
 from chaingate.chains.evm.rpc import EvmRpc
 from chaingate.chains.evm.txbuilder import NATIVE_TRANSFER_GAS, erc20_transfer_data
 from chaingate.domain import AlertKind, AlertSeverity, Network, NewAlert
-from chaingate.domain.signing_plan import EvmPlan
+from chaingate.domain.signing_plan import EvmPlan, TronPlan
 from chaingate.errors import ProviderError, RpcError
 from chaingate.store.alerts import raise_alert
 from chaingate.store.batches import unheld
@@ -118,7 +118,7 @@ class Planner:
             ]
             return await unheld(conn, ids)
 
-    async def _plan(self, batch_id: int, contract: str | None) -> EvmPlan:
+    async def _plan(self, batch_id: int, contract: str | None) -> EvmPlan | TronPlan:
         async with self._db.acquire() as conn:
             outputs = await conn.fetch(
                 "SELECT withdrawal_id, destination, amount::text AS amount"

@@ -34,7 +34,7 @@ from chaingate import crashpoints
 from chaingate.chains.evm.codec import decode_transfer_log
 from chaingate.chains.evm.rpc import EvmRpc, RawReceipt, hex_int
 from chaingate.chains.evm.txbuilder import FeeCapError, Fees, bump_fees, quote_from_fee_history
-from chaingate.domain import AlertKind, AlertSeverity, Network, NewAlert
+from chaingate.domain import AlertKind, AlertSeverity, Network, NetworkKind, NewAlert
 from chaingate.domain.signing_plan import EvmPlan
 from chaingate.domain.withdrawals import WithdrawalStatus
 from chaingate.store import chainstate
@@ -235,7 +235,11 @@ class Tracker:
     ) -> None:
         row = claim.record
         # A confirmed row stays watched (see the module's docstring) until beyond the window.
-        watch = outcome == "confirmed" and (confirmations or 0) < self.network.reorg_window
+        watch = (
+            outcome == "confirmed"
+            and self.network.kind is NetworkKind.EVM  # TRON's solidified blocks are final
+            and (confirmations or 0) < self.network.reorg_window
+        )
         async with self._db.acquire() as conn, conn.transaction():
             if watch:
                 kept = await self._queue.reschedule(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -166,7 +166,10 @@ class EvmAdapter:
             )
             for hit in hits
         ]
-        transfers.extend(self._resolve(candidates, receipts, blocks, start))
+        # A token call whose Transfer log to us was found (and checked against its receipt
+        # just above) moved tokens: its receipt need not be searched for the event again.
+        logged = {(h.event.txid, h.event.contract, h.event.to) for h in hits}
+        transfers.extend(self._resolve(candidates, receipts, blocks, start, logged))
         transfers.extend(traces)
         return ScanResult(blocks=tuple(refs), transfers=tuple(transfers))
 
@@ -255,6 +258,7 @@ class EvmAdapter:
         receipts: dict[int, list[RawReceipt]],
         blocks: list[RawBlock],
         start: int,
+        logged: Collection[tuple[str, str | None, str]],
     ) -> Iterable[Transfer]:
         for cand in candidates:
             block_receipts = receipts[cand.block.number]
@@ -267,7 +271,11 @@ class EvmAdapter:
                 yield self._transfer(cand, "native", self._native, None, reason)
             elif failed:
                 yield self._call_transfer(cand, index, RejectReason.FAILED_TX)
-            elif not _has_transfer_event(receipt, cand.token, cand.to):
+            elif (
+                cand.tx["hash"].lower(),
+                cand.token.contract,
+                cand.to,
+            ) not in logged and not _has_transfer_event(receipt, cand.token, cand.to):
                 # transfer() "succeeded" but moved nothing: a token returning false.
                 yield self._call_transfer(cand, index, RejectReason.NO_TRANSFER_EVENT)
 

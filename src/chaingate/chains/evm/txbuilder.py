@@ -22,6 +22,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from chaingate.chains.evm.codec import SELECTOR_TRANSFER
+from chaingate.errors import FeeCapError as FeeCapError  # re-exported; TRON raises it too
 from chaingate.errors import ValidationError
 
 NATIVE_TRANSFER_GAS = 21_000
@@ -29,13 +30,6 @@ REPLACEMENT_BUMP_PERCENT = 125  # over the old fees; above the nodes' 110 % so a
 DEFAULT_GAS_MARGIN_PERCENT = 120
 _UINT256 = 2**256
 _HEX40 = re.compile(r"0x[0-9a-fA-F]{40}")
-
-
-class FeeCapError(ValidationError):
-    """Raised when the approved fee cap cannot pay the next block's base fee and tip (or a
-    replacement's minimum bump): the transaction would not be mined, so it is not built."""
-
-    code = "fee_cap_exceeded"
 
 
 @dataclass(frozen=True, slots=True)

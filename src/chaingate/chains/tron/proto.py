@@ -237,3 +237,55 @@ def decode_raw_data(raw: bytes) -> DecodedContract | None:
             kind, _bytes(value, 1), _bytes(value, 2), _int(value, 3), data=_bytes(value, 4)
         )
     return DecodedContract(kind, b"", b"", 0)
+
+
+def decode_transaction(data: bytes) -> tuple[bytes, list[str]]:
+    """(raw bytes, signatures hex) of a whole serialized ``Transaction`` (what
+    ``/wallet/broadcasthex`` carries)."""
+    fields = parse_message(data)
+    raws = fields.get(1, [])
+    if len(raws) != 1 or not isinstance(raws[0], bytes):
+        raise ChainDataError("a transaction needs exactly one raw_data")
+    signatures = [s.hex() for s in fields.get(2, []) if isinstance(s, bytes)]
+    return raws[0], signatures
+
+
+def raw_data_json(raw: bytes) -> dict[str, Any]:
+    """java-tron's JSON ``raw_data`` (visible=false) of serialized ``Transaction.raw`` bytes:
+    the inverse of ``encode_raw_data`` for the three contract types it writes."""
+    fields = parse_message(raw)
+    contract = decode_raw_data(raw)
+    if contract is None or contract.kind not in CONTRACT_TYPES:
+        raise ChainDataError("a transaction of a contract type chaingate does not write")
+    value: dict[str, Any] = {"owner_address": contract.owner.hex()}
+    if contract.kind == "TriggerSmartContract":
+        value["contract_address"] = contract.to.hex()
+        if contract.data:
+            value["data"] = contract.data.hex()
+        if contract.amount:
+            value["call_value"] = contract.amount
+    else:
+        value["to_address"] = contract.to.hex()
+        value["amount"] = contract.amount
+        if contract.asset_name:
+            value["asset_name"] = contract.asset_name.hex()
+    out: dict[str, Any] = {
+        "contract": [
+            {
+                "parameter": {
+                    "value": value,
+                    "type_url": f"type.googleapis.com/protocol.{contract.kind}",
+                },
+                "type": contract.kind,
+            }
+        ],
+        "ref_block_bytes": _bytes(fields, 1).hex(),
+        "ref_block_hash": _bytes(fields, 4).hex(),
+        "expiration": _int(fields, 8),
+        "timestamp": _int(fields, 14),
+    }
+    if _int(fields, 18):
+        out["fee_limit"] = _int(fields, 18)
+    if encode_raw_data(out) != raw:
+        raise ChainDataError("the transaction carries fields chaingate does not write")
+    return out

@@ -22,7 +22,15 @@ Genesis funds these well-known keys (devnet only, never use them anywhere else) 
 Controls (POST, JSON): /devnet/mine {count}; /devnet/fork {depth}; /devnet/fail-next
 {mode: REVERT|OUT_OF_ENERGY}; /devnet/fund {address, amount_sun}; /devnet/deploy-trc20 {symbol,
 decimals, owner, supply} -> {contract}; /devnet/issue-trc10 {name, owner, supply} -> {token_id};
-/devnet/solidify-lag {blocks}.
+/devnet/solidify-lag {blocks}; /devnet/resources {energy_fee, transaction_fee, free_net_limit,
+create_account_fee, create_new_account_fee, max_fee_limit, extra_energy} (any subset) -> all of
+them. ``extra_energy`` is energy a TRC-20 transfer really uses above what the dry run
+(``triggerconstantcontract``) reports, so a fee_limit sized from the dry run can fall short.
+
+Costs (costs.py): bandwidth (600 free bytes per account a day, then 1000 sun a byte), energy at
+getEnergyFee (420 sun), 1.1 TRX to activate an account with a TRX transfer, fee_limit enforced
+(OUT_OF_ENERGY burns the whole limit), expiration and TaPoS checked at broadcast, and a pending tx
+whose expiration passes is never mined.
 """
 
 from __future__ import annotations

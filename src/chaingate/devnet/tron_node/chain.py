@@ -20,6 +20,7 @@ from chaingate.chains.tron.proto import (
     encode_raw_data,
     txid_of,
 )
+from chaingate.devnet.tron_node import costs
 from chaingate.devnet.tron_node import ledger as lg
 
 TYPE_URL = "type.googleapis.com/protocol.{}"
@@ -44,6 +45,17 @@ class Tx:
     signature: list[str]
     fail: str | None = None  # forced failure mode (devnet control)
     outcome: lg.Outcome | None = None
+
+    @property
+    def size(self) -> int:
+        return costs.tx_size(bytes.fromhex(self.raw_data_hex), self.signature)
+
+    @property
+    def expiration(self) -> int:
+        return int(self.raw_data.get("expiration", 0))
+
+    def run(self, params: costs.Params, now: int) -> lg.Run:
+        return lg.Run(params, now, self.size, int(self.raw_data.get("fee_limit", 0)))
 
     @property
     def kind(self) -> str:
@@ -114,6 +126,7 @@ class Chain:
         self.solidify_lag = solidify_lag
         self.pool: list[Tx] = []
         self.fail_next: str | None = None
+        self.params = costs.Params()
         self.by_txid: dict[str, tuple[Tx, Block]] = {}
         self._contract_seq = 0
         state = lg.Ledger(trx=dict(genesis))
@@ -140,9 +153,12 @@ class Chain:
         return found
 
     # --- blocks -----------------------------------------------------------------------------
+    def _next_timestamp(self) -> int:
+        last_ts = self.blocks[-1].timestamp if self.blocks else 0
+        return max(int(time.time() * 1000), last_ts + 1)
+
     def _append_block(self, txs: list[Tx], state: lg.Ledger, parent: str) -> Block:
         number = len(self.blocks)
-        last_ts = self.blocks[-1].timestamp if self.blocks else 0
         witness = PrivateKey(WITNESS_KEY)
         header = {
             "number": number,
@@ -152,7 +168,7 @@ class Chain:
             ).hex(),
             "parentHash": parent,
             "version": 31,
-            "timestamp": max(int(time.time() * 1000), last_ts + 1),
+            "timestamp": self._next_timestamp(),
         }
         if number == 0:
             header["timestamp"] = 0  # java-tron's genesis block carries timestamp 0
@@ -169,11 +185,24 @@ class Chain:
         mined = []
         for _ in range(count):
             state = self.head.state.clone()
-            txs, self.pool = self.pool, []
-            for tx in txs:
-                tx.outcome = lg.apply(state, tx.kind, tx.value, tx.fail)
+            now = self._next_timestamp()
+            pool, self.pool = self.pool, []
+            txs = [tx for tx in pool if self._execute(state, tx, now)]
             mined.append(self._append_block(txs, state, parent=self.head.block_id))
         return mined
+
+    def _execute(self, state: lg.Ledger, tx: Tx, now: int) -> bool:
+        """Run ``tx`` into ``state`` for a block at ``now``; False drops it, as java-tron's
+        packer drops a pending tx that expired or no longer validates."""
+        if tx.expiration <= now:
+            return False
+        try:
+            fee_limit = int(tx.raw_data.get("fee_limit", 0))
+            lg.validate(state, tx.kind, tx.value, self.params, fee_limit)
+            tx.outcome = lg.apply(state, tx.kind, tx.value, tx.fail, tx.run(self.params, now))
+        except (lg.ContractValidateError, costs.ResourceInsufficient):
+            return False
+        return True
 
     def fork(self, depth: int) -> None:
         """Drop the last ``depth`` blocks; the solidified part of the chain never changes."""
@@ -188,16 +217,21 @@ class Chain:
     # --- broadcast --------------------------------------------------------------------------
     def pending_state(self) -> lg.Ledger:
         state = self.head.state.clone()
+        now = self._next_timestamp()
         for tx in self.pool:
-            lg.apply(state, tx.kind, tx.value, tx.fail)
+            self._execute(state, tx, now)
         return state
 
     def _check_tapos(self, raw: dict[str, Any]) -> None:
+        # java-tron keeps the ids of the last 65536 blocks by the low 16 bits of their number;
+        # ref_block_bytes names the slot, ref_block_hash must equal bytes 8..16 of that id
         ref_bytes, ref_hash = raw.get("ref_block_bytes", ""), raw.get("ref_block_hash", "")
         for block in reversed(self.blocks[-65536:]):
-            if block.block_id[12:16] == ref_bytes and block.block_id[16:32] == ref_hash:
-                return
-        raise BroadcastError("TAPOS_ERROR", "Tapos check error")
+            if block.block_id[12:16] == ref_bytes:
+                if block.block_id[16:32] == ref_hash:
+                    return
+                break
+        raise BroadcastError("TAPOS_ERROR", "Tapos check error.")
 
     def accept(self, payload: dict[str, Any]) -> Tx:
         """Validate a signed tx as java-tron does and put it in the pool."""
@@ -209,15 +243,26 @@ class Chain:
         txid = txid_of(raw_bytes)
         if txid in self.by_txid or any(t.txid == txid for t in self.pool):
             raise BroadcastError("DUP_TRANSACTION_ERROR", "dup transaction")
-        if int(raw.get("expiration", 0)) <= self.head.timestamp:
+        expiration, head_time = int(raw.get("expiration", 0)), self.head.timestamp
+        # The devnet's genesis is dated 0 (as java-tron's): no upper bound before a first block
+        latest = head_time + costs.MAXIMUM_TIME_UNTIL_EXPIRATION if self.head.number else expiration
+        if not head_time < expiration <= latest:
+            # java-tron logs "Transaction expiration, transaction expiration time is %d, but
+            # headBlockTime is %d" and answers with the short text only
             raise BroadcastError("TRANSACTION_EXPIRATION_ERROR", "Transaction expired")
         self._check_tapos(raw)
         tx = Tx(txid, raw, raw_bytes.hex(), list(payload.get("signature") or []))
         self._check_signature(tx)
+        state = self.pending_state()
         try:
-            lg.validate(self.pending_state(), tx.kind, tx.value)
+            lg.validate(state, tx.kind, tx.value, self.params, int(raw.get("fee_limit", 0)))
+            lg.apply(state, tx.kind, tx.value, None, tx.run(self.params, self._next_timestamp()))
         except lg.ContractValidateError as exc:
-            raise BroadcastError("CONTRACT_VALIDATE_ERROR", str(exc)) from exc
+            raise BroadcastError(
+                "CONTRACT_VALIDATE_ERROR", f"Contract validate error : {exc}"
+            ) from exc
+        except costs.ResourceInsufficient as exc:
+            raise BroadcastError("BANDWITH_ERROR", str(exc)) from exc
         if tx.kind == "TriggerSmartContract" and self.fail_next:
             tx.fail, self.fail_next = self.fail_next, None
         self.pool.append(tx)

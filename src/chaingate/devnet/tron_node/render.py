@@ -49,24 +49,37 @@ def block_json(block: Block, visible: bool = False) -> dict[str, Any]:
     return out
 
 
+def _receipt(tx: Tx) -> dict[str, Any]:
+    assert tx.outcome is not None
+    bill = tx.outcome.bill
+    # proto3 JSON leaves zero fields out: a transfer on free bandwidth shows only net_usage,
+    # one that burned TRX only net_fee (mainnet's shapes, tests/data/tron/)
+    receipt: dict[str, Any] = {}
+    if tx.kind == "TriggerSmartContract":
+        receipt["energy_fee"] = bill.energy_fee
+        receipt["energy_usage_total"] = bill.energy_used
+    receipt["net_usage"] = bill.net_usage
+    receipt["net_fee"] = bill.net_fee
+    receipt = {k: v for k, v in receipt.items() if v}
+    if tx.kind == "TriggerSmartContract":
+        receipt["result"] = tx.outcome.contract_ret
+    return receipt
+
+
 def tx_info_json(tx: Tx, block: Block) -> dict[str, Any]:
     outcome = tx.outcome
     assert outcome is not None  # only mined txs have info
-    info: dict[str, Any] = {
-        "id": tx.txid,
+    info: dict[str, Any] = {"id": tx.txid}
+    if outcome.bill.fee:
+        info["fee"] = outcome.bill.fee
+    info |= {
         "blockNumber": block.number,
         "blockTimeStamp": block.timestamp,
         "contractResult": [outcome.contract_result],
     }
-    if tx.kind != "TriggerSmartContract":
-        info["receipt"] = {"net_usage": len(tx.raw_data_hex) // 2 + 65 + 5}
-        return info
-    info["contract_address"] = tx.value["contract_address"]
-    info["receipt"] = {
-        "energy_usage_total": outcome.energy,
-        "net_usage": len(tx.raw_data_hex) // 2 + 65 + 5,
-        "result": outcome.contract_ret,
-    }
+    if tx.kind == "TriggerSmartContract":
+        info["contract_address"] = tx.value["contract_address"]
+    info["receipt"] = _receipt(tx)
     if outcome.logs:
         info["log"] = outcome.logs
     if outcome.contract_ret != "SUCCESS":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -12,9 +13,12 @@ import structlog
 from aiohttp import web
 
 from chaingate.chains.tron.addresses import any_to_raw, to_base58
+from chaingate.chains.tron.proto import decode_transaction, raw_data_json
+from chaingate.devnet.tron_node import costs
 from chaingate.devnet.tron_node import ledger as lg
 from chaingate.devnet.tron_node.chain import BroadcastError, Chain
 from chaingate.devnet.tron_node.render import block_json, tx_info_json, tx_json
+from chaingate.errors import ChainDataError
 
 log = structlog.get_logger(__name__)
 CHAIN: web.AppKey[Chain] = web.AppKey("chain", Chain)
@@ -143,12 +147,7 @@ def node_info(chain: Chain, body: dict[str, Any], solid: bool) -> Any:
 
 
 def chain_parameters(chain: Chain, body: dict[str, Any], solid: bool) -> Any:
-    return {
-        "chainParameter": [
-            {"key": "getEnergyFee", "value": 420},
-            {"key": "getTransactionFee", "value": 1000},
-        ]
-    }
+    return {"chainParameter": chain.params.chain_parameters()}
 
 
 def get_contract(chain: Chain, body: dict[str, Any], solid: bool) -> Any:
@@ -178,7 +177,10 @@ def trigger_constant(chain: Chain, body: dict[str, Any], solid: bool) -> Any:
     contract = any_to_raw(str(body["contract_address"]))
     selector = str(body.get("function_selector") or str(body.get("data", ""))[:8])
     parameter = str(body.get("parameter") or str(body.get("data", ""))[8:])
-    word = lg.constant_call(chain.head.state, contract, selector, parameter)
+    state = chain.head.state
+    if selector in ("transfer(address,uint256)", lg.SEL_TRANSFER) and contract in state.trc20:
+        return _dry_run_transfer(state, state.trc20[contract], body, parameter)
+    word = lg.constant_call(state, contract, selector, parameter)
     if word is None:
         return {
             "result": {
@@ -186,11 +188,42 @@ def trigger_constant(chain: Chain, body: dict[str, Any], solid: bool) -> Any:
                 "message": "No contract or not a valid smart contract",
             }
         }
-    return {"result": {"result": True}, "energy_used": 935, "constant_result": [word]}
+    return {
+        "result": {"result": True},
+        "energy_used": lg.CONSTANT_ENERGY,
+        "constant_result": [word],
+    }
+
+
+def _dry_run_transfer(
+    state: lg.Ledger, token: lg.Trc20, body: dict[str, Any], parameter: str
+) -> dict[str, Any]:
+    """A ``transfer`` run without a transaction: the energy it would use, on the head state.
+
+    It never sees the devnet's extra-energy switch: that is the point of the switch."""
+    owner = any_to_raw(str(body["owner_address"]))
+    energy = lg.transfer_energy(state, token, owner, lg.SEL_TRANSFER + parameter)
+    if energy is None:
+        return {
+            "result": {
+                "code": "CONTRACT_EXE_ERROR",
+                "message": b"REVERT opcode executed".hex(),
+            },
+            "energy_used": costs.TRC20_ENERGY_HOLDER // 2,
+            "constant_result": [""],
+        }
+    return {"result": {"result": True}, "energy_used": energy, "constant_result": [f"{1:064x}"]}
 
 
 def estimate_energy(chain: Chain, body: dict[str, Any], solid: bool) -> Any:
-    return {"result": {"result": True}, "energy_required": lg.TRC20_ENERGY}
+    contract = any_to_raw(str(body["contract_address"]))
+    token = chain.head.state.trc20.get(contract)
+    parameter = str(body.get("parameter") or str(body.get("data", ""))[8:])
+    energy = None
+    if token is not None:
+        owner = any_to_raw(str(body["owner_address"]))
+        energy = lg.transfer_energy(chain.head.state, token, owner, lg.SEL_TRANSFER + parameter)
+    return {"result": {"result": True}, "energy_required": energy or lg.CONSTANT_ENERGY}
 
 
 def _value(body: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -245,6 +278,23 @@ def broadcast(chain: Chain, body: dict[str, Any], solid: bool) -> Any:
     return {"result": True, "txid": tx.txid}
 
 
+def broadcast_hex(chain: Chain, body: dict[str, Any], solid: bool) -> Any:
+    """java-tron's /wallet/broadcasthex: the whole signed ``Transaction`` as protobuf hex."""
+    try:
+        raw, signatures = decode_transaction(bytes.fromhex(str(body["transaction"])))
+        raw_data = raw_data_json(raw)
+    except ChainDataError as exc:
+        return {"result": False, "code": "OTHER_ERROR", "message": str(exc).encode().hex()}
+    answer = broadcast(chain, {"raw_data": raw_data, "signature": signatures}, solid)
+    txid = hashlib.sha256(raw).hexdigest()
+    return {**answer, "txid": txid, "transaction": tx_json_of(chain, txid)}
+
+
+def tx_json_of(chain: Chain, txid: str) -> Any:
+    pending = next((t for t in chain.pool if t.txid == txid), None)
+    return tx_json(pending, mined=False) if pending else {}
+
+
 WALLET: dict[str, Handler] = {
     "getnowblock": now_block,
     "getblockbynum": block_by_num,
@@ -266,6 +316,7 @@ WALLET_ONLY: dict[str, Handler] = {
     "triggersmartcontract": trigger_smart_contract,
     "getsignweight": sign_weight,
     "broadcasttransaction": broadcast,
+    "broadcasthex": broadcast_hex,
 }
 
 
@@ -343,6 +394,31 @@ def ctl_solidify_lag(chain: Chain, body: dict[str, Any]) -> Any:
     return {"solidify_lag": blocks, "solid": chain.solid.number}
 
 
+RESOURCE_PARAMS = (
+    "energy_fee",
+    "transaction_fee",
+    "free_net_limit",
+    "create_account_fee",
+    "create_new_account_fee",
+    "max_fee_limit",
+    "extra_energy",
+)
+
+
+def ctl_resources(chain: Chain, body: dict[str, Any]) -> Any:
+    """Set chain parameters and the extra-energy switch; answers all of them."""
+    for key, value in body.items():
+        if key not in RESOURCE_PARAMS:
+            raise ValueError(f"unknown resource parameter {key!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{key} must be an integer >= 0")
+        if key == "energy_fee" and value == 0:
+            raise ValueError("energy_fee must be positive")
+        setattr(chain.params, key, value)
+    log.info("devnet_resources", **{k: getattr(chain.params, k) for k in RESOURCE_PARAMS})
+    return {k: getattr(chain.params, k) for k in RESOURCE_PARAMS}
+
+
 CONTROLS: dict[str, Callable[[Chain, dict[str, Any]], Any]] = {
     "mine": ctl_mine,
     "fork": ctl_fork,
@@ -351,6 +427,7 @@ CONTROLS: dict[str, Callable[[Chain, dict[str, Any]], Any]] = {
     "deploy-trc20": ctl_deploy_trc20,
     "issue-trc10": ctl_issue_trc10,
     "solidify-lag": ctl_solidify_lag,
+    "resources": ctl_resources,
 }
 
 

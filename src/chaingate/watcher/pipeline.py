@@ -1,0 +1,139 @@
+"""Catch-up pipelining: several scan ranges in flight ahead of the cursor, sized to the endpoint.
+
+A scan is only a read, so the watcher keeps up to ``depth`` consecutive ranges being fetched
+(and decoded) while it stores and credits the one at the cursor: the node always has work, and
+the store write of range k overlaps the reads of k+1..k+depth. Nothing here writes. A range is
+handed out only when it starts exactly at the cursor (and the watcher still checks it links to
+the stored tip); a failed range drops every range after it, so the cursor never moves past the
+last range that was scanned and stored whole.
+
+The range size adapts to the endpoint (``RangeSizer``): it doubles while ranges come back well
+within the endpoint's timeout, halves when one is refused, times out or comes close to it, always within
+the network's ``scan_batch`` and the endpoints' ``max_log_range``. Chain-agnostic: all it asks
+of the adapter is ``scan(start, end, watched)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import structlog
+
+from chaingate.domain import Network, ScanResult
+from chaingate.errors import ProviderError
+
+log = structlog.get_logger(__name__)
+
+DEPTH = 4  # ranges in flight: as the SPEC section 13 baseline keeps batches in flight
+
+Scan = Callable[[int, int], Coroutine[Any, Any, ScanResult]]
+
+
+class RangeSizer:
+    """Blocks per scan range: grow while the endpoint answers fast, shrink when it does not.
+
+    "Fast" is judged against the endpoint's own request timeout: a range answered within a
+    quarter of it may double; one that came close to it (over three quarters), was refused, or
+    timed out halves. Only near the timeout: on a busy machine every range waits behind the
+    others in flight, and halving on mere slowness only multiplies the per-range work.
+    """
+
+    def __init__(self, ceiling: int, timeout: float, *, start: int | None = None) -> None:
+        self.ceiling = max(1, ceiling)
+        self.timeout = timeout
+        # The operator's scan_batch is the first guess; an endpoint that cannot take it shows
+        # it on the first ranges, and the size falls to what it can.
+        self.size = min(self.ceiling, start if start is not None else self.ceiling)
+
+    @classmethod
+    def for_network(cls, network: Network) -> RangeSizer:
+        caps = [network.scan_batch, *(e.max_log_range for e in network.endpoints)]
+        timeout = min((e.timeout for e in network.endpoints), default=10.0)
+        return cls(min(caps), timeout)
+
+    def answered(self, blocks: int, seconds: float) -> None:
+        if seconds > self.timeout * 3 / 4:
+            self._set(max(1, min(self.size, blocks) // 2), "slow")
+        elif seconds < self.timeout / 4 and blocks >= self.size:
+            self._set(min(self.ceiling, self.size * 2), "fast")
+
+    def refused(self) -> None:
+        self._set(max(1, self.size // 2), "refused")
+
+    def _set(self, size: int, why: str) -> None:
+        if size != self.size:
+            log.debug("scan_range_resized", size=size, was=self.size, why=why)
+            self.size = size
+
+
+@dataclass(slots=True)
+class _Flight:
+    start: int
+    end: int
+    task: asyncio.Task[ScanResult]
+    began: float
+    took: float | None = field(default=None)
+
+
+class ScanPipeline:
+    """The ranges being read ahead of the cursor, oldest first."""
+
+    def __init__(self, scan: Scan, sizer: RangeSizer, depth: int = DEPTH) -> None:
+        self._scan = scan
+        self.sizer = sizer
+        self.depth = max(1, depth)
+        self._ahead: deque[_Flight] = deque()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._ahead)
+
+    async def next(self, cursor: int, head: int) -> tuple[int, ScanResult]:
+        """The scan of the range after ``cursor`` (ending at or below ``head``), with the
+        ranges after it set going. A failure drops everything read ahead and is raised."""
+        ahead = self._ahead
+        if ahead and (ahead[0].start != cursor + 1 or ahead[-1].end > head):
+            self.drop()  # the cursor moved elsewhere (reorg, another writer) or the head fell
+        self._fill(cursor, head)
+        flight = ahead.popleft()
+        try:
+            result = await flight.task
+        except ProviderError:
+            self.sizer.refused()
+            self.drop()
+            raise
+        except BaseException:
+            self.drop()
+            raise
+        took = flight.took
+        if took is None:  # its done callback has not run yet
+            took = asyncio.get_running_loop().time() - flight.began
+        self.sizer.answered(flight.end - flight.start + 1, took)
+        self._fill(flight.end, head)
+        return flight.end, result
+
+    def drop(self) -> None:
+        """Cancel every range in flight (nothing was written from them)."""
+        while self._ahead:
+            self._ahead.popleft().task.cancel()
+
+    def _fill(self, cursor: int, head: int) -> None:
+        loop = asyncio.get_running_loop()
+        last = self._ahead[-1].end if self._ahead else cursor
+        while len(self._ahead) < self.depth and last < head:
+            start, end = last + 1, min(last + self.sizer.size, head)
+            flight = _Flight(start, end, asyncio.create_task(self._scan(start, end)), loop.time())
+            flight.task.add_done_callback(partial(_landed, flight))
+            self._ahead.append(flight)
+            last = end
+
+
+def _landed(flight: _Flight, task: asyncio.Task[ScanResult]) -> None:
+    flight.took = asyncio.get_running_loop().time() - flight.began
+    if not task.cancelled():
+        task.exception()  # a dropped range's error is not news; a used one's is raised by next()

@@ -1,0 +1,165 @@
+"""Catch-up pipelining (issue 9): several ranges are read ahead of the cursor, their size adapts
+to the endpoint, and none of it changes what is written: a failure in range k+1 never moves the
+cursor past k, and a step cancelled with ranges in flight leaves nothing running and repeats
+nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from chaindrivers.evm import E18 as ETH
+from chaindrivers.evm import SENDER, head
+from chaingate.devnet import evm_contracts as evm
+from chaingate.devnet.manager import DevnetState
+from chaingate.errors import ProviderError
+from chaingate.store import chainstate
+from chaingate.watcher import Watcher
+from chaingate.watcher.pipeline import DEPTH, RangeSizer
+from faultproxy import FaultProxy
+from harness import INSTANCE, Gateway, devnet_network, gateway, until
+
+
+@pytest.fixture
+async def proxied(
+    devnet: DevnetState, db: Any, ledger_url: str
+) -> AsyncIterator[tuple[Gateway, FaultProxy]]:
+    url = devnet.eth_url or ""
+    proxy = FaultProxy(url)
+    await proxy.start()
+    network = devnet_network(
+        "ethereum-devnet", proxy.url, start_height=await head(url) + 1, scan_batch=2
+    )
+    try:
+        async with gateway(network, db, ledger_url) as gw:
+            yield gw, proxy
+    finally:
+        await proxy.stop()
+
+
+async def cursor(gw: Gateway) -> int:
+    async with gw.db.acquire() as conn:
+        value = await chainstate.get_cursor(conn, gw.network.name)
+    assert value is not None
+    return value
+
+
+async def paid_blocks(gw: Gateway, url: str, user: str, count: int) -> tuple[int, list[int]]:
+    """The cursor, then ``count`` blocks after it, each paying ``user`` i + 1 wei over 1 ETH."""
+    address = await gw.address(user)
+    await gw.sync()
+    start = await cursor(gw)
+    for i in range(count):
+        await evm.send_eth(url, SENDER, address, ETH + i + 1)  # one block each (automine)
+    return start, [ETH + i + 1 for i in range(count)]
+
+
+# --- the range size --------------------------------------------------------------------------
+def test_the_range_grows_while_fast_and_halves_when_refused_or_slow() -> None:
+    sizer = RangeSizer(ceiling=100, timeout=8.0, start=10)
+    sizer.answered(10, 0.5)  # well within a quarter of the timeout
+    assert sizer.size == 20
+    sizer.answered(5, 0.1)  # a short range (near the head) is no evidence for a bigger one
+    assert sizer.size == 20
+    for _ in range(5):
+        sizer.answered(sizer.size, 0.5)
+    assert sizer.size == 100  # never above the ceiling
+    sizer.refused()
+    assert sizer.size == 50
+    sizer.answered(50, 7.0)  # over three quarters of the timeout: close to timing out
+    assert sizer.size == 25
+    sizer.answered(25, 5.0)  # between a quarter and three quarters: kept
+    assert sizer.size == 25
+    for _ in range(10):
+        sizer.refused()
+    assert sizer.size == 1  # never below one block
+
+
+def test_the_ceiling_is_the_smaller_of_scan_batch_and_the_endpoints_log_range(
+    devnet: DevnetState,
+) -> None:
+    network = devnet_network("ethereum-devnet", "http://127.0.0.1:1", scan_batch=500)
+    capped = dataclasses.replace(
+        network, endpoints=(dataclasses.replace(network.endpoints[0], max_log_range=40),)
+    )
+    assert RangeSizer.for_network(network).ceiling == 500
+    assert RangeSizer.for_network(capped).ceiling == 40
+    assert RangeSizer.for_network(capped).size == 40
+
+
+# --- failures and cancellation inside the pipeline ---------------------------------------------
+async def test_a_failure_in_the_next_range_never_moves_the_cursor_past_the_stored_one(
+    proxied: tuple[Gateway, FaultProxy], devnet: DevnetState
+) -> None:
+    gw, proxy = proxied
+    url = devnet.eth_url or ""
+    start, amounts = await paid_blocks(gw, url, "pia", 2 + 2 * DEPTH)
+    # Ranges of 2: k = start+1..start+2 is stored; k+1 = start+3..start+4 fails.
+    proxy.faults = dataclasses.replace(proxy.faults, failing_blocks=frozenset({start + 4}))
+    first = await gw.watcher.step()
+    assert (first.scanned, await cursor(gw)) == (2, start + 2)
+    assert gw.watcher.pipeline.in_flight == DEPTH  # several ranges ahead, not one prefetch
+    with pytest.raises(ProviderError):
+        await gw.watcher.step()
+    assert await cursor(gw) == start + 2  # never past range k
+    assert gw.watcher.pipeline.in_flight == 0  # everything read ahead was dropped
+    assert gw.watcher.pipeline.sizer.size == 1  # the refusal halved the range
+    # The smaller range before the failing block goes through; the failing one stops there.
+    assert (await gw.watcher.step()).cursor == start + 3
+    with pytest.raises(ProviderError):
+        await gw.watcher.step()
+    assert await cursor(gw) == start + 3
+    proxy.reset()
+    await evm.mine(url, gw.network.confirmations)  # the last payments' confirmations
+    await gw.sync()
+    await gw.deliver()
+    rows = await gw.deposits("pia")
+    assert sorted(int(r["amount"]) for r in rows) == amounts  # none skipped, none twice
+    assert {r["status"] for r in rows} == {"credited"}
+    assert sorted(int(c["amount"]) for c in await gw.credits("pia")) == amounts
+
+
+async def test_a_step_cancelled_with_ranges_in_flight_leaves_nothing_running_and_repeats_nothing(
+    proxied: tuple[Gateway, FaultProxy], devnet: DevnetState
+) -> None:
+    gw, proxy = proxied
+    url = devnet.eth_url or ""
+    start, amounts = await paid_blocks(gw, url, "quin", 8)
+    await gw.watcher.step()  # one range stored, the next ones in flight
+    proxy.reset()
+    proxy.faults = dataclasses.replace(proxy.faults, delay=1.0)
+    step = asyncio.create_task(gw.watcher.step())
+
+    async def inside_the_step() -> bool:  # its head read is held up, ranges are in flight
+        return proxy.seen.methods["eth_blockNumber"] > 0 and gw.watcher.pipeline.in_flight > 0
+
+    await until(inside_the_step)
+    flights = list(gw.watcher.pipeline._ahead)
+    step.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await step
+    assert gw.watcher.pipeline.in_flight == 0
+    await asyncio.sleep(0)  # let the cancellations land
+    assert all(f.task.done() for f in flights)
+    moved = await cursor(gw)
+    assert start + 2 <= moved <= start + 4  # whole ranges only
+
+    # A crash: a new watcher (a restarted process) picks up from the database alone.
+    proxy.reset()
+    await evm.mine(url, gw.network.confirmations)
+    gw.watcher = Watcher(gw.watcher.adapter, gw.db, holder=INSTANCE)
+    await gw.sync()
+    while await gw.deliver():
+        pass
+    rows = await gw.deposits("quin")
+    assert sorted(int(r["amount"]) for r in rows) == amounts
+    assert {r["status"] for r in rows} == {"credited"}
+    outbox = await gw.db.fetchval(
+        "SELECT count(*) FROM ledger_outbox WHERE payload->>'user_id' = 'quin'"
+    )
+    assert outbox == len(amounts)  # one credit message per deposit, none repeated
+    assert sorted(int(c["amount"]) for c in await gw.credits("quin")) == amounts
