@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test lint bench clean devnet-up devnet-down system-deps docs demo-capture
+.PHONY: setup demo test lint bench clean devnet-up devnet-down system-deps docs demo-capture screenshots
 
 setup: $(VENV)/.installed node_modules/.installed system-deps
 
@@ -54,6 +54,11 @@ docs: docs/dataflow.svg
 docs/dataflow.svg: docs/dataflow.dot
 	@command -v dot >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq graphviz; }
 	dot -Tsvg $< -o $@
+
+# The ops console's screenshots (docs/screenshots/*.png) from the demo's data: the demo runs on a
+# devnet of the test's own (free ports, not `make demo`'s) and Chromium saves every page.
+screenshots: setup
+	CHAINGATE_SCREENSHOTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/test_screenshots.py
 
 # The demo's terminal output as docs/demo.svg and docs/demo.txt (one run, on the fixed devnet).
 demo-capture: setup

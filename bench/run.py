@@ -42,9 +42,10 @@ from evm_signing import run_signing
 from ledger_credits import run_credits
 from progress import measuring
 from report import Report, render
+from withdrawal_latency import run_latency
 
 T = TypeVar("T")
-MEASUREMENTS = ("evm", "mainnet", "book", "credits", "btc", "sign", "btcbatch", "checks")
+MEASUREMENTS = ("evm", "mainnet", "book", "credits", "btc", "sign", "btcbatch", "checks", "latency")
 QUICK = {
     "evm_blocks": 100,
     "evm_per_block": 20,
@@ -60,6 +61,7 @@ QUICK = {
     "sign_count": 200,
     "checks_blocks": 30,
     "checks_rounds": 1,
+    "latency_batches": 5,
 }
 
 
@@ -86,6 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sign-count", type=int, default=3_000, help="EVM transactions to sign")
     p.add_argument("--checks-blocks", type=int, default=300, help="blocks of the checks' cost")
     p.add_argument("--checks-rounds", type=int, default=4, help="on/off pairs, interleaved")
+    p.add_argument(
+        "--latency-batches", type=int, default=30, help="batches timed from quorum to broadcast"
+    )
     p.add_argument(
         "--admin-dsn",
         default=os.environ.get("CHAINGATE_BENCH_ADMIN_DSN", ADMIN_DSN),
@@ -152,6 +157,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         "btc_watched",
         "btc_repeats",
         "sign_count",
+        "latency_batches",
     ]
     return {k: getattr(args, k) for k in keys}
 
@@ -227,6 +233,13 @@ async def run(args: argparse.Namespace) -> Report:
                     return await run_addressbook(db, args.book_addresses)
 
             report.book = await _attempt(report, "book", book)
+        if "latency" in args.only:
+
+            async def latency() -> Any:
+                async with throwaway_database(dsn) as db:
+                    return await run_latency(tmp, db, args.latency_batches)
+
+            report.latency = await _attempt(report, "latency", latency)
     if "sign" in args.only:
 
         async def sign() -> Any:

@@ -313,12 +313,23 @@ async def test_every_route_answers_every_hostile_request_with_a_json_4xx(
     app, port = server
     routes = all_routes(app)
     assert ("POST", "/v1/deposit-addresses") in routes and len(routes) >= 6
+    # The outgoing side is attacked too (intake, batches, approvals, rejection, refused jobs).
+    assert {
+        ("POST", "/v1/withdrawals"),
+        ("GET", "/v1/withdrawals/{withdrawal_id}"),
+        ("POST", "/v1/batches"),
+        ("POST", "/v1/batches/{batch_id}/approvals"),
+        ("POST", "/v1/batches/{batch_id}/rejection"),
+        ("GET", "/v1/signer/refused"),
+    } <= set(routes), routes
     for method, path in routes:
         for name, request in cases(method, path).items():
             raw = await raw_http(port, request)
             assert_json_4xx_or_ok(f"{method} {path} [{name}]", raw, framing=name in FRAMING)
     # Nothing hostile was stored, and the gateway is still serving.
     assert await db.fetchval("SELECT count(*) FROM deposit_addresses") == 0
+    assert await db.fetchval("SELECT count(*) FROM withdrawals") == 0
+    assert await db.fetchval("SELECT count(*) FROM batches") == 0
     assert await db.fetchval("SELECT count(*) FROM audit_log WHERE subject <> '-'") == 0
     ok = await raw_http(port, build("GET", b"/healthz"))
     assert ok.status == 200
@@ -388,6 +399,8 @@ async def test_each_class_gets_its_own_clear_error(
         raw = await raw_http(port, build("POST", f"/v1/alerts/{alert_id}/ack".encode()))
         assert raw.status == status, (alert_id, raw.body)
     assert await db.fetchval("SELECT count(*) FROM deposit_addresses") == 0
+    assert await db.fetchval("SELECT count(*) FROM withdrawals") == 0
+    assert await db.fetchval("SELECT count(*) FROM batches") == 0
 
 
 async def test_a_user_id_with_a_trailing_newline_is_not_another_user(

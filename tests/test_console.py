@@ -2,21 +2,20 @@
 cookie, the security headers, what each role sees, forged posts refused with nothing changed,
 and the actions an operator takes from the pages.
 
-Screenshots of every page go to docs/screenshots/ when CHAINGATE_SCREENSHOTS=1 (so that a plain
-test run never dirties the tree).
+The screenshots in docs/screenshots/ come from the demo's data instead: tests/test_screenshots.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
-from chaingate.settings import PROJECT_ROOT, Principal
+from browser_support import LAPTOP, chromium, login
+from chaingate.settings import Principal
 from console_support import (
     ALICE,
     BOB,
@@ -32,19 +31,6 @@ from console_support import (
     stand_in_for_ledger_and_planner,
 )
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-LAPTOP = {"width": 1366, "height": 900}
-SHOTS = PROJECT_ROOT / "docs" / "screenshots"
-
 
 @pytest.fixture(scope="module")
 async def console(pg_admin_dsn: str) -> AsyncIterator[Console]:
@@ -55,30 +41,8 @@ async def console(pg_admin_dsn: str) -> AsyncIterator[Console]:
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-async def login(browser: Browser, console: Console, token: str) -> Page:
-    """A fresh browser context (its own cookies) logged in with ``token``."""
-    context = await browser.new_context(viewport=LAPTOP)
-    context.set_default_timeout(10_000)
-    page = await context.new_page()
-    await page.goto(f"{console.url}/ops/login")
-    await page.fill("input[name=token]", token)
-    await page.click("button[type=submit]")
-    await page.wait_for_url("**/ops/networks")
-    return page
-
-
-async def shot(page: Page, name: str) -> None:
-    if os.environ.get("CHAINGATE_SCREENSHOTS") == "1":
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    async with chromium() as launched:
+        yield launched
 
 
 async def csrf_of(page: Page) -> str:
@@ -94,7 +58,6 @@ async def test_login_sets_a_safe_session_cookie_and_every_page_its_security_head
     page = await context.new_page()
     await page.goto(f"{console.url}/ops/alerts")
     assert page.url.endswith("/ops/login")  # no session: the login form, nothing else
-    await shot(page, "login")
     await page.fill("input[name=token]", "not-a-token-of-anyone-0001")
     await page.click("button[type=submit]")
     assert await page.locator(".flash.error").inner_text() == "Unknown token, or not an ops token."
@@ -187,7 +150,6 @@ async def test_an_operator_acknowledges_with_a_note_and_resends_a_parked_row(
     alert_id, parked_id = console.ids["rejected"], console.ids["parked"]
     page = await login(browser, console, ALICE)
     await page.goto(f"{console.url}/ops/alerts")
-    await shot(page, "alerts")
     card = page.locator(f"#alert-{alert_id}")
     await card.locator("input[name=note]").fill("reversal delivered; ledger team agreed")
     await card.get_by_role("button", name="Acknowledge").click()
@@ -202,7 +164,6 @@ async def test_an_operator_acknowledges_with_a_note_and_resends_a_parked_row(
     )
 
     await page.goto(f"{console.url}/ops/outbox")
-    await shot(page, "outbox")
     assert "duplicate_deposit" in await page.locator(f"#outbox-{parked_id}").inner_text()
     await page.locator(f"#outbox-{parked_id} input[name=note]").fill("first credit reversed")
     await page.locator(f"#outbox-{parked_id} button").click()
@@ -213,7 +174,6 @@ async def test_an_operator_acknowledges_with_a_note_and_resends_a_parked_row(
     )
 
     await page.goto(f"{console.url}/ops/audit?actor=alice")
-    await shot(page, "audit")
     actions = await page.locator("tbody tr td:nth-child(4)").all_inner_texts()
     assert actions == ["outbox.resend", "alert.ack", "console.login"]
     await page.goto(f"{console.url}/ops/audit?action=alert.ack")
@@ -234,7 +194,6 @@ async def test_deposits_filter_paginate_and_show_amounts_with_their_decimals(
     )
     page = await login(browser, console, VIEWER)
     await page.goto(f"{console.url}/ops/deposits?network=ethereum-devnet")
-    await shot(page, "deposits")
     rows = page.locator("tbody tr")
     assert await rows.count() == 3
     first_eth = rows.filter(has_text="olga").filter(has_text="credited")
@@ -271,7 +230,6 @@ async def test_every_page_fits_a_laptop_screen(browser: Browser, console: Consol
     backlog = await page.locator("#outbox-backlog").inner_text()
     assert "credit" in backlog and "ago" in backlog  # the outbox backlog and its oldest age
     assert await page.locator("meta[http-equiv=refresh]").count() == 1  # refreshes itself
-    await shot(page, "networks")
     await page.context.close()
 
 
@@ -281,7 +239,6 @@ async def test_maker_batches_two_approvers_approve_and_the_batch_goes_to_signing
     withdrawal_ids = await request_withdrawals(console.url, 3, "console-batch")
     maker = await login(browser, console, MAKER)
     await maker.goto(f"{console.url}/ops/withdrawals")
-    await shot(maker, "withdrawals")
     row = maker.locator("#pending-ethereum-devnet-ETH")
     assert "1.500000000000000000" in (await row.inner_text()).replace("\n", "")
     await row.get_by_role("button", name="Create batch").click()
@@ -302,7 +259,6 @@ async def test_maker_batches_two_approvers_approve_and_the_batch_goes_to_signing
     await alice.wait_for_url(f"**/ops/batches/{batch_id}")
     assert "approved (1/2); status pending_approval" in await alice.locator(".flash").inner_text()
     assert await alice.locator("#approve").count() == 0  # once per approver
-    await shot(alice, "batch-pending")
     await alice.context.close()
 
     bob = await login(browser, console, BOB)
@@ -333,7 +289,6 @@ async def test_maker_batches_two_approvers_approve_and_the_batch_goes_to_signing
     assert "queued for signing" in await bob.locator("#signer-job").inner_text()
     assert await bob.locator("#batch-stage").inner_text() == "signing"
     assert await bob.locator("#approve, #reject").count() == 0
-    await shot(bob, "batch-approved")
     assert (
         await console.db.fetchval("SELECT count(*) FROM signer_jobs WHERE batch_id = $1", batch_id)
         == 1
@@ -354,10 +309,8 @@ async def test_maker_batches_two_approvers_approve_and_the_batch_goes_to_signing
     assert [t.split("\t")[1] for t in txs] == ["0", "1", "2"]
     width = await bob.evaluate("document.documentElement.scrollWidth")
     assert width <= LAPTOP["width"], width  # the fullest batch page fits a laptop too
-    await shot(bob, "batch-signed")
     await bob.goto(f"{console.url}/ops/withdrawals")
     assert "2 / 2" in await bob.locator("tbody tr", has_text=content_hash[:16]).inner_text()
-    await shot(bob, "batches")
     await bob.context.close()
     statuses = await console.db.fetch(
         "SELECT status FROM withdrawals WHERE id = ANY($1::bigint[])", withdrawal_ids

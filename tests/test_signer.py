@@ -5,8 +5,10 @@ decoded and their sender recovered. tests/test_withdrawals_anvil.py sends them f
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,13 +20,17 @@ from hexbytes import HexBytes
 
 from chaingate.chains.evm.txbuilder import erc20_transfer_data
 from chaingate.devnet import postgres
+from chaingate.errors import KeystoreError
 from chaingate.settings import PROJECT_ROOT
 from chaingate.signer import service as signer_service
+from chaingate.signer.config import SignerSettings
 from chaingate.signer.service import Signer, allocator_lease_name
 from chaingate.store import connect_pool, leases
 from signer_support import (
     ETH,
     HOT_ADDRESS,
+    HOT_KEY,
+    SEAL_KEY,
     approved_batch,
     devnet_networks,
     signer_settings,
@@ -391,3 +397,42 @@ async def test_signer_role_may_sign_a_bitcoin_batch_and_lock_its_coins(
     finally:
         await own.close()
     assert await db.fetchval("SELECT count(*) FROM wallet_coins WHERE locked_by IS NOT NULL") == 1
+
+
+async def test_a_signer_with_another_seal_key_refuses_alerts_and_signs_nothing(
+    database: str, db: asyncpg.Pool
+) -> None:
+    """The API sealed the batch and its approvals with one key; a signer started with another
+    (a misconfiguration, or an attacker's signer) cannot verify a single seal."""
+    batch_id = await approved_batch(db, EVM, "ETH", [(ALICE_ADDR, ETH)])
+    settings = dataclasses.replace(
+        signer_settings(database, NETWORKS), seal_key=b"another-seal-key-0123456789abcdefgh"
+    )
+    assert [o.result for o in await Signer(db, settings).sign_once()] == ["refused"]
+    assert await txs(db) == []
+    assert (await job(db, batch_id))["parked_at"] is not None
+    [alert] = await alerts(db)
+    assert alert["severity"] == "critical" and alert["details"]["reason"] == "maker_seal"
+
+
+def test_a_signer_without_the_hot_addresss_key_refuses_to_start(tmp_path: Path) -> None:
+    """A second signer given a keystore of another address (here anvil's account 0) does not
+    start: it could sign nothing, and must not seem to be serving. (Keys are required for the
+    networks the signer has limits for: signer/config.signed_networks.)"""
+    limits = tmp_path / "limits.toml"
+    limits.write_text('[ethereum-devnet.ETH]\nper_transaction = "1"\nper_day = "1"\n')
+    env = {
+        "CHAINGATE_SIGNER_LIMITS": str(limits),
+        "CHAINGATE_DATABASE_URL": "postgresql://signer@127.0.0.1:1/none",
+        "CHAINGATE_CHAINS_DIR": str(PROJECT_ROOT / "chains" / "devnet"),
+        "CHAINGATE_NETWORKS": "ethereum-devnet",
+        "CHAINGATE_APPROVAL_SEAL_KEY": SEAL_KEY.decode(),
+        "CHAINGATE_SIGNER_DEVNET_KEYS": OTHER_KEY,
+    }
+    with pytest.raises(KeystoreError, match=f"no key for {HOT_ADDRESS}"):
+        SignerSettings.from_env(env)
+    assert SignerSettings.from_env({**env, "CHAINGATE_SIGNER_DEVNET_KEYS": HOT_KEY.hex()}).keys
+
+
+# anvil's account 0 of "test test ... junk" (public test key): not the devnet hot address.
+OTHER_KEY = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"

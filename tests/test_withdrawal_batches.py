@@ -384,3 +384,101 @@ async def test_an_approved_batch_is_rejected_only_after_the_signer_refused_it(d:
     assert job["done_at"] is not None  # un-parking it later signs nothing
     await d.deliver()
     assert await d.books(user) == (3 * ETHER, 0)
+
+
+# --- attacks: races, hashes of other batches, own addresses, exact limits --------------------
+
+
+async def test_one_request_id_sent_at_once_with_different_bodies_creates_one(d: Desk) -> None:
+    await d.fund("u-dup", 10 * ETHER)
+    bodies = [
+        {"request_id": "dup-1", "user_id": "u-dup", "network": ETH, "asset": "ETH",
+         "to_address": DEST, "amount": str(ETHER + n)}
+        for n in range(6)
+    ]  # fmt: skip
+    answers = await asyncio.gather(
+        *(d.call("POST", "/v1/withdrawals", "service", body) for body in bodies)
+    )
+    assert sorted(s for s, _ in answers) == [201] + [409] * 5, answers
+    assert {a["error"]["code"] for s, a in answers if s == 409} == {"request_id_reused"}
+    [winner] = [a for s, a in answers if s == 201]
+    rows = await d.db.fetch("SELECT id, amount::text FROM withdrawals WHERE user_id = 'u-dup'")
+    assert [(r["id"], r["amount"]) for r in rows] == [(winner["id"], winner["amount"])]
+    keys = await d.db.fetch("SELECT idempotency_key FROM ledger_outbox")
+    assert [k["idempotency_key"] for k in keys] == [f"withdrawal:{winner['id']}:requested"]
+
+
+async def test_approvals_racing_a_rejection_end_in_one_consistent_state(d: Desk) -> None:
+    """Two approvals (the quorum) and a rejection at once, again and again: the batch ends
+    approved with exactly one signer job and the rejection refused, or rejected with no job,
+    its withdrawals failed and every later approval refused. Never both, never half."""
+    outcomes = set()
+    for round_ in range(6):
+        ids = await requested(d, f"u-race-{round_}", ETHER)
+        batch = await d.make_batch()
+        reject = d.call(
+            "POST", f"/v1/batches/{batch['id']}/rejection", "carol",
+            {"reason": "race", "release": False},
+        )  # fmt: skip
+        answers = await asyncio.gather(d.approve(batch, "alice"), d.approve(batch, "bob"), reject)
+        status = await d.db.fetchval("SELECT status FROM batches WHERE id = $1", batch["id"])
+        jobs = await d.db.fetchval(
+            "SELECT count(*) FROM signer_jobs WHERE batch_id = $1", batch["id"]
+        )
+        outcomes.add(status)
+        if status == "approved":
+            assert [s for s, _ in answers] == [201, 201, 409] and jobs == 1
+            assert await d.statuses(*ids) == ["approved"]
+        else:
+            assert status == "rejected" and jobs == 0 and answers[2][0] == 200, answers
+            assert await d.statuses(*ids) == ["failed"]
+            assert all(s == 409 for s, _ in answers[:2] if s != 201)
+            assert (
+                await d.db.fetchval(
+                    "SELECT count(*) FROM approvals WHERE batch_id = $1", batch["id"]
+                )
+                < 2
+            )
+    assert outcomes <= {"approved", "rejected"}
+
+
+async def test_an_approval_with_the_content_hash_of_another_batch_is_refused(d: Desk) -> None:
+    await requested(d, "u-hash", ETHER)
+    first = await d.make_batch()
+    await requested(d, "u-hash2", 2 * ETHER)
+    second = await d.make_batch()
+    assert first["content_hash"] != second["content_hash"]
+    for who in ("alice", "bob"):
+        status, answer = await d.approve({**first, "content_hash": second["content_hash"]}, who)
+        assert (status, answer["error"]["code"]) == (409, "stale_content_hash"), answer
+    assert await d.db.fetchval("SELECT count(*) FROM approvals") == 0
+    assert await d.db.fetchval("SELECT count(*) FROM signer_jobs") == 0
+
+
+async def test_the_hot_wallet_and_a_token_contract_are_not_destinations(d: Desk) -> None:
+    network = d.api.server.app[CTX_KEY].networks[ETH]
+    nexo = network.asset("NEXO").contract
+    for destination in (network.hot_address, network.hot_address.upper().replace("0X", "0x"),
+                        nexo):  # fmt: skip
+        status, answer = await d.withdraw("u-own", ETHER, to_address=destination)
+        assert (status, answer["error"]["code"]) == (422, "invalid_address"), answer
+    assert (
+        "hot wallet"
+        in (await d.withdraw("u-own", 1, to_address=network.hot_address))[1]["error"]["message"]
+    )
+    assert await d.db.fetchval("SELECT count(*) FROM withdrawals") == 0
+    assert await d.db.fetchval("SELECT count(*) FROM ledger_outbox") == 0
+
+
+async def test_amounts_at_exactly_the_limits(d: Desk) -> None:
+    """100 ETH per request and 1,000 ETH per user per day on the devnet: exactly the limit is
+    allowed, one base unit more is refused, at each limit."""
+    assert (await d.withdraw("u-edge", 100 * ETHER + 1))[0] == 422
+    for _ in range(10):
+        status, answer = await d.withdraw("u-edge", 100 * ETHER)  # exactly the request limit
+        assert status == 201, answer
+    status, answer = await d.withdraw("u-edge", 1)  # exactly the day's limit reached
+    assert (status, answer["error"]["code"]) == (422, "limit_exceeded")
+    assert (await d.withdraw("u-edge2", 1))[0] == 201  # the smallest amount for another user
+    total = await d.db.fetchval("SELECT sum(amount) FROM withdrawals WHERE user_id = 'u-edge'")
+    assert total == 1000 * ETHER

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -14,10 +15,13 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from eth_account import Account
+from eth_utils import keccak
 
+from chaingate import crashpoints
 from chaingate.devnet import evm_contracts as dev
 from chaingate.devnet import postgres
 from chaingate.devnet.manager import DevnetState
+from chaingate.devnet.withdrawal_flow import FlowTokens, run_withdrawal_batch
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.reference.app import serve_reference_ledger
 from chaingate.store import connect_pool
@@ -25,10 +29,12 @@ from harness import until
 from signer_support import HOT_ADDRESS
 from withdrawal_stack import (
     LEDGER_SECRET,
+    TOKENS,
     Stack,
     chains_dir,
     eth_balance,
     free_port,
+    hot_nonce,
     hot_transactions,
     rpc,
 )
@@ -146,6 +152,17 @@ async def _wait_planned(stack: Stack, batch_id: int) -> None:
         await pool.close()
 
 
+async def _up(stack: Stack, name: str, starts: int) -> bool:
+    return stack.starts(name) > starts
+
+
+async def _batch_alerted(stack: Stack, kind: str, batch_id: int) -> bool:
+    status, alerts = await stack.api("alice", "GET", "/v1/alerts")
+    return status == 200 and any(
+        a["kind"] == kind and a["details"].get("batch_id") == batch_id for a in alerts["alerts"]
+    )
+
+
 def _fresh_address() -> str:
     return str(Account.create().address)
 
@@ -163,10 +180,18 @@ async def test_batches_of_eth_and_nexo_are_signed_sent_and_confirmed_once(
     await stack.start_broadcaster()
     eth_out = {_fresh_address(): amount for amount in (1 * ETH, 2 * ETH + 1)}
     nexo_out = {_fresh_address(): amount for amount in (5 * ETH, 7 * ETH)}
-    ids = [await stack.withdraw(USER, "ETH", to, a) for to, a in eth_out.items()]
-    ids += [await stack.withdraw(USER, "NEXO", to, a) for to, a in nexo_out.items()]
-    await stack.approved_batch("ETH")
+    ids = [await stack.withdraw(USER, "NEXO", to, a) for to, a in nexo_out.items()]
     await stack.approved_batch("NEXO")
+    # The ETH batch through the devnet helper the demo uses (the API only, one token per role).
+    tokens = FlowTokens(
+        service=TOKENS["svc"][0], maker=TOKENS["maker"][0],
+        approvers=(TOKENS["alice"][0], TOKENS["bob"][0]),
+    )  # fmt: skip
+    api_url = f"http://127.0.0.1:{stack.api_port}"
+    eth_views = await run_withdrawal_batch(
+        api_url, tokens, "ethereum-devnet", "ETH", list(eth_out.items()), user_id=USER
+    )
+    ids = [v["id"] for v in eth_views] + ids
     views = await _final(stack, ids)
     assert {v["status"] for v in views.values()} == {"confirmed"}, views
     for to, amount in eth_out.items():
@@ -209,17 +234,36 @@ async def test_amount_over_the_signers_own_limit_is_refused_with_nothing_sent(
     wid = await stack.withdraw(USER, "ETH", to, 3 * ETH)
     batch = await stack.approved_batch("ETH")
 
-    async def refused() -> bool:
-        status, alerts = await stack.api("alice", "GET", "/v1/alerts")
-        return status == 200 and any(
-            a["kind"] == "signer_refused" and a["details"].get("batch_id") == batch["id"]
-            for a in alerts["alerts"]
-        )
-
-    await until(refused, 60)
+    await until(lambda: _batch_alerted(stack, "signer_refused", batch["id"]), 60)
     assert (await stack.withdrawal(wid))["status"] == "approved"
     assert await eth_balance(stack.eth_url, to) == 0
     assert await hot_transactions(stack.eth_url, first_block) == []
+    # Ops sees the refused job and fails the batch from the CLI: the funds go back.
+    status, body = await stack.api("alice", "GET", "/v1/signer/refused")
+    [job] = [j for j in body["jobs"] if j["batch_id"] == batch["id"]]
+    assert status == 200 and job["rejectable"] and "limit_per_transaction" in job["reason"]
+    listed = await stack.ops("alice", "signer", "refused")
+    assert f"#{batch['id']}" in listed and "limit_per_transaction" in listed, listed
+    await stack.ops("alice", "batches", "reject", str(batch["id"]), "--reason", "over the limit",
+                    "--fail")  # fmt: skip
+    view = await stack.withdrawal(wid)
+    assert view["status"] == "failed" and "over the limit" in view["failure_reason"]
+    _, body = await stack.api("alice", "GET", "/v1/signer/refused")
+    assert all(j["batch_id"] != batch["id"] for j in body["jobs"])
+
+    async def released() -> bool:
+        conn = await asyncpg.connect(stack.ledger_dsn)
+        try:
+            return (
+                await conn.fetchval(
+                    "SELECT status FROM refledger.holds WHERE withdrawal_id = $1", str(wid)
+                )
+                == "released"
+            )
+        finally:
+            await conn.close()
+
+    await until(released, 30)
     await stack.kill("signer")
     await stack.kill("broadcaster")
 
@@ -243,14 +287,18 @@ async def test_kill_9_of_signers_and_broadcasters_never_sends_twice_or_skips(
 
     async def chaos() -> None:
         while True:
-            await asyncio.sleep(rng.uniform(1.0, 3.0))  # a start takes a second or two
+            await asyncio.sleep(rng.uniform(1.0, 3.0))
             name = rng.choice(names)
             await stack.kill(name)
+            starts = stack.starts(name)
             await (
                 stack.start_signer(name)
                 if name.startswith("signer")
                 else stack.start_broadcaster(name)
             )
+            # A start takes seconds on a busy machine: a process killed before it ever worked
+            # proves nothing, so the next kill waits until this one is up.
+            await until(functools.partial(_up, stack, name, starts), 60)
 
     task = asyncio.create_task(chaos())
     try:
@@ -427,5 +475,189 @@ async def test_broadcaster_killed_after_sending_before_bookkeeping_sends_nothing
     assert view["status"] == "confirmed" and view["txid"] == txid
     assert await eth_balance(stack.eth_url, to) == 1 * ETH
     assert [t["hash"] for t in await hot_transactions(stack.eth_url, first_block)] == [txid]
+    await stack.kill("signer")
+    await stack.kill("broadcaster")
+
+
+# --- kill -9 at every step: a deterministic matrix (chaingate/crashpoints.py) -----------------
+
+CRASHES = [
+    ("signer", crashpoints.SIGNED_BEFORE_RECORD),
+    ("signer", crashpoints.RECORDED_BEFORE_RELEASE),
+    ("broadcaster", crashpoints.RECORDED_BEFORE_BROADCAST),
+    ("broadcaster", crashpoints.BROADCAST_BEFORE_BOOKKEEPING),
+    ("broadcaster", crashpoints.CONFIRMED_BEFORE_BOOKKEEPING),
+]
+
+
+async def _start(stack: Stack, role: str, name: str, **extra: str) -> None:
+    if role == "signer":
+        await stack.start_signer(name, **extra)
+    else:
+        await stack.start_broadcaster(name, **extra)
+
+
+async def _ledger_events(stack: Stack, ids: list[int]) -> dict[int, list[str]]:
+    conn = await asyncpg.connect(stack.ledger_dsn)
+    try:
+        rows = await conn.fetch(
+            """SELECT withdrawal_id, status FROM refledger.withdrawal_events
+                WHERE withdrawal_id = ANY($1::text[]) ORDER BY created_at, idempotency_key""",
+            [str(i) for i in ids],
+        )
+    finally:
+        await conn.close()
+    events: dict[int, list[str]] = {i: [] for i in ids}
+    for row in rows:
+        events[int(row["withdrawal_id"])].append(row["status"])
+    return events
+
+
+@pytest.mark.parametrize(("role", "point"), CRASHES, ids=[p for _, p in CRASHES])
+async def test_kill_9_at_each_step_never_sends_twice_and_never_skips(
+    stack: Stack, role: str, point: str
+) -> None:
+    """The signer or broadcaster SIGKILLs itself at one named step (CHAINGATE_TEST_CRASH_AT)
+    and is started again without it: on the chain each recipient is paid exactly once, the hot
+    address's nonces are consecutive with none used twice, and the ledger heard each status of
+    each withdrawal once, settling the holds."""
+    first_block = int(await rpc(stack.eth_url, "eth_blockNumber"), 16) + 1
+    nonce_before = await hot_nonce(stack.eth_url)
+    other = "broadcaster" if role == "signer" else "signer"
+    await _start(stack, other, other)
+    await _start(stack, role, role, CHAINGATE_TEST_CRASH_AT=point)
+    outputs = {_fresh_address(): ETH // 100 * (i + 1) for i in range(2)}
+    ids = [await stack.withdraw(USER, "ETH", to, a) for to, a in outputs.items()]
+    await stack.approved_batch("ETH")
+
+    async def crashed() -> bool:
+        return await stack.died(role) == -9
+
+    try:
+        await until(crashed, 60)
+    except AssertionError:
+        raise AssertionError(f"{role} never reached {point}:\n" + stack.logs(role, 20)) from None
+    await _start(stack, role, role)  # the same process again, without the crash point
+    views = await _final(stack, ids)
+    assert {v["status"] for v in views.values()} == {"confirmed"}, views
+    for to, amount in outputs.items():
+        assert await eth_balance(stack.eth_url, to) == amount
+    sent = await hot_transactions(stack.eth_url, first_block)
+    assert sorted(int(t["nonce"], 16) for t in sent) == [nonce_before, nonce_before + 1]
+    assert await hot_nonce(stack.eth_url) == nonce_before + 2
+    await until(lambda: _ledger_settled(stack, ids), 30)
+    for events in (await _ledger_events(stack, ids)).values():
+        assert events == [
+            "requested", "batched", "approved", "signing", "signed", "broadcast", "confirmed"
+        ]  # fmt: skip
+    await stack.kill(role)
+    await stack.kill(other)
+
+
+async def test_reorg_dropping_a_confirmed_withdrawal_ends_with_it_confirmed_again_once(
+    stack: Stack,
+) -> None:
+    """Confirmed (and told to the ledger), then a reorg deeper than the confirmations drops its
+    block: a critical alert, the SAME bytes sent again and mined again, the withdrawal stays
+    confirmed, the recipient is paid once and the ledger hears `confirmed` once. The row is
+    done only once its block is deeper than the reorg window."""
+    MINING.clear()
+    snapshot = await rpc(stack.eth_url, "evm_snapshot")
+    first_block = int(await rpc(stack.eth_url, "eth_blockNumber"), 16) + 1
+    pool = await connect_pool(stack.database_url, max_size=1)
+    try:
+        await stack.start_signer()
+        await stack.start_broadcaster()
+        to = _fresh_address()
+        wid = await stack.withdraw(USER, "ETH", to, ETH // 10)
+        await stack.approved_batch("ETH")
+
+        async def sent() -> bool:
+            return bool(
+                await pool.fetchval(
+                    "SELECT count(*) FROM withdrawal_txs WHERE withdrawal_id = $1", wid
+                )
+            )
+
+        await until(sent, 60)
+        txid = await pool.fetchval("SELECT txid FROM withdrawal_txs WHERE withdrawal_id = $1", wid)
+
+        async def mined() -> bool:
+            return await rpc(stack.eth_url, "eth_getTransactionReceipt", txid) is not None
+
+        await until(mined, 60)
+        # Exactly the confirmations (2: its block and one more), and no further block: the reorg
+        # stays within the watcher's window (a deeper one halts the watcher by design).
+        await dev.mine(stack.eth_url, 1)
+
+        async def confirmed() -> bool:
+            return (await stack.withdrawal(wid))["status"] == "confirmed"
+
+        await until(confirmed, 60)
+        assert await rpc(stack.eth_url, "evm_revert", snapshot)
+        await dev.mine(stack.eth_url, 6)  # the other branch, longer than the dropped one
+        assert await rpc(stack.eth_url, "eth_getTransactionReceipt", txid) is None
+        MINING.set()
+
+        async def deep_again() -> bool:
+            row = await pool.fetchrow(
+                "SELECT status, done_at FROM withdrawal_txs WHERE withdrawal_id = $1", wid
+            )
+            return row["status"] == "confirmed" and row["done_at"] is not None
+
+        await until(deep_again, 90)
+        _, alerts = await stack.api("alice", "GET", "/v1/alerts")
+    finally:
+        MINING.set()
+        await pool.close()
+    assert any(
+        a["kind"] == "withdrawal_reorged_after_confirmation" and a["txid"] == txid
+        for a in alerts["alerts"]
+    ), alerts
+    view = await stack.withdrawal(wid)
+    assert view["status"] == "confirmed" and view["txid"] == txid
+    assert await eth_balance(stack.eth_url, to) == ETH // 10
+    assert [t["hash"] for t in await hot_transactions(stack.eth_url, first_block)] == [txid]
+    assert (await _ledger_events(stack, [wid]))[wid].count("confirmed") == 1
+    assert await _ledger_settled(stack, [wid])
+    await stack.kill("signer")
+    await stack.kill("broadcaster")
+
+
+async def test_a_token_withdrawal_the_hot_wallet_cannot_pay_is_held_with_an_alert(
+    stack: Stack, devnet: DevnetState
+) -> None:
+    """The hot wallet holds no NEXO: the node refuses to estimate the approved transfer. The
+    batch is held (nothing signed, nothing sent, the ledger keeps holding the funds) with a
+    critical `withdrawal_unplannable` alert; once the hot wallet is refilled it goes out by
+    itself and is confirmed once."""
+    assert devnet.eth_token
+    token = devnet.eth_token
+    # DevToken's balanceOf is its storage slot 4: the hot wallet's entry, emptied directly.
+    slot = "0x" + keccak(bytes.fromhex(HOT_ADDRESS[2:].rjust(64, "0")) + (4).to_bytes(32)).hex()
+    before = await _token_balance(stack, token, HOT_ADDRESS)
+    await rpc(stack.eth_url, "anvil_setStorageAt", token, slot, "0x" + "00" * 32)
+    assert await _token_balance(stack, token, HOT_ADDRESS) == 0
+    try:
+        await stack.start_signer()
+        await stack.start_broadcaster()
+        to = _fresh_address()
+        wid = await stack.withdraw(USER, "NEXO", to, 3 * ETH)
+        batch = await stack.approved_batch("NEXO")
+
+        await until(lambda: _batch_alerted(stack, "withdrawal_unplannable", batch["id"]), 60)
+        assert (await stack.withdrawal(wid))["status"] == "approved"
+        pool = await connect_pool(stack.database_url, max_size=1)
+        try:
+            assert not await pool.fetchval(
+                "SELECT count(*) FROM withdrawal_txs WHERE withdrawal_id = $1", wid
+            )
+        finally:
+            await pool.close()
+    finally:
+        await rpc(stack.eth_url, "anvil_setStorageAt", token, slot, f"0x{before:064x}")
+    [view] = (await _final(stack, [wid])).values()
+    assert view["status"] == "confirmed"
+    assert await _token_balance(stack, token, to) == 3 * ETH
     await stack.kill("signer")
     await stack.kill("broadcaster")

@@ -36,6 +36,7 @@ TOKENS = {
     "bob": ("bob-token-000000000001", "bob", ["ops_approver", "viewer"]),
 }
 LEDGER_SECRET = "withdrawal-e2e-ledger-secret-01"
+REORG_WINDOW = 8
 
 
 def free_port() -> int:
@@ -51,6 +52,8 @@ def chains_dir(folder: Path, token: str, start_height: int) -> Path:
     text = text.replace("start_height = 0", f"start_height = {start_height}")
     text = text.replace("confirmations = 3", "confirmations = 2")
     text = text.replace("replace_after = 20.0", "replace_after = 3.0")
+    # Confirmed transactions stay watched for reorgs until this deep: short, for the tests.
+    text = text.replace("reorg_window = 64", f"reorg_window = {REORG_WINDOW}")
     out = folder / "chains"
     out.mkdir(exist_ok=True)
     (out / "ethereum-devnet.toml").write_text(text)
@@ -118,10 +121,12 @@ class Stack:
             CHAINGATE_LEDGER_SECRET=LEDGER_SECRET,
         )
 
-    async def start_broadcaster(self, name: str = "broadcaster") -> None:
-        await self.start(name, ["run", "--roles", "broadcaster"])
+    async def start_broadcaster(self, name: str = "broadcaster", **extra: str) -> None:
+        await self.start(name, ["run", "--roles", "broadcaster"], **extra)
 
-    async def start_signer(self, name: str = "signer", per_transaction_eth: int = 50) -> None:
+    async def start_signer(
+        self, name: str = "signer", per_transaction_eth: int = 50, **extra: str
+    ) -> None:
         await self.start(
             name,
             ["signer"],
@@ -132,7 +137,13 @@ class Stack:
                     "CHAINGATE_SIGNER_LIMITS": str(signer_limits(self.folder, per_transaction_eth)),
                 }
             ),
+            **extra,
         )
+
+    async def died(self, name: str) -> int | None:
+        """The exit code of a process that ended by itself (None while it runs)."""
+        proc = self.procs.get(name)
+        return None if proc is None else proc.returncode
 
     async def kill(self, name: str) -> None:
         proc = self.procs.pop(name, None)
@@ -150,6 +161,12 @@ class Stack:
                 except TimeoutError:
                     await self.kill(name)
             self.procs.pop(name, None)
+
+    def starts(self, name: str) -> int:
+        """How often ``name`` got up and running (its "started" log lines)."""
+        path = self.folder / f"{name}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text.count('"signer_started"') + text.count('"service_started"')
 
     def logs(self, name: str, lines: int = 40) -> str:
         path = self.folder / f"{name}.log"
@@ -171,6 +188,20 @@ class Stack:
             ) as resp,
         ):
             return resp.status, await resp.json()
+
+    async def ops(self, who: str, *argv: str) -> str:
+        """``chaingate ops ...`` as ``who`` (over the API, with that principal's token)."""
+        cli = await asyncio.create_subprocess_exec(
+            CHAINGATE, "ops", *argv,
+            env=self.env(
+                CHAINGATE_OPS_TOKEN=TOKENS[who][0],
+                CHAINGATE_API_URL=f"http://127.0.0.1:{self.api_port}",
+            ),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await cli.communicate()
+        assert cli.returncode == 0, out.decode(errors="replace")
+        return out.decode(errors="replace")
 
     async def wait_api(self, seconds: float = 60) -> None:
         loop = asyncio.get_running_loop()

@@ -12,6 +12,7 @@ from chaingate.api import (
     health,
     networks,
     outbox,
+    signer_jobs,
     withdrawals,
 )
 from chaingate.api.auth import TOKENS_KEY, TokenTable
@@ -23,7 +24,17 @@ def build_app(ctx: ApiContext) -> web.Application:
     app = web.Application(middlewares=[errors_middleware], client_max_size=64 * 1024)
     app[CTX_KEY] = ctx
     app[TOKENS_KEY] = TokenTable(ctx.tokens)
-    for area in (health, deposits, alerts, networks, withdrawals, batches, outbox, audit):
+    for area in (
+        health,
+        deposits,
+        alerts,
+        networks,
+        withdrawals,
+        batches,
+        outbox,
+        audit,
+        signer_jobs,
+    ):
         area.routes(app)
     key = ctx.console_session_key
     app.add_subapp("/ops", console_app(key) if key else disabled_app())

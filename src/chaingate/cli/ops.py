@@ -147,6 +147,24 @@ async def outbox_resend(api: OpsApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
+# --- the signer's refusals ------------------------------------------------------------------
+async def signer_refused(api: OpsApiClient, args: argparse.Namespace) -> int:
+    """Batches the signer refused; reject one with ``ops batches reject ID --fail``."""
+    data = await api.get("/v1/signer/refused")
+    columns = [
+        Column("BATCH", lambda j: f"#{j['batch_id']}", right=True),
+        col("NETWORK", "network"),
+        col("ASSET", "asset"),
+        col("TOTAL (BASE UNITS)", "total", right=True),
+        col("OUTPUTS", "outputs", right=True),
+        col("PARKED", "parked_at"),
+        Column("REJECTABLE", lambda j: "yes" if j["rejectable"] else "NO (signed)"),
+        col("REASON", "reason"),
+    ]
+    emit(data, args.json, data["jobs"], columns, "the signer refused nothing")
+    return 0
+
+
 # --- networks -------------------------------------------------------------------------------
 def endpoint_state(endpoint: dict[str, Any]) -> str:
     if endpoint.get("chain_check") == "mismatch":
@@ -225,4 +243,7 @@ def register(sub: Any) -> None:
         r.add_argument("--note", default="", help="why it is safe now (kept in the audit log)")
 
     leaf(ops, "networks", networks, "each network's head, cursor, lag, endpoints and leader")
+    sg = ops.add_parser("signer", help="batches the signer refused (reject: ops batches reject)")
+    signer_sub = sg.add_subparsers(dest="signer_action", required=True)
+    leaf(signer_sub, "refused", signer_refused, "parked signer jobs, oldest first, with reasons")
     ops_batches.register(ops, leaf)

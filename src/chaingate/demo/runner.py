@@ -14,7 +14,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from chaingate.ledger.reference.app import serve_reference_ledger
 from chaingate.service import ROLES, run_service
 from chaingate.settings import PROJECT_ROOT, Settings, address_start_variable
 
+OnConsole = Callable[[str, str], Awaitable[None]]
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,50}$")
 
 
@@ -56,8 +57,13 @@ async def run_demo(
     story: Story | None = None,
     log_file: Path | None = None,
     tick: float = 0.7,
+    on_console: OnConsole | None = None,
 ) -> int:
     """Run the demo; 0 only if every expected outcome happened. ``state`` skips `devnet up`.
+
+    ``on_console(console_url, login_token)`` runs once the console shows the demo's data, while
+    the gateway still runs (the screenshots, tests/test_screenshots.py); what it raises reaches
+    the caller once the gateway has stopped.
 
     The devnet's database server holds the demo's databases; a devnet without one (tests) uses
     the server of ``CHAINGATE_DATABASE_URL``.
@@ -65,7 +71,7 @@ async def run_demo(
     story = story or story_for(sys.stdout)
     try:
         verdict = await _run(keep_running, config, state, database_prefix, timeout, story,
-                             log_file, tick)  # fmt: skip
+                             log_file, tick, on_console)  # fmt: skip
     except DemoError as exc:
         verdict = Verdict(1, str(exc))
     story.verdict(verdict.code, verdict.text)
@@ -82,6 +88,7 @@ async def _run(
     story: Story,
     log_file: Path | None,
     tick: float,
+    on_console: OnConsole | None = None,
 ) -> Verdict:
     if log_file is not None:
         story.step(f"the service's logs go to {shown(log_file)} (--verbose streams them here)")
@@ -117,7 +124,7 @@ async def _run(
             settings, alert_webhook_url=hook_url, alert_webhook_secret=hook_secret.encode()
         )
         return await _with_service(
-            settings, state, token, pushed, keep_running, timeout, story, tick, log_file
+            settings, state, token, pushed, keep_running, timeout, story, tick, log_file, on_console
         )
 
 
@@ -131,6 +138,7 @@ async def _with_service(
     story: Story,
     tick: float,
     log_file: Path | None = None,
+    on_console: OnConsole | None = None,
 ) -> Verdict:
     stop = asyncio.Event()
     service = asyncio.create_task(run_service(settings, list(ROLES), stop), name="demo-service")
@@ -150,6 +158,8 @@ async def _with_service(
                 verdict = await _withdrawal_act(run, token, timeout, log_file, verdict)
             if verdict.code == 0:
                 verdict = await _console_act(api_url, token, expected, keep, story, verdict)
+            if verdict.code == 0 and on_console is not None:
+                await on_console(f"{api_url}/ops/", console_token(token))
             if keep and not service.done():
                 story.step(f"gateway keeps running at {api_url} (demo token: {token}); "
                            "Ctrl-C stops it")  # fmt: skip

@@ -28,6 +28,11 @@ class AlertKind(StrEnum):
     FEE_CAP_TOO_LOW = "fee_cap_too_low"  # the approved fee cap cannot pay the next block
     HOT_WALLET_INSUFFICIENT = "hot_wallet_insufficient"  # coins cannot pay an approved batch
     WITHDRAWAL_STUCK = "withdrawal_stuck"  # unmined past replace_after: replaced, or cannot be
+    # a confirmed withdrawal's transaction left the chain (a reorg deeper than confirmations)
+    WITHDRAWAL_REORGED_AFTER_CONFIRMATION = "withdrawal_reorged_after_confirmation"
+    # the node says an approved batch's transfer would fail (e.g. the hot wallet lacks the
+    # token or the coin): held, planned again each pass until it would succeed
+    WITHDRAWAL_UNPLANNABLE = "withdrawal_unplannable"
     WITHDRAWAL_FAILED = "withdrawal_failed"  # failed on chain (OUT_OF_ENERGY, REVERT): fee burned
     HOT_WALLET_SHORT = "hot_wallet_short"  # TRON: the hot TRX cannot pay what a batch may cost
 

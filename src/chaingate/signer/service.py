@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from chaingate import crashpoints
 from chaingate.chains.evm.txbuilder import (
     DEFAULT_GAS_MARGIN_PERCENT,
     EvmTransfer,
@@ -234,9 +235,11 @@ class Signer:
                     rows = await self._allocate_and_sign(
                         conn, material.batch.id, content, network, plan, key, lease
                     )
+                crashpoints.crash_point(crashpoints.SIGNED_BEFORE_RECORD)
                 await insert_signed(conn, rows)
                 if not await self._queue.complete(claim, conn=conn):
                     raise _LeaseLost
+            crashpoints.crash_point(crashpoints.RECORDED_BEFORE_RELEASE)
         except Refused as exc:
             await self.refuse(self._queue, claim, material.batch.id, material, exc)
             return Outcome(claim.id, "refused")

@@ -203,6 +203,32 @@ class LeasedQueue:
             )
         return done is not None
 
+    async def reschedule(
+        self,
+        claim: Claim,
+        retry_in: float,
+        *,
+        conn: asyncpg.Connection | None = None,
+        extra_set: str = "",
+        args: Sequence[object] = (),
+    ) -> bool:
+        """Record progress on a row that is not done yet and make it due again in ``retry_in``;
+        False (nothing written) when the lease was lost. ``extra_set`` as for ``complete``,
+        its parameters starting at ``$4``."""
+        extra = f", {extra_set}" if extra_set else ""
+        async with _connection(self._db, conn) as c:
+            done = await c.fetchval(
+                f"""UPDATE {self.table.name}
+                    SET last_error = NULL, lease_token = NULL,
+                        next_attempt_at = now() + make_interval(secs => $3){extra}
+                    WHERE {self._mine} RETURNING 1""",
+                claim.id,
+                claim.token,
+                retry_in,
+                *args,
+            )
+        return done is not None
+
     async def fail(self, claim: Claim, error: str, retry_in: float) -> bool:
         """Count a failed attempt, keep its error, make the row due again in ``retry_in``."""
         async with self._db.acquire() as conn:

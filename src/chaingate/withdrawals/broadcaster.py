@@ -6,7 +6,8 @@ broadcasters share the rows and a crashed one's rows come back. A row is
   the bytes are sent, and the row, the withdrawal and the batch move to ``broadcast``. A crash
   between sending and that bookkeeping sends the SAME bytes again, which the node answers with
   "already known" or, once mined, "nonce too low": both are success;
-- ``broadcast``: tracked (``withdrawals/tracker.py``) until confirmed or failed.
+- ``broadcast``: tracked (``withdrawals/tracker.py``) until confirmed or failed;
+- ``confirmed``: still watched until beyond the reorg window (a reorg re-sends its bytes).
 
 Only the stored bytes are ever sent: nothing here can sign (no key, no signer import).
 """
@@ -19,6 +20,7 @@ import re
 import asyncpg
 import structlog
 
+from chaingate import crashpoints
 from chaingate.chains.evm.rpc import EvmRpc, SendOutcome
 from chaingate.delivery import run_passes
 from chaingate.domain import AlertKind, AlertSeverity, Network, NewAlert
@@ -61,7 +63,7 @@ def outgoing_table(network: str, extra: str = "") -> QueueTable:
                      q.max_fee_per_gas::text AS max_fee_per_gas,
                      q.max_priority_fee_per_gas::text AS max_priority_fee_per_gas"""
         + (f", {extra}" if extra else ""),
-        eligible=f"q.network = '{network}' AND q.status IN ('signed', 'broadcast')",
+        eligible=f"q.network = '{network}' AND q.status IN ('signed', 'broadcast', 'confirmed')",
     )
 
 
@@ -141,7 +143,9 @@ class Broadcaster:
     async def send(self, claim: Claim) -> None:
         row = claim.record
         await self._mark_signed(row)
+        crashpoints.crash_point(crashpoints.RECORDED_BEFORE_BROADCAST)
         outcome = await self._rpc.send_raw_transaction("0x" + row["raw_tx"], row["txid"])
+        crashpoints.crash_point(crashpoints.BROADCAST_BEFORE_BOOKKEEPING)
         if outcome is SendOutcome.UNDERPRICED:
             await self._underpriced(claim)
             return

@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from chaingate.domain import AlertKind, AlertSeverity, NewAlert
+from chaingate.domain import AlertKind, AlertSeverity, Network, NewAlert
 from chaingate.domain.withdrawals import LIMIT_COUNTED
 from chaingate.errors import IdempotencyConflictError, InvalidAddressError, LimitExceededError
 from chaingate.store import audit
@@ -91,6 +91,7 @@ async def submit(
         if exc.other_network is not None:
             await _alert_mismatch(conn, req, exc)
         raise
+    _not_our_own(network, destination)
     limits = limits_of(asset)
     if req.amount < limits.min_amount:
         raise LimitExceededError(
@@ -162,6 +163,21 @@ async def submit(
         principal=principal,
     )
     return view, True
+
+
+def _not_our_own(network: Network, destination: str) -> None:
+    """The hot wallet would pay itself (the user debited, nothing leaving) and a token contract
+    swallows what is sent to it: both are refused before anything is held."""
+    if network.hot_address and destination.lower() == network.hot_address.lower():
+        raise InvalidAddressError(
+            f"{destination} is the gateway's own hot wallet on {network.name}: not a destination"
+        )
+    for listed in network.assets:
+        if listed.contract and destination.lower() == listed.contract.lower():
+            raise InvalidAddressError(
+                f"{destination} is the {listed.symbol} token contract on {network.name}: "
+                "tokens sent to it are lost"
+            )
 
 
 async def _repeat(

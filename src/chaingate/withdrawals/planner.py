@@ -16,9 +16,10 @@ import structlog
 
 from chaingate.chains.evm.rpc import EvmRpc
 from chaingate.chains.evm.txbuilder import NATIVE_TRANSFER_GAS, erc20_transfer_data
-from chaingate.domain import Network
+from chaingate.domain import AlertKind, AlertSeverity, Network, NewAlert
 from chaingate.domain.signing_plan import BitcoinPlan, EvmPlan, TronPlan
-from chaingate.errors import ProviderError, ValidationError
+from chaingate.errors import ProviderError, RpcError, ValidationError
+from chaingate.store.alerts import raise_alert
 from chaingate.store.batches import unheld
 
 log = structlog.get_logger(__name__)
@@ -54,10 +55,15 @@ class Planner:
                 continue  # the signer would not sign before the ledger holds the funds
             try:
                 plan = await self._plan(job["batch_id"], job["contract"])
+            except RpcError as exc:
+                # The node refused to estimate: the transfer would fail (the hot wallet lacks
+                # the token or the coin, the token refuses the destination). Held, not failed:
+                # ops refill the hot wallet (it is planned on the next pass) or reject it.
+                await self._unplannable(job["batch_id"], exc)
+                continue
             except (ProviderError, ValidationError) as exc:
-                # A token transfer the node would revert (the hot wallet lacks the balance), an
-                # endpoint failing, or (Bitcoin) coins that do not reach: no plan, so the signer
-                # waits; tried again next pass.
+                # An endpoint failing, or (Bitcoin) coins that do not reach yet: no plan, so
+                # the signer waits; tried again next pass.
                 log.warning(
                     "withdrawal_plan_failed",
                     network=self._network.name,
@@ -75,6 +81,33 @@ class Planner:
                 )
             planned += 1
         return planned
+
+    async def _unplannable(self, batch_id: int, exc: RpcError) -> None:
+        log.error(
+            "withdrawal_unplannable",
+            network=self._network.name,
+            batch_id=batch_id,
+            detail=str(exc)[:200],
+        )
+        async with self._db.acquire() as conn:
+            batch = await conn.fetchrow(
+                "SELECT asset, total::text AS total FROM batches WHERE id = $1", batch_id
+            )
+            await raise_alert(
+                conn,
+                NewAlert(
+                    kind=AlertKind.WITHDRAWAL_UNPLANNABLE,
+                    severity=AlertSeverity.CRITICAL,
+                    network=self._network.name,
+                    asset=batch["asset"] if batch else None,
+                    amount=int(batch["total"]) if batch else None,
+                    message=f"approved batch {batch_id} cannot be sent from {self._hot}: the node "
+                    f"says its transfer would fail ({str(exc)[:300]}); held until it would "
+                    "succeed (refill the hot wallet) or the batch is rejected",
+                    details={"batch_id": batch_id, "hot_address": self._hot},
+                    dedup_key=f"withdrawal_unplannable:{self._network.name}:{batch_id}",
+                ),
+            )
 
     async def _unheld(self, batch_id: int) -> list[int]:
         async with self._db.acquire() as conn:

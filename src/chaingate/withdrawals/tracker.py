@@ -14,6 +14,13 @@ For a ``broadcast`` row (and any transaction it replaced: same withdrawal, same 
 - unmined longer than the registry's ``replace_after``: a replacement is requested from the
   signer (``signer_replacements``): the same transfer at the same nonce with higher fees, when
   the approved fee cap allows; otherwise a critical alert. Whichever one is mined counts.
+
+``confirmed`` is what the ledger hears once (its event key is per withdrawal and status), but
+the row stays watched until its block is ``reorg_window`` deep (the watcher's window, beyond
+which no reorg is followed). A reorg that drops a confirmed transaction raises a critical
+``withdrawal_reorged_after_confirmation`` and the SAME bytes are sent again until they are
+mined again; the withdrawal stays ``confirmed`` (the funds were settled and cannot fail any
+more), the ledger hears nothing new, and the row is done once the new block is deep enough.
 """
 
 from __future__ import annotations
@@ -23,10 +30,11 @@ import json
 import asyncpg
 import structlog
 
+from chaingate import crashpoints
 from chaingate.chains.evm.codec import decode_transfer_log
 from chaingate.chains.evm.rpc import EvmRpc, RawReceipt, hex_int
 from chaingate.chains.evm.txbuilder import FeeCapError, Fees, bump_fees, quote_from_fee_history
-from chaingate.domain import AlertKind, AlertSeverity, Network, NewAlert
+from chaingate.domain import AlertKind, AlertSeverity, Network, NetworkKind, NewAlert
 from chaingate.domain.signing_plan import EvmPlan
 from chaingate.domain.withdrawals import WithdrawalStatus
 from chaingate.store import chainstate
@@ -57,29 +65,59 @@ class Tracker:
                 await self._mined(claim, txid, receipt)
                 return
         if row["block_number"] is not None:
-            log.warning(
-                "withdrawal_tx_reorged_out",
-                network=self.network.name,
-                txid=row["txid"],
-                block=row["block_number"],
-            )
-            async with self._db.acquire() as conn:
-                await conn.execute(
-                    """UPDATE withdrawal_txs SET block_number = NULL, block_hash = NULL,
-                              confirmations = 0 WHERE id = $1""",
-                    row["id"],
-                )
+            await self._reorged_out(row)
+        if row["status"] == "confirmed":
+            # Settled with the ledger: it can no longer fail. The same bytes until mined again.
+            await self._resend_if_dropped(row)
+            await self._queue.defer([claim], self._every)
+            return
         if await self._nonce_consumed_elsewhere(row):
             await self._finish(
                 claim, "failed", None, reason="nonce consumed by another transaction"
             )
             return
+        await self._resend_if_dropped(row)
+        await self._replace_if_stuck(row)
+        await self._queue.defer([claim], self._every)
+
+    async def _resend_if_dropped(self, row: asyncpg.Record) -> None:
         if await self._rpc.transaction(row["txid"]) is None:
             # Dropped (mempool eviction, a node restart, a reorg): the same bytes again.
             outcome = await self._rpc.send_raw_transaction("0x" + row["raw_tx"], row["txid"])
             log.info("withdrawal_rebroadcast", txid=row["txid"], outcome=outcome.value)
-        await self._replace_if_stuck(row)
-        await self._queue.defer([claim], self._every)
+
+    async def _reorged_out(self, row: asyncpg.Record) -> None:
+        log.warning(
+            "withdrawal_tx_reorged_out",
+            network=self.network.name,
+            txid=row["txid"],
+            block=row["block_number"],
+            status=row["status"],
+        )
+        async with self._db.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """UPDATE withdrawal_txs SET block_number = NULL, block_hash = NULL,
+                          confirmations = 0 WHERE id = $1""",
+                row["id"],
+            )
+            await withdrawal_rows.set_progress(conn, row["withdrawal_id"], confirmations=0)
+            if row["status"] == "confirmed":
+                await raise_alert(
+                    conn,
+                    NewAlert(
+                        kind=AlertKind.WITHDRAWAL_REORGED_AFTER_CONFIRMATION,
+                        severity=AlertSeverity.CRITICAL,
+                        network=self.network.name,
+                        txid=row["txid"],
+                        message=f"{self.network.name}: confirmed withdrawal tx {row['txid']} "
+                        f"(block {row['block_number']}) is no longer on the chain: a reorg "
+                        f"deeper than {self.network.confirmations} confirmations; the same "
+                        "signed bytes are sent again",
+                        details={"withdrawal_id": row["withdrawal_id"], "nonce": row["nonce"]},
+                        dedup_key=f"withdrawal_reorged_after_confirmation:{row['txid']}:"
+                        f"{row['block_number']}",
+                    ),
+                )
 
     async def _same_nonce_txids(self, row: asyncpg.Record) -> list[str]:
         async with self._db.acquire() as conn:
@@ -127,6 +165,14 @@ class Tracker:
         if confirmations < self.network.confirmations:
             await self._queue.defer([claim], self._every)
             return
+        if row["status"] == "confirmed":
+            # Told and settled already: only watched until beyond the reorg window.
+            if confirmations >= self.network.reorg_window:
+                await self._queue.complete(claim)
+                log.info("withdrawal_tx_final_depth", txid=txid, confirmations=confirmations)
+            else:
+                await self._queue.defer([claim], self._every)
+            return
         fee = hex_int(receipt.get("gasUsed", "0x0"), "gasUsed") * hex_int(
             receipt.get("effectiveGasPrice", "0x0"), "effectiveGasPrice"
         )
@@ -148,6 +194,7 @@ class Tracker:
                 "(transfer returned false): nothing was sent",
             )
         else:
+            crashpoints.crash_point(crashpoints.CONFIRMED_BEFORE_BOOKKEEPING)
             await self._finish(claim, "confirmed", txid, fee=fee, confirmations=confirmations)
 
     async def _token_moved(self, row: asyncpg.Record, receipt: RawReceipt) -> bool:
@@ -187,10 +234,23 @@ class Tracker:
         reason: str | None = None,
     ) -> None:
         row = claim.record
+        # A confirmed row stays watched (see the module's docstring) until beyond the window.
+        watch = (
+            outcome == "confirmed"
+            and self.network.kind is NetworkKind.EVM  # TRON's solidified blocks are final
+            and (confirmations or 0) < self.network.reorg_window
+        )
         async with self._db.acquire() as conn, conn.transaction():
-            if not await self._queue.complete(
-                claim, conn=conn, extra_set="status = $3, fee = $4", args=[outcome, fee]
-            ):
+            if watch:
+                kept = await self._queue.reschedule(
+                    claim, self._every, conn=conn, extra_set="status = $4, fee = $5",
+                    args=[outcome, fee],
+                )  # fmt: skip
+            else:
+                kept = await self._queue.complete(
+                    claim, conn=conn, extra_set="status = $3, fee = $4", args=[outcome, fee]
+                )
+            if not kept:
                 return  # another broadcaster holds the row now
             # The transactions it replaced (same nonce) are over too.
             await conn.execute(
