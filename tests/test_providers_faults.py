@@ -323,7 +323,10 @@ async def test_rate_limit_keeps_request_rate_under_the_limit(
     assert elapsed >= 1.6  # a burst of 20, then 40 more at 20/s take at least 2 s
     arrivals = alpha.seen.arrivals
     busiest = max(sum(1 for t in arrivals if s <= t < s + 1.0) for s in arrivals)
-    assert busiest <= rate * 2 + 2  # burst plus one second's rate, with slack
+    # A burst plus one second's rate, with slack for when the proxy timestamps arrivals (a
+    # loaded machine bunches them at the window's edges); without the limiter all 60 arrive
+    # within the first second.
+    assert busiest <= rate * 2 + 5
 
 
 @pytest.mark.parametrize("refusal", ["413", "error"])
