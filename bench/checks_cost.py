@@ -122,10 +122,10 @@ async def run_checks_cost(
                     )
                     cpu_before = time.process_time()
                     if mode != "off":
-                        result = await watcher_pass(network, filled, db)
+                        result, _ = await watcher_pass(network, filled, db)
                     else:
                         with checks_off():
-                            result = await watcher_pass(network, filled, db)
+                            result, _ = await watcher_pass(network, filled, db)
                     used = time.process_time() - cpu_before
                     if mode in wall:
                         wall[mode].append(result.seconds)
