@@ -108,3 +108,25 @@ async def test_completion_inside_the_works_transaction_rolls_back_when_fenced(
         assert await slow.complete(mine, conn=conn) is False
         await tx.rollback()  # what a worker does on False: its effects go too
     assert await jobs.fetchval("SELECT body FROM test_jobs WHERE id = $1", mine.id) == "j0"
+
+
+async def test_a_table_ordered_by_due_time_reaches_a_row_behind_a_claim_full_of_older_ids(
+    jobs: asyncpg.Pool,
+) -> None:
+    # The broadcaster's case: rows 1-4 are tracked and come due again every pass, row 5 is
+    # newly due. Ordered by id, a claim of 4 would take rows 1-4 on every pass and never row 5.
+    await jobs.execute("UPDATE test_jobs SET next_attempt_at = now() - interval '1 second'")
+    await jobs.execute(
+        "UPDATE test_jobs SET next_attempt_at = now() - interval '1 minute' WHERE id = 5"
+    )
+    by_id = LeasedQueue(jobs, JOBS, holder="by-id", lease_seconds=30)
+    assert 5 not in {c.id for c in await by_id.claim(4)}
+    await jobs.execute(
+        "UPDATE test_jobs SET lease_token = NULL, next_attempt_at = now() - interval '1 second'"
+    )
+    await jobs.execute(
+        "UPDATE test_jobs SET next_attempt_at = now() - interval '1 minute' WHERE id = 5"
+    )
+    by_due = QueueTable(name="test_jobs", returning=JOBS.returning, order="q.next_attempt_at, q.id")
+    fair = LeasedQueue(jobs, by_due, holder="by-due", lease_seconds=30)
+    assert 5 in {c.id for c in await fair.claim(4)}

@@ -70,12 +70,13 @@ class QueueTable:
     """How one table is worked. Every string goes into SQL text, so it comes from code, never
     from input: ``returning`` the columns a claim returns (over alias ``q``), ``eligible`` an
     extra claim condition over alias ``q`` (ordering rules such as "a reversal waits for its
-    credit")."""
+    credit"), ``order`` which due rows a claim takes first."""
 
     name: str
     done_column: str = "done_at"
     returning: str = "q.*"
     eligible: str = "TRUE"
+    order: str = "q.id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,7 @@ class LeasedQueue:
                 SELECT q.id FROM {t} q
                 WHERE q.{done} IS NULL AND q.parked_at IS NULL AND q.next_attempt_at <= now()
                   AND ({table.eligible})
-                ORDER BY q.id
+                ORDER BY {table.order}
                 LIMIT $1
                 FOR UPDATE OF q SKIP LOCKED
             )

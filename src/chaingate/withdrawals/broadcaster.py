@@ -64,6 +64,10 @@ def outgoing_table(network: str, extra: str = "") -> QueueTable:
                      q.max_priority_fee_per_gas::text AS max_priority_fee_per_gas"""
         + (f", {extra}" if extra else ""),
         eligible=f"q.network = '{network}' AND q.status IN ('signed', 'broadcast', 'confirmed')",
+        # Oldest due first, not lowest id first: rows being tracked come due again every pass
+        # (confirmed ones until they are reorg-window deep), and by id the first claim-full of
+        # them would starve a newly signed row for as long as they are watched.
+        order="q.next_attempt_at, q.id",
     )
 
 
