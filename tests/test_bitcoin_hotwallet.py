@@ -10,12 +10,13 @@ from bitcoinlib.mnemonic import Mnemonic
 
 from chaingate.chains.bitcoin.addresses import hash160, p2wpkh_script
 from chaingate.chains.hdkeys import child_public_key
+from chaingate.devnet.chains import BITCOIN_HOT_KEY
 from chaingate.errors import KeystoreError
 from chaingate.signer.hotwallet import hot_wallet
 from chaingate.signer.keystore import KeyRing, hot_key
 from harness import devnet_network
 
-DEVNET_HOT_KEY = bytes.fromhex("d6b5fd942e9ff4c0255733e9b2ada47f22cd858eccf34db10078a8e5a433b6c9")
+DEVNET_HOT_KEY = bytes.fromhex(BITCOIN_HOT_KEY)
 BTC = "bitcoin-devnet"
 MNEMONIC = "test test test test test test test test test test test junk"
 

@@ -10,7 +10,6 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -20,10 +19,10 @@ from chaingate.chains.bitcoin.addresses import BitcoinAddresses
 from chaingate.chains.bitcoin.bech32 import encode_segwit
 from chaingate.devnet import postgres
 from chaingate.devnet.bitcoin import LitecoinRpc
+from chaingate.devnet.chains import write_chains
 from chaingate.devnet.manager import DevnetState
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.reference.app import serve_reference_ledger
-from chaingate.settings import PROJECT_ROOT
 from chaingate.withdrawals.coins import wallet_address
 from harness import devnet_network
 from test_bitcoin_destinations import b58check
@@ -51,15 +50,6 @@ class BitcoinStack(Stack):
             CHAINGATE_SIGNER_DEVNET_KEYS=DEVNET_HOT_KEY.hex(),
             CHAINGATE_SIGNER_LIMITS=str(limits),
         )
-
-
-def chains_dir(folder: Path, start_height: int) -> Path:
-    text = (PROJECT_ROOT / "chains" / "devnet" / "bitcoin-devnet.toml").read_text()
-    text = text.replace("start_height = 0", f"start_height = {start_height}")
-    out = folder / "chains"
-    out.mkdir(exist_ok=True)
-    (out / f"{BTC}.toml").write_text(text)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +95,7 @@ async def stack(
             database_url=dsn,
             eth_url="http://127.0.0.1:1",
             ledger_url=ledger_url,
-            chains=chains_dir(folder, head + 1),
+            chains=write_chains(folder / "chains", [BTC], start_heights={BTC: head + 1}),
             api_port=free_port(),
             ledger_dsn=ledger_dsn,
         )

@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from chaingate.devnet import postgres
+from chaingate.devnet.chains import write_chains
 from chaingate.devnet.manager import DevnetState
 from chaingate.devnet.tron_node import GENESIS_KEYS
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.reference.app import serve_reference_ledger
-from chaingate.settings import PROJECT_ROOT
 from harness import until
 from tron_support import TronKey, TronNode, transfer_data
 from withdrawal_stack import LEDGER_SECRET, Stack, free_port
@@ -38,12 +38,9 @@ async def stack(
     node = TronNode(devnet.tron_url)
     folder = tmp_path_factory.mktemp("tron-withdrawals")
     head = await node.mine(1)
-    text = (PROJECT_ROOT / "chains" / "devnet" / "tron-devnet.toml").read_text()
-    text = text.replace("start_height = 0", f"start_height = {head}")
-    text = text.replace("testnet = true", f'testnet = true\nhot_address = "{HOT.address}"')
-    chains = folder / "chains"
-    chains.mkdir()
-    (chains / "tron-devnet.toml").write_text(text)
+    chains = write_chains(
+        folder / "chains", [NET], start_heights={NET: head}, hot_addresses={NET: HOT.address}
+    )
     limits = folder / "signer-limits.toml"
     limits.write_text(
         "".join(

@@ -48,13 +48,17 @@ async def pay_bsc(state: DevnetState, to: str) -> Expected:
 
 async def pay_bitcoin(state: DevnetState, to: str) -> Expected:
     btc = Expected("0.5 BTC", BTC, "BTC", 50_000_000, 8, "credited")
-    parts = urlsplit(str(state.ltc_rpc_url))
-    plain = urlunsplit(parts._replace(netloc=f"{parts.hostname}:{parts.port}"))
-    async with LitecoinRpc(plain, parts.username or "", parts.password or "",
-                           state.ltc_wallet) as rpc:  # fmt: skip
+    async with ltc_rpc(state) as rpc:
         btc.txid = await rpc.send_to_script(to, btc.amount)
         await rpc.mine(1)
     return btc
+
+
+def ltc_rpc(state: DevnetState) -> LitecoinRpc:
+    """litecoind's RPC with the devnet's wallet (the credentials from the URL)."""
+    parts = urlsplit(str(state.ltc_rpc_url))
+    plain = urlunsplit(parts._replace(netloc=f"{parts.hostname}:{parts.port}"))
+    return LitecoinRpc(plain, parts.username or "", parts.password or "", state.ltc_wallet)
 
 
 async def pay_tron(url: str, usdt_contract: str, to: str) -> list[Expected]:
@@ -86,9 +90,7 @@ class Miner:
 
     def __init__(self, state: DevnetState) -> None:
         self.state = state
-        parts = urlsplit(str(state.ltc_rpc_url))
-        plain = urlunsplit(parts._replace(netloc=f"{parts.hostname}:{parts.port}"))
-        self._btc = LitecoinRpc(plain, parts.username or "", parts.password or "", state.ltc_wallet)
+        self._btc = ltc_rpc(state)
         self._tron = aiohttp.ClientSession(str(state.tron_url))
         self.tron_blocks = 0
 

@@ -23,11 +23,24 @@ import asyncpg
 from cryptography.fernet import Fernet
 
 from chaingate.chains.registry import build_adapter, open_pool
-from chaingate.demo import console, payments, sections, withdrawals
-from chaingate.demo.outcomes import BSC, BTC, ETH, TRON, USER, DemoError, Expected, Seen, problems
+from chaingate.demo import console, onchain, payments, sections, withdrawals
+from chaingate.demo.outcomes import (
+    BSC,
+    BTC,
+    ETH,
+    TRON,
+    USER,
+    DemoError,
+    Expected,
+    Seen,
+    format_units,
+    problems,
+)
 from chaingate.demo.story import Story, shown, story_for
 from chaingate.demo.webhook import alert_receiver
 from chaingate.devnet import manager, postgres
+from chaingate.devnet.bitcoin import LitecoinRpc
+from chaingate.devnet.chains import TRON_HOT_ADDRESS, write_chains
 from chaingate.devnet.config import DevnetConfig, free_ports
 from chaingate.devnet.manager import ComponentUp, DevnetState
 from chaingate.domain import Network
@@ -35,7 +48,7 @@ from chaingate.errors import ChaingateError
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.reference.app import serve_reference_ledger
 from chaingate.service import ROLES, run_service
-from chaingate.settings import PROJECT_ROOT, Settings, address_start_variable
+from chaingate.settings import Settings, address_start_variable
 
 OnConsole = Callable[[str, str], Awaitable[None]]
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,50}$")
@@ -188,8 +201,11 @@ async def _fresh_databases(devnet_dsn: str, prefix: str) -> tuple[str, str]:
 async def _demo_settings(
     state: DevnetState, dsn: str, ledger_url: str, secret: str, token: str, story: Story
 ) -> Settings:
+    # chains/devnet, with genesis key 0 as the TRON devnet's hot wallet (devnet/chains.py)
+    chains = write_chains(state.config.root / "demo-chains",
+                          hot_addresses={TRON: TRON_HOT_ADDRESS})  # fmt: skip
     env = {
-        "CHAINGATE_CHAINS_DIR": str(PROJECT_ROOT / "chains" / "devnet"),
+        "CHAINGATE_CHAINS_DIR": str(chains),
         "CHAINGATE_ETHEREUM_DEVNET_RPC": str(state.eth_url),
         "CHAINGATE_BSC_DEVNET_RPC": str(state.bsc_url),
         "CHAINGATE_BITCOIN_DEVNET_RPC": str(state.ltc_rpc_url),
@@ -349,54 +365,118 @@ class Run:
 async def _withdrawal_act(
     run: Run, token: str, timeout: float, log_file: Path | None, verdict: Verdict
 ) -> Verdict:
-    """Alice withdraws part of her deposits: request, batch, two approvals, the signer in its
-    own process, broadcast and confirmation; the ledger settles what it held."""
-    story, settings, eth = run.story, run.settings, run.settings.networks.get(ETH)
-    nexo = eth.asset("NEXO").contract if eth else None
-    if eth is None or eth.hot_address is None:
-        return Verdict(1, f"{ETH} has no hot_address in chains/devnet: no withdrawals")
-    deployed = (run.state.eth_token or "").lower()
-    # The signer checks the registry's NEXO contract: withdraw NEXO only where it was deployed.
-    assets = [a for a, *_ in withdrawals.PAYOUTS if a == "ETH" or nexo == deployed]
+    """Alice withdraws part of her deposits on Ethereum, Bitcoin and TRON: request, batch, two
+    approvals, the signer in its own process, broadcast and confirmation; the ledger settles
+    what it held, and the chains show what each recipient got and what each transaction paid."""
+    story, settings = run.story, run.settings
+    for name in (ETH, BTC, TRON):
+        net = settings.networks.get(name)
+        if net is None or not net.has_hot_wallet:
+            return Verdict(1, f"{name} has no hot wallet in {settings.chains_dir}: no withdrawals")
+    wanted = withdrawals.payouts(with_nexo=_nexo_deployed(run))
     desk = withdrawals.Desk(token, token, (approver_token(token, 0), approver_token(token, 1)))
     signer_env = {
         "CHAINGATE_DATABASE_URL": settings.database_url,
         "CHAINGATE_APPROVAL_SEAL_KEY": settings.approval_seal_key.decode(),
         "CHAINGATE_CHAINS_DIR": str(settings.chains_dir),
-        "CHAINGATE_NETWORKS": ETH,
+        "CHAINGATE_NETWORKS": ",".join((ETH, BTC, TRON)),
         "CHAINGATE_ETHEREUM_DEVNET_RPC": str(run.state.eth_url),
+        "CHAINGATE_BITCOIN_DEVNET_RPC": str(run.state.ltc_rpc_url),
+        "CHAINGATE_TRON_DEVNET_URL": str(run.state.tron_url),
     }
     folder = log_file.parent if log_file else Path(".devnet")
-    with _step(f"withdrawals: alice takes {', '.join(assets)} out to {withdrawals.DESTINATION}: "
-               f"requested, batched by the maker, approved by {' and '.join(APPROVERS)}", story):  # fmt: skip
-        if "NEXO" in assets:
-            await withdrawals.fund_hot_wallet(str(run.state.eth_url), str(nexo))
+    usdt = str(settings.networks[TRON].asset("USDT").contract)
+    assets = ", ".join(f"{p.asset} ({len(p.outputs)} output{'s' * (len(p.outputs) > 1)})"
+                       for p in wanted)  # fmt: skip
+    with _step(f"withdrawals: alice takes {assets} out, one batch each: requested, batched by "
+               f"the maker, approved by {' and '.join(APPROVERS)}", story):  # fmt: skip
         before = (await _observe(run)).balances
-        async with withdrawals.signer_process(signer_env, folder, log_file) as pid:
-            story.detail(f"signer running in its own process (pid {pid}) with the devnet hot key "
-                         f"of {eth.hot_address}")  # fmt: skip
-            batch_ids = await withdrawals.request_and_approve(run.http, desk, assets)
-            views = await _watch_batches(run, desk, batch_ids, timeout)
-    found = withdrawals.problems(views)
-    want = {(ETH, a): before[(ETH, a)] - amount for a, amount, _ in withdrawals.PAYOUTS
-            if a in assets}  # fmt: skip
+        async with (
+            aiohttp.ClientSession(str(run.state.tron_url)) as tron_http,
+            payments.ltc_rpc(run.state) as ltc,
+        ):
+            tron = onchain.Tron(tron_http, usdt)
+            snapshot = await tron.snapshot([p for p in wanted if p.network == TRON])
+            async with withdrawals.signer_process(signer_env, folder, log_file) as pid:
+                story.detail(f"signer running in its own process (pid {pid}) with the devnet hot "
+                             "keys of " + ", ".join(f"{n} ({_hot_wallet(settings, n)})"
+                                                    for n in (ETH, BTC, TRON)))  # fmt: skip
+                batch_ids = await withdrawals.request_and_approve(run.http, desk, wanted)
+                views = await _watch_batches(run, desk, batch_ids, timeout)
+            found = withdrawals.problems(views)
+            paid = [] if found else await _check_on_chain(run, desk, wanted, views, tron, ltc,
+                                                          snapshot)  # fmt: skip
+    for p in paid:
+        found += p.problems()
+    want: dict[tuple[str, str], int] = {}
+    for payout in wanted:
+        key = (payout.network, payout.asset)
+        want[key] = want.get(key, before[key]) - payout.total
     # The confirmation reaches the ledger through the outbox: a moment after the API says so.
     seen = await _observe(run)
     deadline = time.monotonic() + 30
     while any(seen.balances.get(k) != v for k, v in want.items()) and time.monotonic() < deadline:
         await asyncio.sleep(0.3)
         seen = await _observe(run)
+    if paid:
+        story.show(onchain.section(paid))
     story.show(sections.balances(seen, run.decimals, " after the withdrawals"))
     for (network, asset), amount in want.items():
         if seen.balances.get((network, asset)) != amount:
-            found.append(f"the ledger's {asset} balance did not drop by exactly the withdrawal")
+            found.append(f"the ledger's {network} {asset} balance did not drop by exactly the "
+                         "withdrawals")  # fmt: skip
     if found:
         return Verdict(1, "; ".join(found))
     return dataclasses.replace(
         verdict,
-        text=verdict.text + f"; {len(batch_ids)} withdrawal batch(es) approved, signed, "
-        "broadcast and confirmed, the ledger settled them",
+        text=verdict.text + f"; {len(batch_ids)} withdrawal batches on Ethereum, Bitcoin and "
+        "TRON approved, signed, broadcast and confirmed, every recipient got exactly its amount "
+        "on chain, the fees reported are the chains' and the ledger settled them",
     )
+
+
+def _nexo_deployed(run: Run) -> bool:
+    """The signer checks the registry's NEXO contract: withdraw NEXO only where it was deployed."""
+    eth = run.settings.networks[ETH]
+    return eth.asset("NEXO").contract == (run.state.eth_token or "").lower()
+
+
+def _hot_wallet(settings: Settings, name: str) -> str:
+    net = settings.networks[name]
+    return net.hot_address or "m/84'/1'/1' of the devnet mnemonic"
+
+
+async def _check_on_chain(
+    run: Run,
+    desk: withdrawals.Desk,
+    wanted: list[withdrawals.Payout],
+    views: list[dict[str, Any]],
+    tron: onchain.Tron,
+    ltc: LitecoinRpc,
+    snapshot: tuple[onchain.Balances, set[str]],
+) -> list[onchain.Paid]:
+    """Each Bitcoin and TRON recipient's payment as its chain shows it; the txid and the fee of
+    every transaction as a line of the story."""
+    paid: list[onchain.Paid] = []
+    for payout, view in zip(wanted, views, strict=True):
+        if payout.network == ETH:
+            continue
+        shown_by_api = {}
+        for output in view["outputs"]:
+            path = f"/v1/withdrawals/{output['withdrawal_id']}"
+            shown_by_api[output["to_address"]] = await withdrawals.api(run.http, desk.service,
+                                                                       "GET", path)  # fmt: skip
+        if payout.network == BTC:
+            paid += await onchain.check_bitcoin(ltc, payout, shown_by_api)
+        else:
+            paid += await onchain.check_tron(tron, payout, snapshot, shown_by_api)
+    for p in paid:
+        energy, bandwidth = onchain.resources(p)
+        extra = "" if p.energy is None else f", energy {energy}, bandwidth {bandwidth}"
+        new = " (a new account)" if p.new_account else ""
+        run.story.detail(f"{p.network} {p.asset} to {p.to}{new}: tx {p.txid}, fee {p.in_coin(p.fee)}"
+                         f"{extra}")  # fmt: skip
+    return paid
 
 
 async def _watch_batches(
@@ -450,6 +530,12 @@ async def _scenario(run: Run, timeout: float) -> tuple[Verdict, list[Expected]]:
         expected += await payments.pay_tron(str(state.tron_url), str(usdt), addr[TRON])
     for e in expected:
         story.detail(f"{e.network:16} {e.label:12} tx {e.txid}")
+    nexo = run.settings.networks[ETH].asset("NEXO").contract if _nexo_deployed(run) else None
+    coins = " and ".join(format_units(sats, 8) for sats in withdrawals.BTC_HOT_COINS)
+    with _step(f"hot wallets for the withdrawal act: {coins} BTC to Bitcoin's first receive "
+               "addresses" + (", 10000 NEXO to Ethereum's" if nexo else "") + " (TRON's holds "
+               "TRX and USDT from genesis)", story):  # fmt: skip
+        await withdrawals.fund_hot_wallets(state, nexo, run.settings.networks[BTC])
     with _step(f"mining a block on every chain each {run.tick:g} s; the gateway counts "
                f"confirmations and credits the ledger (up to {timeout:.0f} s)", story):  # fmt: skip
         seen = await _wait_for_outcomes(run, expected, timeout)

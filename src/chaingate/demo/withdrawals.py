@@ -1,10 +1,11 @@
 """The withdrawal act: alice takes part of her deposits out again, through the whole desk.
 
-Per asset: the ledger (the demo's service token) requests a withdrawal, a maker makes a batch,
-two other approvers approve its content hash, the signer (its own process, the devnet hot key)
-signs, the broadcaster role sends and tracks it until it is confirmed; the reference ledger
-holds the funds at `requested` and settles them at `confirmed`. The table ticks through the
-batch's states while the demo mines.
+Per batch: the ledger (the demo's service token) requests its withdrawals, a maker makes the
+batch, two other approvers approve its content hash, the signer (its own process, the devnet
+hot keys of Ethereum, Bitcoin and TRON) signs, the broadcaster role sends and tracks it until it
+is confirmed (TRON: solidified); the reference ledger holds the funds at `requested` and settles
+them at `confirmed`. The table ticks through the batches' states while the demo mines;
+``onchain.py`` then checks on each chain what the recipients got.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -21,15 +23,26 @@ from typing import Any
 
 import aiohttp
 
-from chaingate.demo.outcomes import ETH, USER, DemoError, format_units
+from chaingate.chains.bitcoin.bech32 import encode_segwit
+from chaingate.chains.tron.addresses import to_base58
+from chaingate.demo.outcomes import BTC, ETH, TRON, USER, DemoError, format_units
+from chaingate.demo.payments import ltc_rpc
 from chaingate.demo.story import Section
 from chaingate.devnet import evm_contracts as evm
+from chaingate.devnet.chains import BITCOIN_HOT_KEY, TRON_HOT_KEY
+from chaingate.devnet.manager import DevnetState
+from chaingate.devnet.tron_node import GENESIS_KEYS
+from chaingate.domain import Network
+from chaingate.signer.keystore import tron_address
+from chaingate.withdrawals.coins import wallet_address
 
 # anvil's account 9 of the well-known test mnemonic: a devnet hot wallet funded at genesis.
 HOT_KEY = "2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6"
 HOT_ADDRESS = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"
 DESTINATION = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # anvil account 1: a user's wallet
-PAYOUTS = (("ETH", 4 * 10**17, 18), ("NEXO", 100 * 10**18, 18))  # of 1.5 ETH and 250 NEXO
+# TRON genesis key 1: an account that exists (the demo's other TRON payee is a new one)
+TRON_KNOWN = tron_address(bytes.fromhex(GENESIS_KEYS[1]))
+BTC_HOT_COINS = (20_000_000, 20_000_000)  # sats paid to hot wallet addresses 0 and 1
 FINAL = {"confirmed", "failed", "cancelled"}
 SIGNER_LIMITS = """[ethereum-devnet.ETH]
 per_transaction = "10000000000000000000"
@@ -37,7 +50,44 @@ per_day = "100000000000000000000"
 [ethereum-devnet.NEXO]
 per_transaction = "1000000000000000000000"
 per_day = "100000000000000000000000"
+[bitcoin-devnet.BTC]
+per_transaction = "100000000"
+per_day = "1000000000"
+[tron-devnet.TRX]
+per_transaction = "1000000000"
+per_day = "10000000000"
+[tron-devnet.USDT]
+per_transaction = "1000000000"
+per_day = "10000000000"
 """
+
+
+@dataclass(frozen=True)
+class Payout:
+    """One batch the demo asks for: its outputs as (destination, base units)."""
+
+    network: str
+    asset: str
+    decimals: int
+    outputs: tuple[tuple[str, int], ...]
+
+    @property
+    def total(self) -> int:
+        return sum(amount for _, amount in self.outputs)
+
+
+def payouts(with_nexo: bool) -> list[Payout]:
+    """The demo's batches, of alice's 1.5 ETH, 250 NEXO, 0.5 BTC, 25 TRX and 100 USDT; the
+    Bitcoin recipients and one TRON recipient are new each run (nothing paid them before)."""
+    found = [Payout(ETH, "ETH", 18, ((DESTINATION, 4 * 10**17),))]
+    if with_nexo:
+        found.append(Payout(ETH, "NEXO", 18, ((DESTINATION, 100 * 10**18),)))
+    fresh = [encode_segwit("bcrt", 0, secrets.token_bytes(20)) for _ in range(2)]
+    found.append(Payout(BTC, "BTC", 8, ((fresh[0], 10_000_000), (fresh[1], 5_000_000))))
+    new = to_base58(b"\x41" + secrets.token_bytes(20))  # an account that does not exist
+    found.append(Payout(TRON, "TRX", 6, ((new, 5_000_000), (TRON_KNOWN, 2_000_000))))
+    found.append(Payout(TRON, "USDT", 6, ((TRON_KNOWN, 40_000_000),)))
+    return found
 
 
 @dataclass(frozen=True)
@@ -53,10 +103,11 @@ class Desk:
 async def signer_process(
     env: Mapping[str, str], folder: Path, log: Path | None
 ) -> AsyncIterator[int]:
-    """`chaingate signer` in its own process with the devnet hot key; yields its pid."""
+    """`chaingate signer` in its own process with the devnet hot keys; yields its pid."""
     limits = folder / "signer-limits.toml"
     limits.write_text(SIGNER_LIMITS)
-    child_env = {**os.environ, **env, "CHAINGATE_SIGNER_DEVNET_KEYS": HOT_KEY,
+    keys = ",".join((HOT_KEY, BITCOIN_HOT_KEY, TRON_HOT_KEY))
+    child_env = {**os.environ, **env, "CHAINGATE_SIGNER_DEVNET_KEYS": keys,
                  "CHAINGATE_SIGNER_LIMITS": str(limits), "CHAINGATE_LOG_FORMAT": "json"}  # fmt: skip
     out = log.open("ab") if log is not None else None
     try:
@@ -79,12 +130,23 @@ async def signer_process(
             out.close()
 
 
-async def fund_hot_wallet(eth_url: str, token: str) -> None:
-    """The hot wallet holds ETH from genesis; it gets NEXO from the token's deployer."""
-    await evm.token_transfer(eth_url, token, evm.DEFAULT_SENDER, HOT_ADDRESS, 10_000 * 10**18)
+async def fund_hot_wallets(state: DevnetState, nexo: str | None, bitcoin: Network) -> None:
+    """Ethereum's hot wallet holds ETH from genesis and gets NEXO (when ``nexo``) from the
+    token's deployer; Bitcoin's gets coins on its first receive addresses from the node's
+    wallet, mined at once. TRON's (genesis key 0) holds TRX and USDT from genesis."""
+    if nexo is not None:
+        await evm.token_transfer(str(state.eth_url), nexo, evm.DEFAULT_SENDER, HOT_ADDRESS,
+                                 10_000 * 10**18)  # fmt: skip
+    if bitcoin.hot_xpub is None:
+        raise DemoError(f"{bitcoin.name} has no hot_xpub")
+    async with ltc_rpc(state) as rpc:
+        for index, sats in enumerate(BTC_HOT_COINS):
+            script = bytes.fromhex(wallet_address(bitcoin.hot_xpub, 0, index).script)
+            await rpc.send_to_script(script, sats)
+        await rpc.mine(1)
 
 
-async def _api(http: aiohttp.ClientSession, token: str, method: str, path: str,
+async def api(http: aiohttp.ClientSession, token: str, method: str, path: str,
                body: Any = None) -> Any:  # fmt: skip
     headers = {"Authorization": f"Bearer {token}"}
     async with http.request(method, path, json=body, headers=headers) as resp:
@@ -95,21 +157,23 @@ async def _api(http: aiohttp.ClientSession, token: str, method: str, path: str,
 
 
 async def request_and_approve(
-    http: aiohttp.ClientSession, desk: Desk, assets: list[str]
+    http: aiohttp.ClientSession, desk: Desk, wanted: list[Payout]
 ) -> list[int]:
-    """One withdrawal per payout, each in its own approved batch; the batch ids."""
+    """Each payout's withdrawals requested, batched and approved; the batch ids."""
     batches = []
-    for asset, amount, _ in PAYOUTS:
-        if asset not in assets:
-            continue
-        await _api(http, desk.service, "POST", "/v1/withdrawals", {
-            "request_id": uuid.uuid4().hex, "user_id": USER, "network": ETH, "asset": asset,
-            "to_address": DESTINATION, "amount": str(amount)})  # fmt: skip
-        batch = await _api(
-            http, desk.maker, "POST", "/v1/batches", {"network": ETH, "asset": asset}
-        )
+    for payout in wanted:
+        ids = set()
+        for destination, amount in payout.outputs:
+            made = await api(http, desk.service, "POST", "/v1/withdrawals", {
+                "request_id": uuid.uuid4().hex, "user_id": USER, "network": payout.network,
+                "asset": payout.asset, "to_address": destination, "amount": str(amount)})  # fmt: skip
+            ids.add(made["id"])
+        batch = await api(http, desk.maker, "POST", "/v1/batches",
+                           {"network": payout.network, "asset": payout.asset})  # fmt: skip
+        if {o["withdrawal_id"] for o in batch["outputs"]} != ids:
+            raise DemoError(f"batch {batch['id']} does not hold exactly the demo's withdrawals")
         for approver in desk.approvers:
-            await _api(http, approver, "POST", f"/v1/batches/{batch['id']}/approvals",
+            await api(http, approver, "POST", f"/v1/batches/{batch['id']}/approvals",
                        {"content_hash": batch["content_hash"]})  # fmt: skip
         batches.append(int(batch["id"]))
     return batches
@@ -118,7 +182,7 @@ async def request_and_approve(
 async def batch_views(
     http: aiohttp.ClientSession, desk: Desk, ids: list[int]
 ) -> list[dict[str, Any]]:
-    return [await _api(http, desk.service, "GET", f"/v1/batches/{i}") for i in ids]
+    return [await api(http, desk.service, "GET", f"/v1/batches/{i}") for i in ids]
 
 
 def done(views: list[dict[str, Any]]) -> bool:
@@ -130,20 +194,24 @@ def problems(views: list[dict[str, Any]]) -> list[str]:
             for v in views for o in v["outputs"] if o["status"] != "confirmed"]  # fmt: skip
 
 
+def short(text: str, keep: int = 8) -> str:
+    """A long address or txid as its first ``keep`` and last 4 characters."""
+    return text if len(text) <= keep + 5 else f"{text[:keep]}…{text[-4:]}"
+
+
 def section(views: list[dict[str, Any]]) -> Section:
     rows = []
     for v in views:
         for o in v["outputs"]:
             approvals = f"{v['quorum']['approvals']} / {v['quorum']['needed']}"
-            txid = str(o["txid"] or "-")
-            rows.append((f"#{v['id']}", v["asset"], format_units(int(o["amount"]), v["decimals"]),
-                         approvals, str(v["status"]), str(o["status"]),
-                         txid[:18] + "…" if len(txid) > 18 else txid))  # fmt: skip
+            rows.append((f"#{v['id']}", v["asset"], short(o["to_address"]),
+                         format_units(int(o["amount"]), v["decimals"]), approvals,
+                         str(v["status"]), str(o["status"]), short(str(o["txid"] or "-"), 12)))  # fmt: skip
     return Section(
-        f"Withdrawal batches of {USER} to {DESTINATION} (GET /v1/batches)",
-        ("batch", "asset", "amount", "approvals", "batch status", "withdrawal", "txid"),
+        f"Withdrawal batches of {USER} (GET /v1/batches)",
+        ("batch", "asset", "to", "amount", "approvals", "batch status", "withdrawal", "txid"),
         tuple(rows),
         right=frozenset({"amount", "approvals"}),
-        key_columns=2,
-        widths=(5, 5, 8, 9, 16, 10, 19),
+        key_columns=3,
+        widths=(5, 5, 13, 8, 9, 16, 10, 17),
     )
