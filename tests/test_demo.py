@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
 import sys
 import uuid
+from pathlib import Path
 
 import asyncpg
+import pytest
 
 from chaingate.demo import Expected, Seen, format_units, problems
-from chaingate.devnet import postgres
+from chaingate.demo.onchain import Paid
+from chaingate.devnet import DevnetError, postgres
+from chaingate.devnet.chains import DEVNET_CHAINS, TRON_HOT_ADDRESS, TRON_HOT_KEY, write_chains
 from chaingate.devnet.manager import DevnetState
+from chaingate.registry import load_network
+from chaingate.signer.keystore import tron_address
 
 
 async def _drop(admin_dsn: str, *names: str) -> None:
@@ -70,11 +77,32 @@ async def test_demo_once_tells_the_story_logs_to_a_file_and_matches_the_ledger(
     assert proc.returncode == 0, out + err
     assert out.rstrip().endswith("(exit code 0)"), out
     assert "PASS: all 7 deposits ended as expected" in out
-    # Each withdrawal batch moved from approval to confirmation, in view.
-    for asset, amount in (("ETH", r"0\.4"), ("NEXO", "100")):
-        assert re.search(rf"#\d+\s+{asset}\s+{amount}\s+2 / 2\s+approved", out), out
-        assert re.search(rf"#\d+\s+{asset}\s+{amount}\s+2 / 2\s+completed\s+confirmed\s+0x", out)
-    assert "2 withdrawal batch(es) approved, signed, broadcast and confirmed" in out
+    # Each withdrawal batch moved from approval to confirmation, in view: every output's row.
+    outputs = [("ETH", r"0\.4", "0x"), ("NEXO", "100", "0x"), ("BTC", r"0\.1", "[0-9a-f]"),
+               ("BTC", r"0\.05", "[0-9a-f]"), ("TRX", "5", "[0-9a-f]"), ("TRX", "2", "[0-9a-f]"),
+               ("USDT", "40", "[0-9a-f]")]  # fmt: skip
+    for asset, amount, txid in outputs:
+        row = rf"#\d+\s+{asset}\s+\S+\s+{amount}\s+2 / 2\s+"
+        assert re.search(row + r"approved\s+approved", out), out
+        assert re.search(row + rf"completed\s+confirmed\s+{txid}", out), out
+    assert (
+        "5 withdrawal batches on Ethereum, Bitcoin and TRON approved, signed, broadcast and "
+        "confirmed, every recipient got exactly its amount on chain" in out
+    )
+    # Bitcoin and TRON on chain: each recipient received its amount, the fee the gateway
+    # reported is the chain's; one Bitcoin transaction for the batch, its txid and fee shown.
+    chain = _table_rows(out, "Bitcoin and TRON withdrawals on chain")
+    assert [(r[0], r[2], r[3]) for r in chain if r[0]] == [
+        ("BTC", "0.1", "0.1"), ("BTC", "0.05", "0.05"), ("TRX", "5", "5"), ("TRX", "2", "2"),
+        ("USDT", "40", "40")]  # fmt: skip
+    assert all(r[4] == r[5] != "-" for r in chain if r[0]), chain
+    btc = re.findall(r"bitcoin-devnet BTC to bcrt1\w+: tx ([0-9a-f]{64}), fee 0\.\d+ BTC", out)
+    assert len(btc) == 2 and len(set(btc)) == 1, out
+    new_account = re.search(r"tron-devnet TRX to T\w+ \(a new account\): tx [0-9a-f]{64}, fee "
+                            r"1\.1\d* TRX, energy 0, bandwidth", out)  # fmt: skip
+    usdt = re.search(r"tron-devnet USDT to T\w+: tx [0-9a-f]{64}, fee [\d.]+ TRX, energy [1-9]\d*,"
+                     r" bandwidth", out)  # fmt: skip
+    assert new_account and usdt, out
     # The ops console's address and a login token, after the demo logged in there itself.
     assert re.search(r"==> ops console: http://127\.0\.0\.1:\d+/ops/ \(log in with token ops-", out)
     assert "; the ops console shows them (exit code 0)" in out
@@ -103,11 +131,11 @@ async def test_demo_once_tells_the_story_logs_to_a_file_and_matches_the_ledger(
     summary = {(r[0], r[1]): int(r[3]) for r in _table_rows(title + out.rsplit(title, 1)[1], title)}
     assert summary == {(r["network"], r["asset"]): int(r["amount"]) for r in rows}
     assert summary == {
-        ("bitcoin-devnet", "BTC"): 50_000_000,
+        ("bitcoin-devnet", "BTC"): 50_000_000 - 15_000_000,  # 0.1 + 0.05 BTC withdrawn
         ("ethereum-devnet", "ETH"): 15 * 10**17 - 4 * 10**17,  # 0.4 ETH withdrawn
         ("ethereum-devnet", "NEXO"): 250 * 10**18 - 100 * 10**18,  # 100 NEXO withdrawn
-        ("tron-devnet", "TRX"): 25_000_000,
-        ("tron-devnet", "USDT"): 100_000_000,
+        ("tron-devnet", "TRX"): 25_000_000 - 7_000_000,  # 5 + 2 TRX withdrawn
+        ("tron-devnet", "USDT"): 100_000_000 - 40_000_000,  # 40 USDT withdrawn
     }
     alert = _table_rows(out, "Alerts (GET /v1/alerts")
     assert [
@@ -149,3 +177,30 @@ def test_a_missing_credit_or_an_extra_balance_is_reported_not_passed() -> None:
     assert (
         problems([eth, dust], Seen(deposits, {("ethereum-devnet", "ETH"): 15 * 10**17}, [])) == []
     )
+
+
+def test_the_demo_registry_names_the_tron_hot_wallet_and_nothing_else_changes(
+    tmp_path: Path,
+) -> None:
+    out = write_chains(tmp_path / "chains", hot_addresses={"tron-devnet": TRON_HOT_ADDRESS},
+                       start_heights={"bitcoin-devnet": 7})  # fmt: skip
+    networks = {n: load_network(out / f"{n}.toml", {}) for n in ("tron-devnet", "bitcoin-devnet")}
+    assert networks["tron-devnet"].hot_address == TRON_HOT_ADDRESS
+    assert networks["tron-devnet"].has_hot_wallet and networks["bitcoin-devnet"].has_hot_wallet
+    assert networks["bitcoin-devnet"].start_height == 7
+    assert tron_address(bytes.fromhex(TRON_HOT_KEY)) == TRON_HOT_ADDRESS  # the signer's key
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in DEVNET_CHAINS.iterdir())
+    with pytest.raises(DevnetError, match="already names a hot_address"):
+        write_chains(tmp_path / "again", ["ethereum-devnet"],
+                     hot_addresses={"ethereum-devnet": "0x" + "11" * 20})  # fmt: skip
+
+
+def test_a_withdrawal_the_chain_disagrees_with_is_reported_not_passed() -> None:
+    right = Paid("tron-devnet", "TRX", 6, "T-new", 5_000_000, 5_000_000, "ab" * 32, 1_100_000,
+                 1_100_000, 0, 0, 0, new_account=True)  # fmt: skip
+    assert right.problems() == []
+    short_paid = dataclasses.replace(right, received=4_999_999)
+    assert "the chain shows 4999999 received, not 5000000" in short_paid.problems()[0]
+    wrong_fee = dataclasses.replace(right, fee=0)
+    assert "the gateway reported fee 0, the chain 1100000" in wrong_fee.problems()[0]
+    assert dataclasses.replace(right, fee=None).problems()  # no fee reported at all

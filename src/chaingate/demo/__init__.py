@@ -6,7 +6,11 @@ the public API and the chains: deposits on Ethereum (ETH, NEXO), Bitcoin and TRO
 must be credited exactly; a dust ETH amount must be rejected; NEXO sent on the BSC stand-in to
 the same 0x address must be rejected with a network-mismatch alert, which the gateway pushes to
 a small signed-webhook receiver run by the demo. The exit code is 0 only if every one of those
-outcomes was observed through the API, the ledger and the receiver.
+outcomes was observed through the API, the ledger and the receiver. Then alice withdraws part of
+it again: batches on Ethereum (ETH, NEXO), Bitcoin and TRON (TRX, one recipient a new account;
+USDT) approved by a quorum of two, signed by ``chaingate signer`` in its own process, broadcast
+and confirmed by the gateway, and checked on each chain (``onchain.py``: amounts received, the
+txid and the fee the gateway reported).
 
 How it is told (steps, live tables, summary) is ``story.py``; what the deposit act shows is
 ``sections.py``; the service's logs go to ``<devnet>/demo.log`` unless ``--verbose``.

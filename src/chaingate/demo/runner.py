@@ -518,6 +518,12 @@ async def _scenario(run: Run, timeout: float) -> tuple[Verdict, list[Expected]]:
         addr = {n: await _address(run.http, n) for n in (ETH, BTC, TRON)}
         for name, address in addr.items():
             story.detail(f"{name:16} {address}")
+    nexo = run.settings.networks[ETH].asset("NEXO").contract if _nexo_deployed(run) else None
+    coins = " and ".join(format_units(sats, 8) for sats in withdrawals.BTC_HOT_COINS)
+    with _step(f"first the hot wallets, for the withdrawals later: {coins} BTC to Bitcoin's "
+               "first receive addresses" + (", 10000 NEXO to Ethereum's" if nexo else "")
+               + " (TRON's holds TRX and USDT from genesis)", story):  # fmt: skip
+        await withdrawals.fund_hot_wallets(state, nexo, run.settings.networks[BTC])
     expected: list[Expected] = []
     with _step("Ethereum: 1.5 ETH, 250 NEXO and 0.0001 ETH (dust) from anvil account 0", story):
         expected += await payments.pay_ethereum(state, addr[ETH])
@@ -530,12 +536,6 @@ async def _scenario(run: Run, timeout: float) -> tuple[Verdict, list[Expected]]:
         expected += await payments.pay_tron(str(state.tron_url), str(usdt), addr[TRON])
     for e in expected:
         story.detail(f"{e.network:16} {e.label:12} tx {e.txid}")
-    nexo = run.settings.networks[ETH].asset("NEXO").contract if _nexo_deployed(run) else None
-    coins = " and ".join(format_units(sats, 8) for sats in withdrawals.BTC_HOT_COINS)
-    with _step(f"hot wallets for the withdrawal act: {coins} BTC to Bitcoin's first receive "
-               "addresses" + (", 10000 NEXO to Ethereum's" if nexo else "") + " (TRON's holds "
-               "TRX and USDT from genesis)", story):  # fmt: skip
-        await withdrawals.fund_hot_wallets(state, nexo, run.settings.networks[BTC])
     with _step(f"mining a block on every chain each {run.tick:g} s; the gateway counts "
                f"confirmations and credits the ledger (up to {timeout:.0f} s)", story):  # fmt: skip
         seen = await _wait_for_outcomes(run, expected, timeout)
