@@ -44,22 +44,18 @@ DESTINATION = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # anvil account 1: a
 TRON_KNOWN = tron_address(bytes.fromhex(GENESIS_KEYS[1]))
 BTC_HOT_COINS = (20_000_000, 20_000_000)  # sats paid to hot wallet addresses 0 and 1
 FINAL = {"confirmed", "failed", "cancelled"}
-SIGNER_LIMITS = """[ethereum-devnet.ETH]
-per_transaction = "10000000000000000000"
-per_day = "100000000000000000000"
-[ethereum-devnet.NEXO]
-per_transaction = "1000000000000000000000"
-per_day = "100000000000000000000000"
-[bitcoin-devnet.BTC]
-per_transaction = "100000000"
-per_day = "1000000000"
-[tron-devnet.TRX]
-per_transaction = "1000000000"
-per_day = "10000000000"
-[tron-devnet.USDT]
-per_transaction = "1000000000"
-per_day = "10000000000"
-"""
+# The signer's own limits (base units): per transaction and per day, per network and asset.
+LIMITS = {
+    (ETH, "ETH"): (10 * 10**18, 100 * 10**18),
+    (ETH, "NEXO"): (1_000 * 10**18, 100_000 * 10**18),
+    (BTC, "BTC"): (10**8, 10 * 10**8),
+    (TRON, "TRX"): (1_000 * 10**6, 10_000 * 10**6),
+    (TRON, "USDT"): (1_000 * 10**6, 10_000 * 10**6),
+}
+SIGNER_LIMITS = "".join(
+    f'[{network}.{asset}]\nper_transaction = "{per_tx}"\nper_day = "{per_day}"\n'
+    for (network, asset), (per_tx, per_day) in LIMITS.items()
+)
 
 
 @dataclass(frozen=True)
