@@ -121,10 +121,13 @@ async def test_demo_once_tells_the_story_logs_to_a_file_and_matches_the_ledger(
     assert delivered.count("credit") == 5 and "withdrawal_event" in delivered, delivered
     assert "alert_pushed" in events and "service_started" in events
     # The payment's row changed in front of the user: sent or confirming first, then credited
-    # with its confirmations as "n / required".
-    before = re.search(r"ethereum-devnet\s+ETH\s+1\.5\s+(-|\d / 3)\s+(sent|confirming)", out)
-    after = re.search(r"ethereum-devnet\s+ETH\s+1\.5\s+\d+ / 3\s+credited", out)
+    # with its confirmations as "n / required". TRON's, which waits for its solidified block
+    # (19 behind): anvil mines the three Ethereum payments at once, so on a busy machine the
+    # ETH row's first line can already say credited (docs/demo.txt once did).
+    before = re.search(r"tron-devnet\s+TRX\s+25\s+(-|\d+ / 2)\s+(sent|confirming)", out)
+    after = re.search(r"tron-devnet\s+TRX\s+25\s+\d+ / 2\s+credited", out)
     assert before and after and before.start() < after.start(), out
+    assert re.search(r"ethereum-devnet\s+ETH\s+1\.5\s+\d+ / 3\s+credited", out), out
     # The summary says what the ledger holds, to the base unit.
     # The last balances table: after the withdrawals settled.
     title = "Ledger balances of alice"
