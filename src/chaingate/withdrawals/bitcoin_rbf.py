@@ -3,11 +3,12 @@
 A batch transaction unmined for longer than the network's ``replace_after`` gets a replacement
 plan: the SAME payments, every input of the stuck transaction (plus more coins if the higher fee
 needs them), change to the same change address, and a fee rate that beats the stuck one's by at
-least the incremental relay fee in rate and in absolute fee (``txbuilder.replacement``). The
-plan goes to ``signer_replacements``; the signer checks the batch again and signs only within
-the approved fee cap. When the cap (or the registry's highest fee rate) leaves no room, a
-critical ``withdrawal_stuck`` alert is raised instead. The tracker follows both transactions
-and settles whichever one is mined.
+least the node's incremental relay fee (``getnetworkinfo``, 1 sat/vB when it does not say) in
+rate and in absolute fee (``txbuilder.replacement``). The plan goes to ``signer_replacements``;
+the signer checks the batch again and signs only within the approved fee cap. When the cap (or the registry's highest fee rate) leaves no room, a
+critical ``withdrawal_stuck`` alert is raised instead, as it is when a later batch already
+spends the stuck transaction's change (replacing it would evict that batch: docs/runbook.md,
+section 10). The tracker follows both transactions and settles whichever one is mined.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from chaingate.chains.bitcoin.coinselect import Coin
 from chaingate.chains.bitcoin.rawtx import decode_tx
 from chaingate.chains.bitcoin.rpc import BitcoinRpc
 from chaingate.chains.bitcoin.txbuilder import (
+    DEFAULT_INCREMENTAL_RELAY_FEE,
     BatchTx,
     FeeCapExceeded,
     TxIn,
@@ -53,14 +55,43 @@ async def bump_if_stuck(
         return
     assert network.hot_xpub is not None
     async with db.acquire() as conn:
-        if await conn.fetchval(
+        child = await conn.fetchrow(
+            """SELECT t.batch_id, t.txid FROM wallet_coins c
+                 JOIN withdrawal_txs t ON t.id = c.locked_by
+                WHERE c.network = $1 AND c.txid = $2 AND c.own_change AND t.id <> $3""",
+            network.name,
+            row["txid"],
+            row["id"],
+        )
+        if child is not None:
+            # A request made before the later batch took the change can never be signed.
+            await conn.execute(
+                "UPDATE signer_replacements SET done_at = now() WHERE tx_id = $1 AND done_at IS NULL",
+                row["id"],
+            )
+        elif await conn.fetchval(
             "SELECT 1 FROM signer_replacements WHERE tx_id = $1 AND done_at IS NULL", row["id"]
         ):
             return  # asked already; the signer has not answered yet
         original = await _as_built(conn, network, row["raw_tx"], inputs)
         coins = await wallet.spendable(conn, network.name)
         change_index = await _change_index(conn, network, original)
+    if child is not None:
+        # Replacing it would evict the later batch that spends its change (BIP125 makes the
+        # replacement pay for both, and that batch's signed bytes could never be mined): not
+        # done. That batch's own bump raises both (its fee pays for its parent when mined).
+        await _stuck_alert(
+            db,
+            network,
+            row,
+            AlertSeverity.CRITICAL,
+            f"cannot be bumped: its change is spent by batch {child['batch_id']} transaction "
+            f"{child['txid']}, which a replacement would evict; that transaction's fee bump "
+            "raises both (docs/runbook.md, section 10)",
+        )
+        return
     rate = clamp_fee_rate(network, await rpc.estimate_fee_rate(2))
+    incremental = await rpc.incremental_fee_rate() or DEFAULT_INCREMENTAL_RELAY_FEE
     change_script = bytes.fromhex(wallet_address(network.hot_xpub, 1, change_index).script)
     try:
         bumped = replacement(
@@ -69,6 +100,7 @@ async def bump_if_stuck(
             change_script=change_script,
             fee_rate=rate,
             fee_cap=int(row["fee_cap"]),
+            incremental_rate=incremental,
         )
         if bumped.fee_rate > network.max_fee_rate:
             raise FeeCapExceeded(bumped.fee, int(row["fee_cap"]))
@@ -79,6 +111,7 @@ async def bump_if_stuck(
         coins=tuple(PlannedCoin(c.txid, c.vout, c.amount, c.chain, c.index) for c in bumped.coins),
         fee_rate=bumped.fee_rate,
         change_index=change_index,
+        incremental_rate=incremental,
     )
     async with db.acquire() as conn:
         asked = await conn.fetchval(

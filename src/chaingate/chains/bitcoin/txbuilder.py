@@ -30,6 +30,10 @@ P2WPKH_INPUT_WEIGHT = 41 * 4 + 1 + 73 + 34
 # version 4 + locktime 4 (x4), segwit marker and flag 2
 TX_OVERHEAD_WEIGHT = 8 * 4 + 2
 P2WPKH_SCRIPT_LEN = 22
+# Bitcoin Core's default incremental relay fee (sat/kvB), used when the node does not say its
+# own (``getnetworkinfo`` ``incrementalfee``): a replacement pays at least this much more per
+# vbyte of its own size than the transaction it replaces (BIP125 rule 4).
+DEFAULT_INCREMENTAL_RELAY_FEE = 1_000
 
 
 def dsha256(data: bytes) -> bytes:
@@ -270,7 +274,7 @@ def replacement(
     change_script: bytes,
     fee_rate: int,
     fee_cap: int,
-    incremental_rate: int = 1000,
+    incremental_rate: int = DEFAULT_INCREMENTAL_RELAY_FEE,
 ) -> BatchTx:
     """A BIP125 replacement of ``original``: the same payments, every original input (plus
     more if needed), and a fee that beats the original's in rate and in absolute amount by at
