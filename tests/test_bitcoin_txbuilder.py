@@ -230,3 +230,38 @@ def test_a_replacement_beats_the_original_by_the_nodes_incremental_fee() -> None
     assert BitcoinPlan.from_json(plan.to_json()) == plan
     older = {k: v for k, v in plan.to_json().items() if k != "incremental_rate"}
     assert BitcoinPlan.from_json(older).incremental_rate is None
+
+
+def test_a_replacement_of_a_child_pays_for_its_unconfirmed_parent() -> None:
+    coins = [coin(500_000, 1, confirmed=False, own_change=True), coin(300_000, 2)]
+    child = build_batch(
+        [TxOut(100_000, P2WPKH)], coins[:1], change_script=CHANGE, fee_rate=1_000, fee_cap=90_000
+    )
+    parent_fee, parent_vsize = 1_000, 1_000  # a big parent at 1 sat/vB
+    bumped = replacement(
+        child,
+        coins,
+        change_script=CHANGE,
+        fee_rate=1_000,
+        fee_cap=90_000,
+        parents=(parent_fee, parent_vsize),
+    )
+    # the package of parent and replacement beats the old package's rate by 1 sat/vB ...
+    old_rate = (parent_fee + child.fee) * 1000 // (parent_vsize + child.vsize)
+    assert parent_fee + bumped.fee >= fee_for(parent_vsize + bumped.vsize, old_rate + 1_000)
+    # ... so the child alone pays far more than its own BIP125 minimum, and not wildly more
+    assert bumped.fee >= child.fee + fee_for(bumped.vsize, 1_000)
+    assert bumped.fee > 5 * child.fee
+    assert parent_fee + bumped.fee <= fee_for(parent_vsize + bumped.vsize, old_rate + 2_000)
+    assert bumped.tx.outputs[0] == child.tx.outputs[0]
+    without = replacement(child, coins, change_script=CHANGE, fee_rate=1_000, fee_cap=90_000)
+    assert without.fee < bumped.fee
+    with pytest.raises(FeeCapExceeded):  # the package is paid within the child's cap, or not
+        replacement(
+            child,
+            coins,
+            change_script=CHANGE,
+            fee_rate=1_000,
+            fee_cap=child.fee + 500,
+            parents=(parent_fee, parent_vsize),
+        )

@@ -23,7 +23,7 @@ from chaingate.chains.bitcoin.bech32 import encode_segwit
 from chaingate.chains.bitcoin.coinselect import Coin
 from chaingate.chains.bitcoin.rawtx import decode_tx
 from chaingate.chains.bitcoin.rpc import BitcoinRpc
-from chaingate.chains.bitcoin.txbuilder import TxOut, build_batch
+from chaingate.chains.bitcoin.txbuilder import TxOut, build_batch, estimate_vsize, fee_for
 from chaingate.devnet.bitcoin import LitecoinRpc
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
@@ -421,7 +421,7 @@ async def test_a_stuck_batch_the_fee_cap_cannot_bump_raises_a_critical_alert_and
     assert len(await confirmed_keys(db)) == 1
 
 
-async def test_a_stuck_batch_whose_change_a_later_batch_spends_is_not_replaced_but_alerted(
+async def test_a_stuck_batch_whose_change_a_later_batch_spends_is_bumped_through_that_batch(
     gw: Gateway, ltc: LitecoinRpc, network: Network, db: asyncpg.Pool
 ) -> None:
     network, key = own_wallet(network, 8)
@@ -453,19 +453,44 @@ async def test_a_stuck_batch_whose_change_a_later_batch_spends_is_not_replaced_b
     broadcaster = BitcoinBroadcaster(db, network, BitcoinRpc(gw.pool), track_every=0.01)
     await asyncio.sleep(0.5)
 
-    async def alerted() -> bool:
-        return any(
-            a["severity"] == "critical" and a["txid"] == parent["txid"] for a in await gw.alerts()
-        )
+    async def child_replaced() -> bool:
+        rows = await db.fetch("SELECT status FROM withdrawal_txs WHERE batch_id = $1", second)
+        return sorted(r["status"] for r in rows) == ["broadcast", "replaced"]
 
-    await run_unmined(gw, signer, broadcaster, alerted)
-    [alert] = [a for a in await gw.alerts() if a["severity"] == "critical"]
-    assert alert["kind"] == "withdrawal_stuck" and f"batch {second} " in alert["message"]
-    # The parent was not replaced (that would evict the second batch); both are still there.
-    rows = await db.fetch("SELECT batch_id, status FROM withdrawal_txs WHERE batch_id = $1", first)
+    await run_unmined(gw, signer, broadcaster, child_replaced)
+    # The parent is not replaced (that would evict the second batch): a warning says so, and
+    # the second batch's replacement pays for both (child pays for parent).
+    [alert] = [a for a in await gw.alerts() if a["txid"] == parent["txid"]]
+    assert (alert["kind"], alert["severity"]) == ("withdrawal_stuck", "warning")
+    assert f"batch {second} " in alert["message"] and "not replaced" in alert["message"]
+    assert not [a for a in await gw.alerts() if a["severity"] == "critical"]
+    rows = await db.fetch("SELECT status FROM withdrawal_txs WHERE batch_id = $1", first)
     assert [r["status"] for r in rows] == ["broadcast"]
+    [bumped] = await db.fetch(
+        "SELECT txid, raw_tx FROM withdrawal_txs WHERE batch_id = $1 AND status = 'broadcast'",
+        second,
+    )
     mempool = await ltc.call("getrawmempool", wallet=False)
-    assert parent["txid"] in mempool
+    assert parent["txid"] in mempool and bumped["txid"] in mempool
+    assert child["txid"] not in mempool
+    amounts = {
+        (r["txid"], r["vout"]): int(r["amount"])
+        for r in await db.fetch("SELECT txid, vout, amount::text AS amount FROM wallet_coins")
+    }
+
+    def fee_and_vsize(raw: str) -> tuple[int, int]:
+        tx = decode_tx(bytes.fromhex(raw))
+        fee = sum(amounts[s] for s in tx.spends) - sum(o.sats for o in tx.outputs)
+        return fee, estimate_vsize(len(tx.spends), [bytes.fromhex(o.script) for o in tx.outputs])
+
+    (p_fee, p_size), (c_fee, c_size) = (
+        fee_and_vsize(parent["raw_tx"]),
+        fee_and_vsize(child["raw_tx"]),
+    )
+    b_fee, b_size = fee_and_vsize(bumped["raw_tx"])
+    old_rate = (p_fee + c_fee) * 1000 // (p_size + c_size)
+    assert (p_fee + b_fee) * 1000 >= (old_rate + 1_000) * (p_size + b_size)
+    assert b_fee > c_fee + fee_for(b_size, 1_000)  # more than its own BIP125 minimum
 
     async def both_confirmed() -> bool:
         return await statuses(db, first) == await statuses(db, second) == ["confirmed"]
