@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import cast
+
 import pytest
 
+from chaingate.chains.base import RpcClient
 from chaingate.chains.bitcoin.coinselect import Coin, InsufficientFunds, select_coins
+from chaingate.chains.bitcoin.rpc import BitcoinRpc, sat_per_kvb
 from chaingate.chains.bitcoin.txbuilder import (
     RBF_SEQUENCE,
     FeeCapExceeded,
@@ -15,7 +20,8 @@ from chaingate.chains.bitcoin.txbuilder import (
     fee_for,
     replacement,
 )
-from chaingate.errors import ValidationError
+from chaingate.domain.signing_plan import BitcoinPlan, PlannedCoin
+from chaingate.errors import ChainDataError, ValidationError
 
 P2WPKH = bytes.fromhex("0014" + "aa" * 20)
 P2TR = bytes.fromhex("5120" + "bb" * 32)
@@ -166,3 +172,96 @@ def test_the_fee_rate_is_the_estimate_held_within_the_registry_floor_and_cap() -
     assert clamp_fee_rate(network, 300) == 1_000
     assert clamp_fee_rate(network, 12_345) == 12_345
     assert clamp_fee_rate(network, 900_000) == 50_000
+
+
+class _NetworkInfo:
+    """A node whose ``getnetworkinfo`` answers ``info`` (the only call made)."""
+
+    def __init__(self, info: object) -> None:
+        self.info = info
+
+    async def request(self, method: str, params: object, check: object = None) -> object:
+        assert method == "getnetworkinfo"
+        return self.info
+
+
+@pytest.mark.parametrize(
+    ("incrementalfee", "sat_per_kvb"),
+    [
+        (Decimal("0.00001000"), 1_000),  # Bitcoin Core's default, 1 sat/vB
+        (Decimal("0.00005"), 5_000),
+        (0.0001, 10_000),  # a float from a JSON decoder: read through its text, exactly
+        ("0.00000001", 1),
+        (None, None),  # not said: the caller falls back to 1 sat/vB
+        (Decimal(0), None),  # no minimum increment: likewise
+    ],
+)
+async def test_the_nodes_incremental_relay_fee_in_btc_per_kvb_becomes_sat_per_kvb(
+    incrementalfee: object, sat_per_kvb: int | None
+) -> None:
+    info = {} if incrementalfee is None else {"incrementalfee": incrementalfee}
+    rpc = BitcoinRpc(cast(RpcClient, _NetworkInfo(info)))
+    assert await rpc.incremental_fee_rate() == sat_per_kvb
+
+
+@pytest.mark.parametrize("bad", [Decimal("0.000000001"), -0.00001, "lots", True, [1]])
+def test_a_strange_fee_rate_from_the_node_is_refused(bad: object) -> None:
+    with pytest.raises(ChainDataError):
+        sat_per_kvb(bad, "getnetworkinfo incrementalfee")
+
+
+def test_a_replacement_beats_the_original_by_the_nodes_incremental_fee() -> None:
+    coins = [coin(500_000, 1)]
+    original = build_batch(
+        [TxOut(100_000, P2WPKH)], coins, change_script=CHANGE, fee_rate=1_000, fee_cap=50_000
+    )
+    bumped = replacement(
+        original,
+        coins,
+        change_script=CHANGE,
+        fee_rate=1_000,
+        fee_cap=50_000,
+        incremental_rate=5_000,
+    )
+    assert bumped.fee_rate >= original.fee_rate + 5_000
+    assert bumped.fee >= original.fee + fee_for(bumped.vsize, 5_000)
+    # the signer learns the rate from the plan, and an older plan without it still reads
+    plan = BitcoinPlan((PlannedCoin("ab" * 32, 0, 500_000, 0, 1),), 6_000, 0, 5_000)
+    assert BitcoinPlan.from_json(plan.to_json()) == plan
+    older = {k: v for k, v in plan.to_json().items() if k != "incremental_rate"}
+    assert BitcoinPlan.from_json(older).incremental_rate is None
+
+
+def test_a_replacement_of_a_child_pays_for_its_unconfirmed_parent() -> None:
+    coins = [coin(500_000, 1, confirmed=False, own_change=True), coin(300_000, 2)]
+    child = build_batch(
+        [TxOut(100_000, P2WPKH)], coins[:1], change_script=CHANGE, fee_rate=1_000, fee_cap=90_000
+    )
+    parent_fee, parent_vsize = 1_000, 1_000  # a big parent at 1 sat/vB
+    bumped = replacement(
+        child,
+        coins,
+        change_script=CHANGE,
+        fee_rate=1_000,
+        fee_cap=90_000,
+        parents=(parent_fee, parent_vsize),
+    )
+    # the package of parent and replacement beats the old package's rate by 1 sat/vB ...
+    old_rate = (parent_fee + child.fee) * 1000 // (parent_vsize + child.vsize)
+    assert parent_fee + bumped.fee >= fee_for(parent_vsize + bumped.vsize, old_rate + 1_000)
+    # ... so the child alone pays far more than its own BIP125 minimum, and not wildly more
+    assert bumped.fee >= child.fee + fee_for(bumped.vsize, 1_000)
+    assert bumped.fee > 5 * child.fee
+    assert parent_fee + bumped.fee <= fee_for(parent_vsize + bumped.vsize, old_rate + 2_000)
+    assert bumped.tx.outputs[0] == child.tx.outputs[0]
+    without = replacement(child, coins, change_script=CHANGE, fee_rate=1_000, fee_cap=90_000)
+    assert without.fee < bumped.fee
+    with pytest.raises(FeeCapExceeded):  # the package is paid within the child's cap, or not
+        replacement(
+            child,
+            coins,
+            change_script=CHANGE,
+            fee_rate=1_000,
+            fee_cap=child.fee + 500,
+            parents=(parent_fee, parent_vsize),
+        )

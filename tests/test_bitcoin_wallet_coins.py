@@ -4,13 +4,13 @@ store's unspent set equals what the node's ``scantxoutset`` says."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
-from decimal import Decimal
 
 import asyncpg
 import pytest
 
-from chaindrivers.bitcoin import ltc_rpc
+from chaindrivers.bitcoin import BitcoinDriver, bitcoin_driver, node_unspent
 from chaingate.chains.bitcoin.rpc import BitcoinRpc
 from chaingate.chains.bitcoin.txbuilder import TxOut, build_batch
 from chaingate.devnet.bitcoin import LitecoinRpc
@@ -21,27 +21,22 @@ from chaingate.signer.hotwallet import hot_wallet
 from chaingate.signer.keystore import KeyRing, hot_key
 from chaingate.store import wallet
 from chaingate.withdrawals.coins import CoinFollower, wallet_address
-from harness import Gateway, devnet_network, gateway
+from harness import Gateway, gateway
 from test_bitcoin_hotwallet import devnet_hot_account
 
 BTC = "bitcoin-devnet"
 
 
 @pytest.fixture
-async def ltc(devnet: DevnetState) -> AsyncIterator[LitecoinRpc]:
-    async with ltc_rpc(devnet) as rpc:
-        await rpc.mine(1)
-        yield rpc
+async def driver(devnet: DevnetState) -> AsyncIterator[BitcoinDriver]:
+    async with bitcoin_driver(devnet) as driver:
+        yield driver
 
 
 @pytest.fixture
-async def network(devnet: DevnetState, ltc: LitecoinRpc) -> Network:
-    assert devnet.ltc_rpc_url is not None
-    height = int(await ltc.call("getblockcount", wallet=False))
+async def network(driver: BitcoinDriver) -> Network:
     xpub, _ = devnet_hot_account(2)
-    return devnet_network(
-        BTC, devnet.ltc_rpc_url, start_height=height + 1, confirmations=1, hot_xpub=xpub
-    )
+    return dataclasses.replace(await driver.network(), confirmations=1, hot_xpub=xpub)
 
 
 @pytest.fixture
@@ -56,18 +51,11 @@ async def caught_up(gw: Gateway, follower: CoinFollower) -> None:
         pass
 
 
-async def node_unspent(
+async def hot_wallet_on_node(
     ltc: LitecoinRpc, db: asyncpg.Pool, since: int
 ) -> dict[tuple[str, int], int]:
     scripts = [r["script"] for r in await db.fetch("SELECT script FROM wallet_addresses")]
-    found = await ltc.call("scantxoutset", "start", [f"raw({s})" for s in scripts], wallet=False)
-    return {
-        (u["txid"], u["vout"]): int(Decimal(str(u["amount"])) * 100_000_000)
-        for u in found["unspents"]
-        # the session's litecoind is shared: coins earlier tests left on the same hot wallet
-        # addresses are not this test's (its watcher starts above them)
-        if u["height"] >= since
-    }
+    return await node_unspent(ltc, scripts, since)
 
 
 async def confirmed_unspent(db: asyncpg.Pool) -> dict[tuple[str, int], int]:
@@ -79,17 +67,17 @@ async def confirmed_unspent(db: asyncpg.Pool) -> dict[tuple[str, int], int]:
 
 
 async def test_the_hot_wallets_coins_follow_the_chain_through_a_spend_and_a_reorg(
-    gw: Gateway, ltc: LitecoinRpc, network: Network
+    gw: Gateway, driver: BitcoinDriver, network: Network
 ) -> None:
     assert gw.pool is not None and network.hot_xpub
+    ltc = driver.ltc
     follower = CoinFollower(gw.db, network, BitcoinRpc(gw.pool))
     hot = hot_wallet(network, KeyRing([hot_key(devnet_hot_account(2)[1])]))
     receive = [wallet_address(network.hot_xpub, 0, i) for i in (0, 5)]
-    await ltc.send_to_script(bytes.fromhex(receive[0].script), 150_000)
-    await ltc.send_to_script(bytes.fromhex(receive[1].script), 250_000)
-    await ltc.mine(1)
+    await driver.pay(receive[0].script, 150_000)
+    await driver.pay(receive[1].script, 250_000)
     await caught_up(gw, follower)
-    assert await confirmed_unspent(gw.db) == await node_unspent(
+    assert await confirmed_unspent(gw.db) == await hot_wallet_on_node(
         ltc, gw.db, network.start_height or 0
     )
     assert sorted((await confirmed_unspent(gw.db)).values()) == [150_000, 250_000]
@@ -112,27 +100,26 @@ async def test_the_hot_wallets_coins_follow_the_chain_through_a_spend_and_a_reor
     assert batch.change is not None and len(batch.coins) == 1  # the 250,000 coin alone
     after = sorted([150_000, batch.change.amount])
     signed = sign_p2wpkh(batch, hot.key)
+    mark = await driver.mark()
     assert await ltc.call("sendrawtransaction", signed.raw.hex(), wallet=False) == signed.txid
-    [block] = await ltc.mine(1)
+    await driver.mine(1)
     await caught_up(gw, follower)
-    assert await confirmed_unspent(gw.db) == await node_unspent(
+    assert await confirmed_unspent(gw.db) == await hot_wallet_on_node(
         ltc, gw.db, network.start_height or 0
     )
     assert sorted((await confirmed_unspent(gw.db)).values()) == after
 
-    # The block leaves the chain (a competing empty block makes the reorg visible): the spend
-    # is undone and the change is unconfirmed again; both come back when it is mined again.
-    await ltc.invalidate(block)
-    await ltc.call("generateblock", await ltc.mining_address(), [], wallet=False)
-    await ltc.call("generateblock", await ltc.mining_address(), [], wallet=False)
+    # The block leaves the chain (a longer branch of empty blocks makes the reorg visible): the
+    # spend is undone and the change is unconfirmed again; both come back when it is mined again.
+    await driver.orphan(mark)
     await caught_up(gw, follower)
-    assert await confirmed_unspent(gw.db) == await node_unspent(
+    assert await confirmed_unspent(gw.db) == await hot_wallet_on_node(
         ltc, gw.db, network.start_height or 0
     )
     assert sorted((await confirmed_unspent(gw.db)).values()) == [150_000, 250_000]
-    await ltc.mine(1)  # the transaction went back to the mempool: mined again
+    await driver.mine(1)  # the transaction went back to the mempool: mined again
     await caught_up(gw, follower)
-    assert await confirmed_unspent(gw.db) == await node_unspent(
+    assert await confirmed_unspent(gw.db) == await hot_wallet_on_node(
         ltc, gw.db, network.start_height or 0
     )
     assert sorted((await confirmed_unspent(gw.db)).values()) == after

@@ -1,15 +1,17 @@
 """The Bitcoin driver: litecoind regtest (SPEC section 11); invalidateblock for reorgs. A
 dropped block's transactions return to the mempool, so the next block re-mines them, or a
-conflicting transaction mined straight into the new branch makes them gone for good."""
+conflicting transaction mined straight into the new branch makes them gone for good. ``orphan``
+leaves them waiting in the mempool, and ``evict`` drops one from the mempool as expiry does."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 
 from chaindrivers import CONFIRMATIONS
-from chaingate.devnet.bitcoin import LitecoinRpc
+from chaingate.devnet.bitcoin import LitecoinRpc, coins_to_sats
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
 from harness import devnet_network
@@ -42,6 +44,20 @@ async def mine_conflict(ltc: LitecoinRpc, txid: str) -> str:
     await ltc.call("generateblock", await ltc.mining_address(), [signed["hex"]], wallet=False)
     decoded = await ltc.call("decoderawtransaction", signed["hex"], wallet=False)
     return str(decoded["txid"])
+
+
+async def node_unspent(
+    ltc: LitecoinRpc, scripts: Sequence[str], since: int = 0
+) -> dict[tuple[str, int], int]:
+    """The node's UTXO set of ``scripts`` (hex scriptPubKeys) from ``scantxoutset``: (txid,
+    vout) -> satoshis, of the outputs created at height ``since`` or above (the session's node
+    is shared: what earlier tests left on the same scripts is not the caller's)."""
+    found = await ltc.call("scantxoutset", "start", [f"raw({s})" for s in scripts], wallet=False)
+    return {
+        (u["txid"], u["vout"]): coins_to_sats(Decimal(str(u["amount"])))
+        for u in found["unspents"]
+        if u["height"] >= since
+    }
 
 
 class BitcoinDriver:
@@ -108,6 +124,25 @@ class BitcoinDriver:
                 "generateblock", await self.ltc.mining_address(), raws, wallet=False
             )
         await self.ltc.mine(tip - mark + 1)  # longer than the dropped branch
+
+    async def orphan(self, mark: int, *, longer_by: int = 1) -> None:
+        """Replace every block above ``mark`` by a longer branch of EMPTY blocks: the dropped
+        blocks' transactions go back to the node's mempool and wait there."""
+        tip = await self.height()
+        await self.ltc.invalidate(str(await self.ltc.call("getblockhash", mark + 1, wallet=False)))
+        for _ in range(tip - mark + longer_by):
+            await self.ltc.call("generateblock", await self.ltc.mining_address(), [], wallet=False)
+
+    async def evict(self, txid: str) -> None:
+        """Drop ``txid`` (and its descendants) from the node's mempool the way expiry does: the
+        node's clock jumps past -mempoolexpiry (336 h), one more transaction makes the node
+        expire the old ones, and the clock comes back. No block is made meanwhile."""
+        await self.ltc.call("setmocktime", int(time.time()) + 15 * 24 * 3600, wallet=False)
+        try:
+            await self.ltc.send_to_script(await self.ltc.mining_address(), 100_000)
+        finally:
+            await self.ltc.call("setmocktime", 0, wallet=False)
+        assert txid not in await self.ltc.call("getrawmempool", wallet=False)
 
 
 @asynccontextmanager

@@ -138,11 +138,14 @@ class BitcoinPlan:
     UTXO set), the fee rate (sat/kvB, from ``estimatesmartfee`` within the registry's floor and
     cap) and the change address's index on the hot wallet's internal chain. The signer derives
     each coin's script and the change script itself, signs over each coin's amount (BIP143, so
-    a wrong amount only makes an invalid signature), and holds the fee under the approved cap."""
+    a wrong amount only makes an invalid signature), and holds the fee under the approved cap.
+    A replacement's plan also carries the node's incremental relay fee (sat/kvB, from
+    ``getnetworkinfo``), by which it must beat the transaction it replaces (BIP125)."""
 
     coins: tuple[PlannedCoin, ...]
     fee_rate: int
     change_index: int
+    incremental_rate: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -150,6 +153,11 @@ class BitcoinPlan:
             "family": "bitcoin",
             "fee_rate": str(self.fee_rate),
             "change_index": str(self.change_index),
+            **(
+                {}
+                if self.incremental_rate is None
+                else {"incremental_rate": str(self.incremental_rate)}
+            ),
             "coins": [
                 {
                     "txid": c.txid,
@@ -179,7 +187,13 @@ class BitcoinPlan:
             )
             if not coins or len({(c.txid, c.vout) for c in coins}) != len(coins):
                 raise ValueError("no coins, or a coin twice")
-            plan = cls(coins, _uint(data["fee_rate"]), _uint(data["change_index"]))
+            incremental = data.get("incremental_rate")
+            plan = cls(
+                coins,
+                _uint(data["fee_rate"]),
+                _uint(data["change_index"]),
+                None if incremental is None else _uint(incremental),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValidationError(f"malformed signing plan ({exc})") from None
         return plan

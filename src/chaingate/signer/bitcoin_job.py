@@ -27,6 +27,7 @@ from chaingate.chains.bitcoin.addresses import BitcoinAddresses
 from chaingate.chains.bitcoin.coinselect import Coin, InsufficientFunds
 from chaingate.chains.bitcoin.rawtx import decode_tx
 from chaingate.chains.bitcoin.txbuilder import (
+    DEFAULT_INCREMENTAL_RELAY_FEE,
     BatchTx,
     FeeCapExceeded,
     TxOut,
@@ -173,11 +174,6 @@ async def sign_bitcoin_batch(
     return Outcome(claim.id, "signed")
 
 
-# Bitcoin Core's default incremental relay fee: a replacement pays at least this much more per
-# vbyte of its own size than the transaction it replaces (BIP125 rule 4).
-INCREMENTAL_RELAY_FEE = 1_000  # sat/kvB
-
-
 async def replace_bitcoin_batch(
     signer: Signer,
     queue: LeasedQueue,
@@ -205,7 +201,8 @@ async def replace_bitcoin_batch(
         old_vsize = estimate_vsize(
             len(previous.spends), [bytes.fromhex(o.script) for o in previous.outputs]
         )
-        if batch.fee < old_fee + fee_for(signed.vsize, INCREMENTAL_RELAY_FEE) or (
+        incremental = plan.incremental_rate or DEFAULT_INCREMENTAL_RELAY_FEE
+        if batch.fee < old_fee + fee_for(signed.vsize, incremental) or (
             batch.fee * old_vsize <= old_fee * batch.vsize
         ):
             raise ValidationError(

@@ -9,7 +9,11 @@ watcher's verified chain, never from an endpoint's word:
   transaction that is none of the batch's. Nothing else fails a batch;
 - neither: a transaction that is neither mined nor in the node's mempool (evicted, a node
   restart, a reorg that the node did not put back) gets the SAME stored bytes again.
-A reorg undoes the follower's spends, so a confirmed-looking batch goes back to waiting.
+A reorg undoes the follower's spends, so a confirmed-looking batch goes back to waiting. A
+confirmed batch stays watched, as on EVM (``withdrawals/tracker.py``), until its block is
+``reorg_window`` deep: a reorg that drops it raises a critical
+``withdrawal_reorged_after_confirmation``, the bytes that were confirmed are sent again while
+they are neither mined nor in the mempool, and the ledger hears nothing new (it was told once).
 """
 
 from __future__ import annotations
@@ -20,27 +24,27 @@ import structlog
 from chaingate.chains.bitcoin.rawtx import decode_tx
 from chaingate.chains.bitcoin.rpc import BitcoinRpc
 from chaingate.domain import Network
-from chaingate.domain.withdrawals import WithdrawalStatus
 from chaingate.errors import RpcError
 from chaingate.store import chainstate
 from chaingate.store import withdrawals as withdrawal_rows
 from chaingate.store.queue import Claim, LeasedQueue
 from chaingate.withdrawals.bitcoin_planner import BitcoinPlanner
 from chaingate.withdrawals.bitcoin_rbf import bump_if_stuck
-from chaingate.withdrawals.broadcaster import ACTOR, Broadcaster, withdrawals_of
+from chaingate.withdrawals.broadcaster import Broadcaster
 from chaingate.withdrawals.coins import CoinFollower
-from chaingate.withdrawals.status import record_status
+from chaingate.withdrawals.status import withdrawals_of
+from chaingate.withdrawals.tracker import Tracker
 
 log = structlog.get_logger(__name__)
 
 
-class BitcoinTracker:
+class BitcoinTracker(Tracker):
     def __init__(
         self, db: asyncpg.Pool, network: Network, rpc: BitcoinRpc, queue: LeasedQueue, every: float
     ) -> None:
         self._db = db
         self.network = network
-        self._rpc = rpc
+        self._btc = rpc
         self._queue = queue
         self._every = every
 
@@ -54,6 +58,10 @@ class BitcoinTracker:
                     "SELECT txid, raw_tx FROM withdrawal_txs WHERE batch_id = $1", row["batch_id"]
                 )
             }
+            settled = await conn.fetchval(
+                "SELECT txid FROM withdrawals WHERE batch_id = $1 AND status = 'confirmed' LIMIT 1",
+                row["batch_id"],
+            )
             inputs = await _coins(conn, self.network.name, _spends(row["raw_tx"]))
         if not inputs or cursor is None:
             await self._queue.defer([claim], self._every)
@@ -64,10 +72,18 @@ class BitcoinTracker:
             async with self._db.acquire() as conn:
                 spent = await _coins(conn, self.network.name, _spends(batch_txs[txid]))
             if all(i["spent_txid"] == txid and i["spent_block_number"] for i in spent):
-                block = int(spent[0]["spent_block_number"])
                 fee = sum(int(i["amount"]) for i in spent) - _paid(batch_txs[txid])
-                await self._mined(claim, txid, cursor - block + 1, fee)
+                await self._in_block(claim, txid, spent[0], cursor, fee)
                 return
+        if row["block_number"] is not None:
+            await self._reorged_out(row)  # a critical alert if it was confirmed already
+        if row["status"] == "confirmed":
+            # Settled with the ledger: it can no longer fail, and is not bumped. The bytes that
+            # were confirmed, again, until they are mined again.
+            txid = settled if settled in batch_txs else row["txid"]
+            await self._resend_if_gone(txid, batch_txs[txid])
+            await self._queue.defer([claim], self._every)
+            return
         foreign = [
             int(i["spent_block_number"])
             for i in inputs
@@ -76,80 +92,54 @@ class BitcoinTracker:
         if foreign and cursor - min(foreign) + 1 >= self.network.confirmations:
             await self._finish(
                 claim,
-                WithdrawalStatus.FAILED,
+                "failed",
                 None,
                 reason="an input of the batch transaction was spent by a transaction that is "
                 "not ours, beyond reorg depth: nothing was sent",
             )
             return
-        if not mined and not await self._rpc.in_mempool(row["txid"]):
-            try:
-                fresh = await self._rpc.send_raw_transaction(row["raw_tx"], row["txid"])
-                log.info("withdrawal_rebroadcast", txid=row["txid"], accepted=fresh)
-            except RpcError as exc:
-                # Inputs spent (by a replacement of ours, or by someone else): the coins decide.
-                log.warning("withdrawal_rebroadcast_refused", txid=row["txid"], error=str(exc))
         if not mined:
-            await bump_if_stuck(self._db, self.network, self._rpc, row, inputs)
+            await self._resend_if_gone(row["txid"], row["raw_tx"])
+            await bump_if_stuck(self._db, self.network, self._btc, row, inputs)
         await self._queue.defer([claim], self._every)
 
-    async def _mined(self, claim: Claim, txid: str, confirmations: int, fee: int) -> None:
+    async def _resend_if_gone(self, txid: str, raw_tx: str) -> None:
+        """Neither mined nor in the node's mempool (evicted, a node restart, a reorg the node
+        did not put back): the SAME stored bytes again."""
+        if await self._btc.in_mempool(txid):
+            return
+        try:
+            fresh = await self._btc.send_raw_transaction(raw_tx, txid)
+            log.info("withdrawal_rebroadcast", txid=txid, accepted=fresh)
+        except RpcError as exc:
+            # Inputs spent (by a replacement of ours, or by someone else): the coins decide.
+            log.warning("withdrawal_rebroadcast_refused", txid=txid, error=str(exc))
+
+    async def _in_block(
+        self, claim: Claim, txid: str, spend: asyncpg.Record, cursor: int, fee: int
+    ) -> None:
         row = claim.record
+        block = int(spend["spent_block_number"])
+        confirmations = max(cursor - block + 1, 0)
         async with self._db.acquire() as conn:
+            await conn.execute(
+                """UPDATE withdrawal_txs SET block_number = $2, block_hash = $3, confirmations = $4
+                    WHERE id = $1""",
+                row["id"],
+                block,
+                spend["spent_block_hash"],
+                confirmations,
+            )
             for withdrawal_id in await withdrawals_of(conn, row):
                 await withdrawal_rows.set_progress(
-                    conn, withdrawal_id, txid=txid, confirmations=max(confirmations, 0)
+                    conn, withdrawal_id, txid=txid, confirmations=confirmations
                 )
         if confirmations < self.network.confirmations:
             await self._queue.defer([claim], self._every)
-            return
-        await self._finish(
-            claim, WithdrawalStatus.CONFIRMED, txid, fee=fee, confirmations=confirmations
-        )
-
-    async def _finish(
-        self,
-        claim: Claim,
-        status: WithdrawalStatus,
-        txid: str | None,
-        *,
-        fee: int | None = None,
-        confirmations: int | None = None,
-        reason: str | None = None,
-    ) -> None:
-        row = claim.record
-        outcome = "confirmed" if status is WithdrawalStatus.CONFIRMED else "failed"
-        async with self._db.acquire() as conn, conn.transaction():
-            if not await self._queue.complete(
-                claim, conn=conn, extra_set="status = $3, fee = $4", args=[outcome, fee]
-            ):
-                return  # another broadcaster holds the row now
-            # Every other transaction of the batch (replaced ones) is over too.
-            await conn.execute(
-                """UPDATE withdrawal_txs SET done_at = now()
-                    WHERE batch_id = $1 AND id <> $2 AND done_at IS NULL""",
-                row["batch_id"],
-                row["id"],
-            )
-            for withdrawal_id in await withdrawals_of(conn, row):
-                await record_status(
-                    conn,
-                    withdrawal_id,
-                    status,
-                    actor=ACTOR,
-                    txid=txid,
-                    fee=fee,
-                    confirmations=confirmations,
-                    reason=reason,
-                )
-        log.info(
-            "withdrawal_tx_final",
-            network=self.network.name,
-            txid=txid or row["txid"],
-            outcome=outcome,
-            fee=fee,
-            reason=reason,
-        )
+        elif row["status"] == "confirmed":
+            await self._watched(claim, txid, confirmations)
+        else:
+            await self._finish(claim, "confirmed", txid, fee=fee, confirmations=confirmations)
 
 
 def _spends(raw_tx: str) -> list[tuple[str, int]]:
@@ -166,7 +156,7 @@ async def _coins(
     return list(
         await conn.fetch(
             """SELECT txid, vout, amount::text AS amount, script, chain, index, spent_txid,
-                      spent_block_number, locked_by
+                      spent_block_number, spent_block_hash, locked_by
                  FROM wallet_coins
                 WHERE network = $1
                   AND (txid, vout) IN (SELECT * FROM unnest($2::text[], $3::int[]))""",
@@ -195,7 +185,7 @@ class BitcoinBroadcaster(Broadcaster):
         self._setup(db, network, lease_seconds, track_every, holder)
         self.follower = CoinFollower(db, network, rpc)
         self.planner = BitcoinPlanner(db, network, rpc)
-        self.tracker = BitcoinTracker(db, network, rpc, self._queue, self._track_every)  # type: ignore[assignment]
+        self.tracker = BitcoinTracker(db, network, rpc, self._queue, self._track_every)
 
     async def _pass(self) -> int:
         for _ in range(50):  # catch up a while, but let sending and tracking run too

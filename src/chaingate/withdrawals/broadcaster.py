@@ -30,24 +30,12 @@ from chaingate.store import withdrawals as withdrawal_rows
 from chaingate.store.alerts import raise_alert
 from chaingate.store.queue import Claim, LeasedQueue, QueueTable, backoff, worker_name
 from chaingate.withdrawals.planner import Planner
-from chaingate.withdrawals.status import record_batch_status, record_status
+from chaingate.withdrawals.status import record_batch_status, record_status, withdrawals_of
 from chaingate.withdrawals.tracker import Tracker
 
 log = structlog.get_logger(__name__)
 ACTOR = "broadcaster"
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
-
-
-async def withdrawals_of(conn: asyncpg.Connection, row: asyncpg.Record) -> list[int]:
-    """The withdrawals a transaction row pays: its own (EVM: one transaction per output), or
-    every output of its batch (Bitcoin: one transaction per batch, withdrawal_id NULL)."""
-    if row["withdrawal_id"] is not None:
-        return [int(row["withdrawal_id"])]
-    rows = await conn.fetch(
-        "SELECT withdrawal_id FROM batch_outputs WHERE batch_id = $1 ORDER BY withdrawal_id",
-        row["batch_id"],
-    )
-    return [int(r["withdrawal_id"]) for r in rows]
 
 
 def outgoing_table(network: str, extra: str = "") -> QueueTable:

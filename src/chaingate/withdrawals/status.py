@@ -29,6 +29,18 @@ from chaingate.store import withdrawals as rows
 log = structlog.get_logger(__name__)
 
 
+async def withdrawals_of(conn: asyncpg.Connection, row: asyncpg.Record) -> list[int]:
+    """The withdrawals a transaction row pays: its own (EVM: one transaction per output), or
+    every output of its batch (Bitcoin: one transaction per batch, withdrawal_id NULL)."""
+    if row["withdrawal_id"] is not None:
+        return [int(row["withdrawal_id"])]
+    outputs = await conn.fetch(
+        "SELECT withdrawal_id FROM batch_outputs WHERE batch_id = $1 ORDER BY withdrawal_id",
+        row["batch_id"],
+    )
+    return [int(r["withdrawal_id"]) for r in outputs]
+
+
 async def record_status(
     conn: asyncpg.Connection,
     withdrawal_id: int,

@@ -41,7 +41,7 @@ from chaingate.store import chainstate
 from chaingate.store import withdrawals as withdrawal_rows
 from chaingate.store.alerts import raise_alert
 from chaingate.store.queue import Claim, LeasedQueue
-from chaingate.withdrawals.status import record_status
+from chaingate.withdrawals.status import record_status, withdrawals_of
 
 log = structlog.get_logger(__name__)
 ACTOR = "tracker"
@@ -100,7 +100,8 @@ class Tracker:
                           confirmations = 0 WHERE id = $1""",
                 row["id"],
             )
-            await withdrawal_rows.set_progress(conn, row["withdrawal_id"], confirmations=0)
+            for withdrawal_id in await withdrawals_of(conn, row):
+                await withdrawal_rows.set_progress(conn, withdrawal_id, confirmations=0)
             if row["status"] == "confirmed":
                 await raise_alert(
                     conn,
@@ -166,12 +167,7 @@ class Tracker:
             await self._queue.defer([claim], self._every)
             return
         if row["status"] == "confirmed":
-            # Told and settled already: only watched until beyond the reorg window.
-            if confirmations >= self.network.reorg_window:
-                await self._queue.complete(claim)
-                log.info("withdrawal_tx_final_depth", txid=txid, confirmations=confirmations)
-            else:
-                await self._queue.defer([claim], self._every)
+            await self._watched(claim, txid, confirmations)
             return
         fee = hex_int(receipt.get("gasUsed", "0x0"), "gasUsed") * hex_int(
             receipt.get("effectiveGasPrice", "0x0"), "effectiveGasPrice"
@@ -233,11 +229,13 @@ class Tracker:
         confirmations: int | None = None,
         reason: str | None = None,
     ) -> None:
+        """The row's end, for every family: the row, the transactions it replaced and each
+        withdrawal it pays (``withdrawals_of``) in one transaction; the ledger hears it once."""
         row = claim.record
         # A confirmed row stays watched (see the module's docstring) until beyond the window.
         watch = (
             outcome == "confirmed"
-            and self.network.kind is NetworkKind.EVM  # TRON's solidified blocks are final
+            and self.network.kind is not NetworkKind.TRON  # solidified blocks are final
             and (confirmations or 0) < self.network.reorg_window
         )
         async with self._db.acquire() as conn, conn.transaction():
@@ -252,10 +250,13 @@ class Tracker:
                 )
             if not kept:
                 return  # another broadcaster holds the row now
-            # The transactions it replaced (same nonce) are over too.
+            # The transactions it replaced are over too: the same withdrawal and nonce (EVM),
+            # the same withdrawal (TRON rebuilds), the same batch (Bitcoin: both NULL).
             await conn.execute(
                 """UPDATE withdrawal_txs SET done_at = now()
-                    WHERE withdrawal_id = $1 AND nonce = $2 AND id <> $3 AND done_at IS NULL""",
+                    WHERE batch_id = $1 AND withdrawal_id IS NOT DISTINCT FROM $2
+                      AND nonce IS NOT DISTINCT FROM $3 AND id <> $4 AND done_at IS NULL""",
+                row["batch_id"],
                 row["withdrawal_id"],
                 row["nonce"],
                 row["id"],
@@ -263,23 +264,33 @@ class Tracker:
             status = (
                 WithdrawalStatus.CONFIRMED if outcome == "confirmed" else WithdrawalStatus.FAILED
             )
-            await record_status(
-                conn,
-                row["withdrawal_id"],
-                status,
-                actor=ACTOR,
-                txid=txid,
-                fee=fee,
-                confirmations=confirmations,
-                reason=reason,
-            )
+            for withdrawal_id in await withdrawals_of(conn, row):
+                await record_status(
+                    conn,
+                    withdrawal_id,
+                    status,
+                    actor=ACTOR,
+                    txid=txid,
+                    fee=fee,
+                    confirmations=confirmations,
+                    reason=reason,
+                )
         log.info(
             "withdrawal_tx_final",
             network=self.network.name,
             txid=txid or row["txid"],
             outcome=outcome,
+            fee=fee,
             reason=reason,
         )
+
+    async def _watched(self, claim: Claim, txid: str, confirmations: int) -> None:
+        """A confirmed row, told and settled already: only watched until beyond the window."""
+        if confirmations >= self.network.reorg_window:
+            await self._queue.complete(claim)
+            log.info("withdrawal_tx_final_depth", txid=txid, confirmations=confirmations)
+        else:
+            await self._queue.defer([claim], self._every)
 
     async def _nonce_consumed_elsewhere(self, row: asyncpg.Record) -> bool:
         """True when the account's nonce at head - confirmations is past ours: a transaction at

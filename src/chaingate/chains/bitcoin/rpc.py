@@ -34,6 +34,21 @@ RPC_VERIFY_ALREADY_IN_CHAIN = -27  # sendrawtransaction: the transaction is know
 TX_CHUNK = 200  # mempool transactions per batch
 
 
+def sat_per_kvb(rate: object, what: str) -> int:
+    """A node's fee rate in BTC/kvB (a JSON number) as integer sat/kvB, read through its
+    decimal text, never a float. ChainDataError for anything but a positive whole number of
+    satoshis."""
+    if isinstance(rate, bool) or not isinstance(rate, int | float | Decimal | str):
+        raise ChainDataError(f"{what}: not a number: {rate!r}")
+    try:
+        sats = Decimal(str(rate)) * 100_000_000
+    except ArithmeticError:
+        raise ChainDataError(f"{what}: not a number: {rate!r}") from None
+    if not sats.is_finite() or sats <= 0 or sats != sats.to_integral_value():
+        raise ChainDataError(f"{what}: a strange fee rate {rate!r}")
+    return int(sats)
+
+
 def _is_hash(value: object) -> bool:
     if not isinstance(value, str) or len(value) != 64:
         return False
@@ -108,13 +123,16 @@ class BitcoinRpc:
         (a quiet regtest, a freshly started node)."""
         result = await self.client.request("estimatesmartfee", [target, "CONSERVATIVE"])
         rate = result.get("feerate") if isinstance(result, dict) else None
-        if rate is None:
-            return None
-        # feerate is BTC/kvB as a JSON number: read it through its decimal text, never a float
-        sats = Decimal(str(rate)) * 100_000_000
-        if sats <= 0 or sats != sats.to_integral_value():
-            raise ChainDataError(f"estimatesmartfee answered a strange fee rate {rate!r}")
-        return int(sats)
+        return None if rate is None else sat_per_kvb(rate, "estimatesmartfee feerate")
+
+    async def incremental_fee_rate(self) -> int | None:
+        """``getnetworkinfo``'s ``incrementalfee`` in sat/kvB: how much more per vbyte a BIP125
+        replacement must pay than what it replaces, by this node's policy; None when absent."""
+        result = await self.client.request("getnetworkinfo", [])
+        rate = result.get("incrementalfee") if isinstance(result, dict) else None
+        if rate is None or (isinstance(rate, int | float | Decimal) and rate == 0):
+            return None  # not said, or no minimum: the caller's default applies
+        return sat_per_kvb(rate, "getnetworkinfo incrementalfee")
 
     async def send_raw_transaction(self, raw_hex: str, txid: str) -> bool:
         """Send signed bytes; True when the node took them now, False when it already had

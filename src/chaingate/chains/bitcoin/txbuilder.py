@@ -30,6 +30,10 @@ P2WPKH_INPUT_WEIGHT = 41 * 4 + 1 + 73 + 34
 # version 4 + locktime 4 (x4), segwit marker and flag 2
 TX_OVERHEAD_WEIGHT = 8 * 4 + 2
 P2WPKH_SCRIPT_LEN = 22
+# Bitcoin Core's default incremental relay fee (sat/kvB), used when the node does not say its
+# own (``getnetworkinfo`` ``incrementalfee``): a replacement pays at least this much more per
+# vbyte of its own size than the transaction it replaces (BIP125 rule 4).
+DEFAULT_INCREMENTAL_RELAY_FEE = 1_000
 
 
 def dsha256(data: bytes) -> bytes:
@@ -270,14 +274,24 @@ def replacement(
     change_script: bytes,
     fee_rate: int,
     fee_cap: int,
-    incremental_rate: int = 1000,
+    incremental_rate: int = DEFAULT_INCREMENTAL_RELAY_FEE,
+    parents: tuple[int, int] = (0, 0),
 ) -> BatchTx:
     """A BIP125 replacement of ``original``: the same payments, every original input (plus
     more if needed), and a fee that beats the original's in rate and in absolute amount by at
-    least the incremental relay fee of the replacement's own size."""
+    least the incremental relay fee of the replacement's own size.
+
+    ``parents``: (fee, vsize) of our own unconfirmed transactions whose change ``original``
+    spends. Miners take a transaction with its unconfirmed parents, by their joint fee rate, so
+    the replacement then pays for the package: parents and replacement together reach
+    ``fee_rate``, and beat the package's present rate by the incremental relay fee (child pays
+    for parent: the parents are bumped without being replaced)."""
     n_payments = len(original.tx.outputs) - (0 if original.change_index is None else 1)
     payments = original.tx.outputs[:n_payments]
-    rate = max(fee_rate, original.fee_rate + incremental_rate)
+    parent_fee, parent_vsize = parents
+    package_rate = (parent_fee + original.fee) * 1000 // (parent_vsize + original.vsize)
+    target = max(fee_rate, package_rate + incremental_rate)
+    rate = max(target, original.fee_rate + incremental_rate)
     while True:
         bumped = build_batch(
             payments,
@@ -287,6 +301,9 @@ def replacement(
             fee_cap=fee_cap,
             required=original.coins,
         )
-        if bumped.fee >= original.fee + fee_for(bumped.vsize, incremental_rate):
+        package_short = fee_for(parent_vsize + bumped.vsize, target) - parent_fee - bumped.fee
+        if bumped.fee >= original.fee + fee_for(bumped.vsize, incremental_rate) and (
+            package_short <= 0
+        ):
             return bumped
-        rate += incremental_rate
+        rate = max(rate + incremental_rate, (bumped.fee + package_short) * 1000 // bumped.vsize + 1)
