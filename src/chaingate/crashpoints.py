@@ -3,7 +3,7 @@
 ``CHAINGATE_TEST_CRASH_AT=<point>[,<point>...]`` makes the signer or broadcaster that reaches
 one of the named points kill itself with SIGKILL (no ``finally``, no commit, no lease release:
 exactly what ``kill -9`` or a power cut at that instant leaves behind). The end-to-end tests
-(tests/test_withdrawal_crashes.py) run the matrix of points, restart the process without the
+(tests/test_withdrawals_anvil.py, tests/test_tron_withdrawal_crashes.py) run the matrix of points, restart the process without the
 variable and check on the chain that nothing was sent twice or skipped.
 
 Never set it in production. It is read when a point is reached, not at import time, and an
@@ -30,6 +30,8 @@ RECORDED_BEFORE_BROADCAST = "broadcaster_before_send"
 # broadcaster: the node accepted the bytes, nothing of it recorded.
 BROADCAST_BEFORE_BOOKKEEPING = "broadcaster_sent_before_bookkeeping"
 # tracker: confirmed on chain deep enough, the confirmation not recorded (nor told the ledger).
+# TRON: settled on the solidified chain (confirmed, or failed with its burned fee), nothing of
+# it recorded.
 CONFIRMED_BEFORE_BOOKKEEPING = "tracker_confirmed_before_bookkeeping"
 
 POINTS = frozenset(

@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from chaingate import crashpoints
 from chaingate.chains.base import HttpClient
 from chaingate.chains.tron.settlement import Fate, Settled, after_expiry, settle
 from chaingate.chains.tron.txbuilder import trc20_transfer_data
@@ -205,6 +206,8 @@ class TronTracker(Tracker):
 
     async def _settled(self, claim: Claim, fate: Settled) -> None:
         row = claim.record
+        # Final on the solidified chain (confirmed, or failed with its fee), nothing recorded
+        crashpoints.crash_point(crashpoints.CONFIRMED_BEFORE_BOOKKEEPING)
         async with self._db.acquire() as conn:
             await conn.execute(
                 """UPDATE withdrawal_txs SET block_number = $2, energy_used = $3,
@@ -290,7 +293,9 @@ class TronBroadcaster(Broadcaster):
             log.warning("tron_withdrawal_expired_unsent", txid=row["txid"])
             await self.sent(claim, "expired_unsent")
             return
+        crashpoints.crash_point(crashpoints.RECORDED_BEFORE_BROADCAST)
         code = await self.push(row)
+        crashpoints.crash_point(crashpoints.BROADCAST_BEFORE_BOOKKEEPING)
         # Whatever the node said, the bytes may be out (or be dead): from now on the tracker
         # decides, on the solidified chain, and never sends anything but these bytes.
         await self.sent(claim, "accepted" if code == "OK" or code in SENT else code.lower())
