@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import asyncpg
@@ -53,13 +52,8 @@ class TronPlanner(Planner):
     def __init__(
         self, db: asyncpg.Pool, network: Network, http: HttpClient, *, refresh_after: float = 60.0
     ) -> None:
-        if network.hot_address is None:
-            raise ValueError(f"{network.name} has no hot_address")
-        self._db = db
-        self._network = network
         self.http = http
-        self._refresh_after = refresh_after
-        self._hot = network.hot_address
+        self._bind(db, network, refresh_after)
 
     async def _plan(self, batch_id: int, contract: str | None) -> TronPlan:
         return await self.plan_outputs(batch_id, contract)
@@ -130,11 +124,8 @@ class TronTracker(Tracker):
         every: float,
         broadcaster: TronBroadcaster,
     ) -> None:
-        self._db = db
-        self.network = network
         self.http = http
-        self._queue = queue
-        self._every = every
+        self._bind(db, network, queue, every)
         self._broadcaster = broadcaster
 
     async def track(self, claim: Claim) -> None:
@@ -193,14 +184,7 @@ class TronTracker(Tracker):
         plan = await self._broadcaster.planner.plan_outputs(
             int(row["batch_id"]), contract, int(row["withdrawal_id"])
         )
-        async with self._db.acquire() as conn:
-            asked = await conn.fetchval(
-                """INSERT INTO signer_replacements (tx_id, plan) VALUES ($1, $2::text::jsonb)
-                   ON CONFLICT (tx_id) DO NOTHING RETURNING 1""",
-                row["id"],
-                json.dumps(plan.to_json()),
-            )
-        if asked:
+        if await self._ask_replacement(row, plan):
             log.warning("tron_withdrawal_expired_rebuild_asked", txid=row["txid"])
         await self._queue.defer([claim], self._every)
 
