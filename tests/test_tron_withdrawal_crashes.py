@@ -26,13 +26,7 @@ from tron_support import TronKey, TronNode
 from withdrawal_stack import TRON_HOT, TRON_USDT, TRX, Stack, tron_stack
 
 USER = "tron-crash"
-CRASHES = [
-    ("signer", crashpoints.SIGNED_BEFORE_RECORD),
-    ("signer", crashpoints.RECORDED_BEFORE_RELEASE),
-    ("broadcaster", crashpoints.RECORDED_BEFORE_BROADCAST),
-    ("broadcaster", crashpoints.BROADCAST_BEFORE_BOOKKEEPING),
-    ("broadcaster", crashpoints.CONFIRMED_BEFORE_BOOKKEEPING),
-]
+CRASHES = crashpoints.MATRIX
 EVENTS = ["requested", "batched", "approved", "signing", "signed", "broadcast", "confirmed"]
 
 

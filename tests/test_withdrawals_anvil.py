@@ -450,13 +450,7 @@ async def test_broadcaster_killed_after_sending_before_bookkeeping_sends_nothing
 
 # --- kill -9 at every step: a deterministic matrix (chaingate/crashpoints.py) -----------------
 
-CRASHES = [
-    ("signer", crashpoints.SIGNED_BEFORE_RECORD),
-    ("signer", crashpoints.RECORDED_BEFORE_RELEASE),
-    ("broadcaster", crashpoints.RECORDED_BEFORE_BROADCAST),
-    ("broadcaster", crashpoints.BROADCAST_BEFORE_BOOKKEEPING),
-    ("broadcaster", crashpoints.CONFIRMED_BEFORE_BOOKKEEPING),
-]
+CRASHES = crashpoints.MATRIX
 
 
 async def _start(stack: Stack, role: str, name: str, **extra: str) -> None:

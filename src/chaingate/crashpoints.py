@@ -34,15 +34,15 @@ BROADCAST_BEFORE_BOOKKEEPING = "broadcaster_sent_before_bookkeeping"
 # it recorded.
 CONFIRMED_BEFORE_BOOKKEEPING = "tracker_confirmed_before_bookkeeping"
 
-POINTS = frozenset(
-    {
-        SIGNED_BEFORE_RECORD,
-        RECORDED_BEFORE_RELEASE,
-        RECORDED_BEFORE_BROADCAST,
-        BROADCAST_BEFORE_BOOKKEEPING,
-        CONFIRMED_BEFORE_BOOKKEEPING,
-    }
+# (the process that reaches it, point), in the order of the outgoing path: the matrix the tests run
+MATRIX = (
+    ("signer", SIGNED_BEFORE_RECORD),
+    ("signer", RECORDED_BEFORE_RELEASE),
+    ("broadcaster", RECORDED_BEFORE_BROADCAST),
+    ("broadcaster", BROADCAST_BEFORE_BOOKKEEPING),
+    ("broadcaster", CONFIRMED_BEFORE_BOOKKEEPING),
 )
+POINTS = frozenset(point for _, point in MATRIX)
 
 
 def crash_point(name: str) -> None:
