@@ -11,15 +11,18 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
 
+from chaingate.chains.tron import txbuilder as tb
 from chaingate.chains.tron.addresses import to_base58
 from chaingate.chains.tron.proto import decode_raw_data, decode_transaction
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
 from chaingate.domain.batch_content import BatchContent, BatchOutput
+from chaingate.signer import tron as signer_tron
 from chaingate.signer.checks import SignerLimit
 from chaingate.signer.config import SignerSettings
 from chaingate.signer.keystore import KeyRing, hot_key
@@ -138,3 +141,41 @@ async def test_a_hot_wallet_short_of_trx_signs_nothing_and_alerts(
     assert await db.fetchval("SELECT count(*) FROM withdrawal_txs") == 0
     alert = await db.fetchrow("SELECT * FROM alerts")
     assert alert["kind"] == "hot_wallet_short" and "3000000" in alert["message"]
+
+
+async def test_bytes_that_do_not_say_the_approved_output_are_refused_unsigned(
+    database: str, db: asyncpg.Pool, node: TronNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signer reads back the bytes it is about to sign and compares them with the approved
+    content: a builder that pays someone else (a bug, or a tampered builder) gets the job
+    refused with a critical alert; nothing is signed or recorded."""
+    hot = TronKey.genesis(0)
+    network = tron_network(hot)
+    payee, thief = TronKey.fresh("payee"), TronKey.fresh("thief")
+    batch_id = await approved_batch(db, network, "USDT", [(payee.address, 5 * TRX)], plan=False)
+    await plan_job(db, node, hot, batch_id)
+    honest = tb.raw_data
+
+    def tampered(tx: tb.TronTransfer) -> dict[str, Any]:
+        return honest(dataclasses.replace(tx, to=thief.address))
+
+    monkeypatch.setattr(tb, "raw_data", tampered)
+    signed: list[bytes] = []
+    real_sign = signer_tron.sign_tron
+    monkeypatch.setattr(
+        signer_tron, "sign_tron", lambda raw, key: signed.append(raw) or real_sign(raw, key)
+    )
+    signer = signer_for(database, db, network, hot)
+    assert [o.result for o in await signer.sign_once()] == ["refused"]
+    assert signed == []  # never reached the key
+    assert await db.fetchval("SELECT count(*) FROM withdrawal_txs") == 0
+    job = await db.fetchrow("SELECT * FROM signer_jobs WHERE batch_id = $1", batch_id)
+    assert job["parked_at"] is not None and "bytes_mismatch" in job["last_error"]
+    alert = await db.fetchrow("SELECT * FROM alerts WHERE kind = 'signer_refused'")
+    assert alert is not None and "transfer" in alert["message"]
+    assert alert["details"]["reason"] == "bytes_mismatch"
+    monkeypatch.setattr(tb, "raw_data", honest)  # the honest builder: the same check passes
+    batch_ok = await approved_batch(db, network, "USDT", [(payee.address, 5 * TRX)], plan=False)
+    await plan_job(db, node, hot, batch_ok)
+    assert [o.result for o in await signer.sign_once()] == ["signed"]
+    assert len(signed) == 1

@@ -6,17 +6,26 @@ are never accepted twice, nor after their expiration."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 
+from chaingate.chains.tron import txbuilder as tb
 from chaingate.chains.tron.addresses import any_to_raw
+from chaingate.chains.tron.proto import encode_raw_data
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain.batch_content import BatchContent, BatchOutput
 from chaingate.errors import FeeCapError
+from chaingate.signer.checks import Refused
 from chaingate.signer.keystore import hot_key
-from chaingate.signer.tron import HotWalletShort, sign_tron_batch, signed_transaction_bytes
+from chaingate.signer.tron import (
+    HotWalletShort,
+    check_bytes,
+    sign_tron_batch,
+    signed_transaction_bytes,
+)
 from tron_support import TronKey, TronNode, plan_for
 
 TRX = 1_000_000
@@ -144,3 +153,59 @@ async def test_signed_bytes_held_past_their_expiration_are_refused(node: TronNod
     assert answer["code"] == "TRANSACTION_EXPIRATION_ERROR"
     await node.mine(1)
     assert await node.info(output.signed.txid) == {}
+
+
+OWNER, PAYEE = TronKey.genesis(1), TronKey.genesis(2)
+USDT = "TAeZ9H8GSk8HggrZ1yGPM3sgLLteD3JDWd"
+
+
+def _tampered(edit: str) -> tuple[bytes, BatchContent, tb.Reference, int]:
+    """Bytes built for an approved USDT output of OWNER, then changed as ``edit`` says."""
+    content = content_of("USDT", USDT, [(PAYEE.address, 5 * TRX)])
+    reference = tb.Reference(10, "000000000000000a" + "ab" * 24, 1_700_000_000_000)
+    now = int(time.time() * 1000)
+    tx = tb.TronTransfer(OWNER.address, PAYEE.address, 5 * TRX, USDT, 30 * TRX, reference,
+                         now, now + 60_000)  # fmt: skip
+    raw = tb.raw_data(tx)
+    value = raw["contract"][0]["parameter"]["value"]
+    if edit == "amount":
+        value["data"] = tb.trc20_transfer_data(PAYEE.address, 5 * TRX + 1)
+    elif edit == "destination":
+        value["data"] = tb.trc20_transfer_data(TronKey.genesis(3).address, 5 * TRX)
+    elif edit == "token":
+        value["contract_address"] = any_to_raw(TronKey.genesis(3).address).hex()
+    elif edit == "call_value":
+        value["call_value"] = 1
+    elif edit == "owner":
+        value["owner_address"] = any_to_raw(TronKey.genesis(3).address).hex()
+    elif edit == "fee_limit":
+        raw["fee_limit"] = CAP + 1
+    elif edit == "expiration":
+        raw["expiration"] += 1
+    elif edit == "reference":
+        raw["ref_block_hash"] = "00" * 8
+    elif edit == "trx_instead":
+        raw = tb.raw_data(dataclasses.replace(tx, contract=None, fee_limit=0))
+    raw_bytes = encode_raw_data(raw)
+    if edit == "extra_field":
+        raw_bytes += bytes([0x52, 1, 0x78])  # field 10 (data, a memo): one byte
+    return raw_bytes, content, reference, tx.expiration
+
+
+def test_the_bytes_of_the_approved_output_pass_the_read_back() -> None:
+    raw_bytes, content, reference, expiration = _tampered("none")
+    check_bytes(raw_bytes, content, content.outputs[0], OWNER.address, reference, expiration)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    ["amount", "destination", "token", "call_value", "owner", "fee_limit", "expiration",
+     "reference", "trx_instead", "extra_field"],
+)  # fmt: skip
+def test_bytes_that_say_anything_else_are_refused(edit: str) -> None:
+    """``check_bytes`` (signer/tron.py) reads back what is about to be signed: any difference
+    from the approved output, or a field chaingate does not write, refuses the job."""
+    raw_bytes, content, reference, expiration = _tampered(edit)
+    with pytest.raises(Refused) as refused:
+        check_bytes(raw_bytes, content, content.outputs[0], OWNER.address, reference, expiration)
+    assert refused.value.reason == "bytes_mismatch"

@@ -146,7 +146,9 @@ async def test_a_trx_and_usdt_batch_reaches_the_chain_once_and_fees_are_reported
     ]
     await rig.approve("TRX")
     ids.append(await rig.withdraw("tina", "USDT", fresh.address, 4 * TRX))
-    await rig.approve("USDT")
+    usdt_batch = await rig.approve("USDT")
+    status, pending = await rig.d.call("GET", f"/v1/withdrawals/{ids[2]}", "viewer")
+    assert status == 200 and pending["resources"] is None  # nothing consumed yet
     before = await rig.node.balance(HOT.address)
     assert await rig.run_until(ids, {"confirmed"}) == ["confirmed"] * 3
     rows = await rig.d.db.fetch("SELECT * FROM withdrawal_txs ORDER BY withdrawal_id")
@@ -166,6 +168,26 @@ async def test_a_trx_and_usdt_batch_reaches_the_chain_once_and_fees_are_reported
               AND delivered_at IS NOT NULL ORDER BY (payload->>'withdrawal_id')::bigint"""
     )
     assert [int(e["payload"]["fee"]) for e in events] == charged  # what the ledger is told
+    # the energy and bandwidth each consumed, as the chain's receipts say, through the API
+    receipts = [(await rig.node.info(r["txid"]))["receipt"] for r in rows]
+    used = [
+        {
+            "energy_used": r.get("energy_usage_total", 0),
+            "bandwidth_used": r.get("net_usage", 0),
+            "bandwidth_fee": str(r.get("net_fee", 0)),
+        }
+        for r in receipts
+    ]
+    assert used[2]["energy_used"] > 0 and used[1]["bandwidth_fee"] == "100000"  # activation
+    status, page = await rig.d.call("GET", "/v1/withdrawals", "viewer", network=NET)
+    assert status == 200
+    listed = {w["id"]: w for w in page["withdrawals"]}
+    for wid, fee, resources in zip(ids, charged, used, strict=True):
+        status, one = await rig.d.call("GET", f"/v1/withdrawals/{wid}", "viewer")
+        assert status == 200 and listed[wid] == one
+        assert (one["fee"], one["resources"]) == (str(fee), resources)
+    status, batch = await rig.d.call("GET", f"/v1/batches/{usdt_batch}", "viewer")
+    assert [o["resources"] for o in batch["outputs"]] == used[2:]
 
 
 async def test_an_underestimated_trc20_ends_out_of_energy_failed_with_its_fee(rig: Rig) -> None:
@@ -225,3 +247,45 @@ async def test_bytes_held_past_their_expiration_are_never_sent_and_rebuilt_once(
     # keeps them while they wait to solidify: no reason to send them again)
     assert await rig.node.info(first["txid"]) == {}
     assert await rig.node.balance(payee.address) == 1 + 2 * TRX  # paid once
+
+
+async def test_a_reverted_trc20_ends_failed_with_its_fee_reported_and_the_funds_back(
+    rig: Rig,
+) -> None:
+    """The token reverts the transfer on chain (the devnet's fail-next switch): the withdrawal
+    is `failed` with the fee the REVERT burned, told to the ledger, which hands the funds back;
+    an alert; the recipient got nothing and nothing was sent again."""
+    usdt = rig.network.asset("USDT").contract
+    assert usdt is not None
+    await rig.fund("rene", "USDT", 100 * TRX)
+    to = TronKey.fresh("revert payee")
+    wid = await rig.withdraw("rene", "USDT", to.address, 7 * TRX)
+    await rig.approve("USDT")
+    await rig.node.control("fail-next", mode="REVERT")  # the next contract call reverts
+    assert await rig.run_until([wid], {"failed"}) == ["failed"]
+    [row] = await rig.d.db.fetch("SELECT * FROM withdrawal_txs")  # one transaction, never two
+    info = await rig.node.info(row["txid"])
+    assert info["receipt"]["result"] == "REVERT" and info["result"] == "FAILED"
+    assert int(row["fee"]) == info["fee"] > 0
+    assert await rig.node.token_balance(usdt, to) == 0
+    status, view = await rig.d.call("GET", f"/v1/withdrawals/{wid}", "viewer")
+    assert status == 200 and view["status"] == "failed" and "REVERT" in view["failure_reason"]
+    assert view["fee"] == str(info["fee"])
+    assert view["resources"]["energy_used"] == info["receipt"]["energy_usage_total"] > 0
+    await rig.d.deliver()
+    [event] = await rig.d.db.fetch(
+        """SELECT payload FROM ledger_outbox WHERE kind = 'withdrawal_event'
+              AND payload->>'status' = 'failed' AND delivered_at IS NOT NULL"""
+    )
+    assert int(event["payload"]["fee"]) == info["fee"]  # the burned fee, told to the ledger
+    books = await rig.d.ledger.get("/balances", {"user_id": "rene"})
+    [held] = [b for b in books["balances"] if (b["network"], b["asset"]) == (NET, "USDT")]
+    assert (int(held["amount"]), int(held["held"])) == (100 * TRX, 0)  # funds back
+    alert = await rig.d.db.fetchrow("SELECT * FROM alerts WHERE kind = 'withdrawal_failed'")
+    assert alert is not None and alert["txid"] == row["txid"]
+    assert alert["details"]["result"] == "REVERT"
+    for _ in range(3):  # more passes: the failed transaction is never sent again
+        await rig.broadcaster.work_once()
+        await rig.node.mine(1)
+    assert await rig.d.db.fetchval("SELECT count(*) FROM withdrawal_txs") == 1
+    assert await rig.node.token_balance(usdt, to) == 0

@@ -41,7 +41,6 @@ from withdrawal_stack import (
 
 ETH = 10**18
 USER = "user-e2e"
-FINAL = {"confirmed", "failed"}
 
 
 @pytest.fixture(scope="module")
@@ -117,24 +116,6 @@ async def _keep_mining(url: str) -> None:
             await dev.mine(url, 1)
 
 
-async def _final(stack: Stack, ids: list[int], seconds: float = 90) -> dict[int, dict]:
-    views: dict[int, dict] = {}
-
-    async def all_final() -> bool:
-        for wid in ids:
-            views[wid] = await stack.withdrawal(wid)
-        return all(v["status"] in FINAL for v in views.values())
-
-    try:
-        await until(all_final, seconds)
-    except AssertionError:
-        raise AssertionError(
-            f"not final: {[(w, v['status']) for w, v in views.items()]}\n"
-            + "\n".join(stack.logs(n, 15) for n in ("signer", "broadcaster", "core"))
-        ) from None
-    return views
-
-
 async def _wait_planned(stack: Stack, batch_id: int) -> None:
     """Until the planner (broadcaster role) gave the batch's signer job its plan."""
     pool = await connect_pool(stack.database_url, max_size=1)
@@ -192,7 +173,7 @@ async def test_batches_of_eth_and_nexo_are_signed_sent_and_confirmed_once(
         api_url, tokens, "ethereum-devnet", "ETH", list(eth_out.items()), user_id=USER
     )
     ids = [v["id"] for v in eth_views] + ids
-    views = await _final(stack, ids)
+    views = await stack.final(ids)
     assert {v["status"] for v in views.values()} == {"confirmed"}, views
     for to, amount in eth_out.items():
         assert await eth_balance(stack.eth_url, to) == amount
@@ -207,21 +188,9 @@ async def test_batches_of_eth_and_nexo_are_signed_sent_and_confirmed_once(
     sent = await hot_transactions(stack.eth_url, first_block)
     assert len(sent) == 4 and len({int(t["nonce"], 16) for t in sent}) == 4
     # The ledger was told every step and settled the holds.
-    await until(lambda: _ledger_settled(stack, ids), 30)
+    await until(lambda: stack.ledger_settled(ids), 30)
     await stack.kill("signer")
     await stack.kill("broadcaster")
-
-
-async def _ledger_settled(stack: Stack, ids: list[int]) -> bool:
-    conn = await asyncpg.connect(stack.ledger_dsn)
-    try:
-        statuses = await conn.fetch(
-            "SELECT status FROM refledger.holds WHERE withdrawal_id = ANY($1::text[])",
-            [str(i) for i in ids],
-        )
-    finally:
-        await conn.close()
-    return len(statuses) == len(ids) and {r["status"] for r in statuses} == {"settled"}
 
 
 async def test_amount_over_the_signers_own_limit_is_refused_with_nothing_sent(
@@ -302,7 +271,7 @@ async def test_kill_9_of_signers_and_broadcasters_never_sends_twice_or_skips(
 
     task = asyncio.create_task(chaos())
     try:
-        views = await _final(stack, ids, seconds=120)
+        views = await stack.final(ids, seconds=120)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -336,7 +305,7 @@ async def test_token_transfer_that_moves_nothing_fails_the_withdrawal_and_return
     await dev.set_fail_mode(stack.eth_url, devnet.eth_token, fail_mode)
     try:
         await stack.start_signer()
-        [view] = (await _final(stack, [wid])).values()
+        [view] = (await stack.final([wid])).values()
     finally:
         await dev.set_fail_mode(stack.eth_url, devnet.eth_token, 0)
     assert view["status"] == "failed" and reason in view["failure_reason"]
@@ -380,7 +349,7 @@ async def test_stuck_transaction_is_replaced_at_the_same_nonce_and_confirmed_onc
     finally:
         await rpc(stack.eth_url, "evm_setAutomine", True)
         MINING.set()
-    [view] = (await _final(stack, [wid])).values()
+    [view] = (await stack.final([wid])).values()
     assert view["status"] == "confirmed" and view["txid"] == new["txid"]
     assert await eth_balance(stack.eth_url, to) == 1 * ETH
     sent = await hot_transactions(stack.eth_url, first_block)
@@ -427,7 +396,7 @@ async def test_reorg_dropping_a_mined_withdrawal_rebroadcasts_the_same_bytes(
         assert await rpc(stack.eth_url, "eth_getTransactionReceipt", txid) is None
     finally:
         MINING.set()
-    [view] = (await _final(stack, [wid])).values()
+    [view] = (await stack.final([wid])).values()
     assert view["status"] == "confirmed" and view["txid"] == txid
     assert await eth_balance(stack.eth_url, to) == 1 * ETH
     sent = await hot_transactions(stack.eth_url, first_block)
@@ -471,7 +440,7 @@ async def test_broadcaster_killed_after_sending_before_bookkeeping_sends_nothing
     await dev.mine(stack.eth_url, 3)
     assert (await stack.withdrawal(wid))["status"] == "approved"
     await stack.start_broadcaster()
-    [view] = (await _final(stack, [wid])).values()
+    [view] = (await stack.final([wid])).values()
     assert view["status"] == "confirmed" and view["txid"] == txid
     assert await eth_balance(stack.eth_url, to) == 1 * ETH
     assert [t["hash"] for t in await hot_transactions(stack.eth_url, first_block)] == [txid]
@@ -481,13 +450,7 @@ async def test_broadcaster_killed_after_sending_before_bookkeeping_sends_nothing
 
 # --- kill -9 at every step: a deterministic matrix (chaingate/crashpoints.py) -----------------
 
-CRASHES = [
-    ("signer", crashpoints.SIGNED_BEFORE_RECORD),
-    ("signer", crashpoints.RECORDED_BEFORE_RELEASE),
-    ("broadcaster", crashpoints.RECORDED_BEFORE_BROADCAST),
-    ("broadcaster", crashpoints.BROADCAST_BEFORE_BOOKKEEPING),
-    ("broadcaster", crashpoints.CONFIRMED_BEFORE_BOOKKEEPING),
-]
+CRASHES = crashpoints.MATRIX
 
 
 async def _start(stack: Stack, role: str, name: str, **extra: str) -> None:
@@ -495,22 +458,6 @@ async def _start(stack: Stack, role: str, name: str, **extra: str) -> None:
         await stack.start_signer(name, **extra)
     else:
         await stack.start_broadcaster(name, **extra)
-
-
-async def _ledger_events(stack: Stack, ids: list[int]) -> dict[int, list[str]]:
-    conn = await asyncpg.connect(stack.ledger_dsn)
-    try:
-        rows = await conn.fetch(
-            """SELECT withdrawal_id, status FROM refledger.withdrawal_events
-                WHERE withdrawal_id = ANY($1::text[]) ORDER BY created_at, idempotency_key""",
-            [str(i) for i in ids],
-        )
-    finally:
-        await conn.close()
-    events: dict[int, list[str]] = {i: [] for i in ids}
-    for row in rows:
-        events[int(row["withdrawal_id"])].append(row["status"])
-    return events
 
 
 @pytest.mark.parametrize(("role", "point"), CRASHES, ids=[p for _, p in CRASHES])
@@ -529,24 +476,17 @@ async def test_kill_9_at_each_step_never_sends_twice_and_never_skips(
     outputs = {_fresh_address(): ETH // 100 * (i + 1) for i in range(2)}
     ids = [await stack.withdraw(USER, "ETH", to, a) for to, a in outputs.items()]
     await stack.approved_batch("ETH")
-
-    async def crashed() -> bool:
-        return await stack.died(role) == -9
-
-    try:
-        await until(crashed, 60)
-    except AssertionError:
-        raise AssertionError(f"{role} never reached {point}:\n" + stack.logs(role, 20)) from None
+    await stack.wait_crashed(role, point)
     await _start(stack, role, role)  # the same process again, without the crash point
-    views = await _final(stack, ids)
+    views = await stack.final(ids)
     assert {v["status"] for v in views.values()} == {"confirmed"}, views
     for to, amount in outputs.items():
         assert await eth_balance(stack.eth_url, to) == amount
     sent = await hot_transactions(stack.eth_url, first_block)
     assert sorted(int(t["nonce"], 16) for t in sent) == [nonce_before, nonce_before + 1]
     assert await hot_nonce(stack.eth_url) == nonce_before + 2
-    await until(lambda: _ledger_settled(stack, ids), 30)
-    for events in (await _ledger_events(stack, ids)).values():
+    await until(lambda: stack.ledger_settled(ids), 30)
+    for events in (await stack.ledger_events(ids)).values():
         assert events == [
             "requested", "batched", "approved", "signing", "signed", "broadcast", "confirmed"
         ]  # fmt: skip
@@ -618,8 +558,8 @@ async def test_reorg_dropping_a_confirmed_withdrawal_ends_with_it_confirmed_agai
     assert view["status"] == "confirmed" and view["txid"] == txid
     assert await eth_balance(stack.eth_url, to) == ETH // 10
     assert [t["hash"] for t in await hot_transactions(stack.eth_url, first_block)] == [txid]
-    assert (await _ledger_events(stack, [wid]))[wid].count("confirmed") == 1
-    assert await _ledger_settled(stack, [wid])
+    assert (await stack.ledger_events([wid]))[wid].count("confirmed") == 1
+    assert await stack.ledger_settled([wid])
     await stack.kill("signer")
     await stack.kill("broadcaster")
 
@@ -656,7 +596,7 @@ async def test_a_token_withdrawal_the_hot_wallet_cannot_pay_is_held_with_an_aler
             await pool.close()
     finally:
         await rpc(stack.eth_url, "anvil_setStorageAt", token, slot, f"0x{before:064x}")
-    [view] = (await _final(stack, [wid])).values()
+    [view] = (await stack.final([wid])).values()
     assert view["status"] == "confirmed"
     assert await _token_balance(stack, token, to) == 3 * ETH
     await stack.kill("signer")

@@ -68,6 +68,37 @@ class TronNode:
         account = await self.post("wallet/getaccount", address=address, visible=True)
         return int(account.get("balance", 0))
 
+    async def token_balance(self, contract: str, holder: TronKey) -> int:
+        """``balanceOf(holder)`` of a TRC-20 contract, by a dry run."""
+        answer = await self.post(
+            "wallet/triggerconstantcontract",
+            owner_address=holder.address,
+            contract_address=contract,
+            function_selector="balanceOf(address)",
+            parameter=transfer_data(holder.raw, 1)[8:72],
+            visible=True,
+        )
+        return int(answer["constant_result"][0], 16)
+
+    async def sent_by(self, owner: str, first_block: int) -> list[str]:
+        """The txids of every transaction ``owner`` signed in the blocks from ``first_block`` to
+        the head (what really reached the chain, whatever the gateway recorded)."""
+        head = int((await self.post("wallet/getnowblock"))["block_header"]["raw_data"]["number"])
+        txids = []
+        for start in range(first_block, head + 1, 100):
+            answer = await self.post(
+                "wallet/getblockbylimitnext",
+                startNum=start,
+                endNum=min(start + 100, head + 1),
+                visible=True,
+            )
+            for block in answer.get("block", []):
+                for tx in block.get("transactions", []):
+                    value = tx["raw_data"]["contract"][0]["parameter"]["value"]
+                    if value.get("owner_address") == owner:
+                        txids.append(tx["txID"])
+        return txids
+
     async def exists(self, address: str) -> bool:
         return bool(await self.post("wallet/getaccount", address=address, visible=True))
 

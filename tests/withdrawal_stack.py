@@ -12,21 +12,29 @@ tokens (service, a maker, two approvers); outcomes are read back through the API
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import socket
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 
+from chaingate.devnet import postgres
+from chaingate.devnet.chains import write_chains
+from chaingate.devnet.tron_node import GENESIS_KEYS
+from chaingate.ledger.client import LedgerClient
+from chaingate.ledger.reference.app import serve_reference_ledger
 from chaingate.settings import PROJECT_ROOT
 from signer_support import HOT_ADDRESS, HOT_KEY, SEAL_KEY
+from tron_support import TronKey, TronNode
 
 CHAINGATE = str(Path(sys.executable).parent / "chaingate")
 TOKENS = {
@@ -168,6 +176,19 @@ class Stack:
         text = path.read_text(errors="replace") if path.exists() else ""
         return text.count('"signer_started"') + text.count('"service_started"')
 
+    async def wait_crashed(self, name: str, point: str, seconds: float = 60) -> None:
+        """Until ``name`` killed itself with SIGKILL at crash point ``point``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while await self.died(name) != -signal.SIGKILL:
+            if loop.time() > deadline:
+                raise AssertionError(f"{name} never reached {point}:\n" + self.logs(name, 20))
+            await asyncio.sleep(0.05)
+
+    def running(self, name: str) -> bool:
+        proc = self.procs.get(name)
+        return proc is not None and proc.returncode is None
+
     def logs(self, name: str, lines: int = 40) -> str:
         path = self.folder / f"{name}.log"
         return (
@@ -254,6 +275,149 @@ class Stack:
         status, body = await self.api("svc", "GET", f"/v1/withdrawals/{withdrawal_id}")
         assert status == 200, body
         return dict(body)
+
+    async def final(
+        self, ids: list[int], seconds: float = 90, logs: Sequence[str] = ("signer", "broadcaster")
+    ) -> dict[int, dict[str, Any]]:
+        """The withdrawals' views once each is confirmed or failed (AssertionError with the
+        processes' last log lines when one is not within ``seconds``)."""
+        views: dict[int, dict[str, Any]] = {}
+
+        async def all_final() -> bool:
+            for wid in ids:
+                views[wid] = await self.withdrawal(wid)
+            return all(v["status"] in ("confirmed", "failed") for v in views.values())
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not await all_final():
+            if loop.time() > deadline:
+                raise AssertionError(
+                    f"not final: {[(w, v['status']) for w, v in views.items()]}\n"
+                    + "\n".join(self.logs(n, 15) for n in (*logs, "core"))
+                )
+            await asyncio.sleep(0.1)
+        return views
+
+    # --- the reference ledger, read directly ----------------------------------------------
+
+    async def ledger_events(self, ids: list[int]) -> dict[int, list[str]]:
+        """The statuses the ledger heard of each withdrawal, in order."""
+        conn = await asyncpg.connect(self.ledger_dsn)
+        try:
+            rows = await conn.fetch(
+                """SELECT withdrawal_id, status FROM refledger.withdrawal_events
+                    WHERE withdrawal_id = ANY($1::text[]) ORDER BY created_at, idempotency_key""",
+                [str(i) for i in ids],
+            )
+        finally:
+            await conn.close()
+        events: dict[int, list[str]] = {i: [] for i in ids}
+        for row in rows:
+            events[int(row["withdrawal_id"])].append(row["status"])
+        return events
+
+    async def ledger_holds(self, ids: list[int]) -> list[str]:
+        """The statuses of the ledger's holds of these withdrawals."""
+        conn = await asyncpg.connect(self.ledger_dsn)
+        try:
+            rows = await conn.fetch(
+                "SELECT status FROM refledger.holds WHERE withdrawal_id = ANY($1::text[])",
+                [str(i) for i in ids],
+            )
+        finally:
+            await conn.close()
+        return [r["status"] for r in rows]
+
+    async def ledger_settled(self, ids: list[int]) -> bool:
+        holds = await self.ledger_holds(ids)
+        return len(holds) == len(ids) and set(holds) == {"settled"}
+
+
+# --- the TRON devnet's stack ------------------------------------------------------------------
+
+TRON_NET = "tron-devnet"
+TRON_HOT = TronKey.genesis(0)  # holds the registry's devnet USDT and a million TRX
+TRON_USDT = "TAeZ9H8GSk8HggrZ1yGPM3sgLLteD3JDWd"  # the registry's devnet USDT
+TRX = 1_000_000
+
+
+@contextlib.asynccontextmanager
+async def tron_stack(
+    tron_url: str, pg_admin_dsn: str, folder: Path, user: str, mine_every: float = 0.3
+) -> AsyncIterator[tuple[Stack, TronNode]]:
+    """The core process (API, watchers, dispatcher) on the TRON devnet with its own database
+    and reference ledger, ``user`` credited 10,000 TRX and USDT, and a block mined every
+    ``mine_every`` seconds.
+    Signers and broadcasters are the test's to start (``start_signer``/``start_broadcaster``)."""
+    node = TronNode(tron_url)
+    head = await node.mine(1)
+    chains = write_chains(
+        folder / "chains",
+        [TRON_NET],
+        start_heights={TRON_NET: head},
+        hot_addresses={TRON_NET: TRON_HOT.address},
+    )
+    limits = folder / "signer-limits.toml"
+    limits.write_text(
+        "".join(
+            f'[tron-devnet.{a}]\nper_transaction = "{10**6 * TRX}"\nper_day = "{10**8 * TRX}"\n'
+            for a in ("TRX", "USDT")
+        )
+    )
+    server = postgres.server_of(pg_admin_dsn)
+    async with (
+        postgres.scratch_database(server, "cg_tw", migrate=True) as dsn,
+        postgres.scratch_database(server, "cg_tw_ledger") as ledger_dsn,
+        serve_reference_ledger("127.0.0.1", 0, ledger_dsn, LEDGER_SECRET.encode()) as ledger_url,
+    ):
+        async with LedgerClient(ledger_url, LEDGER_SECRET.encode()) as ledger:
+            for asset in ("TRX", "USDT"):
+                await ledger.post(
+                    "/credits",
+                    {
+                        "idempotency_key": f"credit:{user}:{asset}:{uuid.uuid4().hex}",
+                        "user_id": user,
+                        "network": TRON_NET,
+                        "asset": asset,
+                        "amount": str(10_000 * TRX),
+                        "decimals": 6,
+                        "txid": uuid.uuid4().hex * 2,
+                        "position": "native",
+                        "block_number": 1,
+                    },
+                )
+        s = Stack(
+            folder=folder,
+            database_url=dsn,
+            eth_url="",
+            ledger_url=ledger_url,
+            chains=chains,
+            api_port=free_port(),
+            ledger_dsn=ledger_dsn,
+            network=TRON_NET,
+            network_env={"CHAINGATE_NETWORKS": TRON_NET, "CHAINGATE_TRON_DEVNET_URL": tron_url},
+            signer_env={
+                "CHAINGATE_SIGNER_DEVNET_KEYS": GENESIS_KEYS[0],
+                "CHAINGATE_SIGNER_LIMITS": str(limits),
+            },
+        )
+
+        async def keep_mining() -> None:
+            while True:
+                await asyncio.sleep(mine_every)
+                await node.mine(1)
+
+        miner = asyncio.create_task(keep_mining())
+        try:
+            await s.start_core()
+            await s.wait_api()
+            yield s, node
+        finally:
+            miner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await miner
+            await s.stop_all()
 
 
 # --- the chain, read directly (what really happened) -------------------------------------------

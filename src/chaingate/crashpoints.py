@@ -3,7 +3,7 @@
 ``CHAINGATE_TEST_CRASH_AT=<point>[,<point>...]`` makes the signer or broadcaster that reaches
 one of the named points kill itself with SIGKILL (no ``finally``, no commit, no lease release:
 exactly what ``kill -9`` or a power cut at that instant leaves behind). The end-to-end tests
-(tests/test_withdrawal_crashes.py) run the matrix of points, restart the process without the
+(tests/test_withdrawals_anvil.py, tests/test_tron_withdrawal_crashes.py) run the matrix of points, restart the process without the
 variable and check on the chain that nothing was sent twice or skipped.
 
 Never set it in production. It is read when a point is reached, not at import time, and an
@@ -30,17 +30,19 @@ RECORDED_BEFORE_BROADCAST = "broadcaster_before_send"
 # broadcaster: the node accepted the bytes, nothing of it recorded.
 BROADCAST_BEFORE_BOOKKEEPING = "broadcaster_sent_before_bookkeeping"
 # tracker: confirmed on chain deep enough, the confirmation not recorded (nor told the ledger).
+# TRON: settled on the solidified chain (confirmed, or failed with its burned fee), nothing of
+# it recorded.
 CONFIRMED_BEFORE_BOOKKEEPING = "tracker_confirmed_before_bookkeeping"
 
-POINTS = frozenset(
-    {
-        SIGNED_BEFORE_RECORD,
-        RECORDED_BEFORE_RELEASE,
-        RECORDED_BEFORE_BROADCAST,
-        BROADCAST_BEFORE_BOOKKEEPING,
-        CONFIRMED_BEFORE_BOOKKEEPING,
-    }
+# (the process that reaches it, point), in the order of the outgoing path: the matrix the tests run
+MATRIX = (
+    ("signer", SIGNED_BEFORE_RECORD),
+    ("signer", RECORDED_BEFORE_RELEASE),
+    ("broadcaster", RECORDED_BEFORE_BROADCAST),
+    ("broadcaster", BROADCAST_BEFORE_BOOKKEEPING),
+    ("broadcaster", CONFIRMED_BEFORE_BOOKKEEPING),
 )
+POINTS = frozenset(point for _, point in MATRIX)
 
 
 def crash_point(name: str) -> None:

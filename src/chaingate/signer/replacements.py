@@ -207,6 +207,9 @@ async def _rebuild_tron(
     except FencedOut as exc:
         log.warning("rebuild_fenced_out", tx_id=old["id"], error=str(exc))
         return Outcome(claim.id, "deferred")
+    except Refused as exc:  # the bytes do not say the approved output: nothing signed
+        await signer.refuse(queue, claim, int(old["batch_id"]), None, exc)
+        return Outcome(claim.id, "refused")
     except (FeeCapError, ValidationError, SignerError) as exc:
         await queue.fail(claim, str(exc), backoff(claim.attempts, 5.0, 300.0))
         log.warning("rebuild_not_signed", tx_id=old["id"], error=str(exc))

@@ -1,7 +1,12 @@
 """TRON signing: the raw_data bytes of ``chains/tron/txbuilder.py`` signed with a hot key.
 
-The txID is recomputed here as sha256 of the very bytes that are signed (java-tron does the same
-and checks the signature over it), never taken from anyone. The signature is a 65-byte
+Before anything is signed, the bytes are read back (``check_bytes``, protobuf reader) and must
+say exactly the approved output: the hot address as owner, the destination and amount (for a
+TRC-20, the batch's contract, no call value and ``transfer(destination, amount)`` as call data),
+the plan's reference block, the expiration and a fee_limit within the fee cap, and no field
+chaingate does not write. Bytes that say anything else (a builder bug, a tampered builder) are
+refused: nothing is signed. The txID is recomputed here as sha256 of the very bytes that are
+signed (java-tron does the same and checks the signature over it), never taken from anyone. The signature is a 65-byte
 recoverable secp256k1 signature over the txID; before the bytes are stored the owner is read
 back from them (protobuf reader) and the signer recovered from the signature, and both must be
 the hot address, so a key mix-up or a builder bug can never reach the chain.
@@ -16,13 +21,14 @@ from dataclasses import dataclass
 from coincurve import PrivateKey, PublicKey
 
 from chaingate.chains.tron import txbuilder as tb
-from chaingate.chains.tron.addresses import raw_from_public_point, to_base58
-from chaingate.chains.tron.proto import decode_raw_data
+from chaingate.chains.tron.addresses import any_to_raw, raw_from_public_point, to_base58
+from chaingate.chains.tron.proto import decode_raw_data, raw_data_json
 from chaingate.chains.tron.txbuilder import Reference
 from chaingate.domain import Network
-from chaingate.domain.batch_content import BatchContent
+from chaingate.domain.batch_content import BatchContent, BatchOutput
 from chaingate.domain.signing_plan import TronPlan
-from chaingate.errors import FeeCapError, SignerError, ValidationError
+from chaingate.errors import ChainDataError, FeeCapError, SignerError, ValidationError
+from chaingate.signer.checks import Refused
 from chaingate.signer.keystore import HotKey, tron_address
 from chaingate.store.signer import SignedRow
 
@@ -46,6 +52,52 @@ def sign_tron(raw_bytes: bytes, key: HotKey) -> SignedTronTx:
     if to_base58(raw_from_public_point(public.format(compressed=False)[1:])) != sender:
         raise SignerError("the signature does not recover to the hot address")
     return SignedTronTx(raw_bytes, digest.hex(), signature.hex(), sender)
+
+
+def check_bytes(
+    raw_bytes: bytes,
+    content: BatchContent,
+    output: BatchOutput,
+    owner: str,
+    reference: Reference,
+    expiration: int,
+) -> None:
+    """Refused unless ``raw_bytes`` (a ``Transaction.raw``) say exactly this approved output and
+    nothing more. Read with the protobuf reader, compared with the approved content itself, not
+    with what the builder was asked for."""
+    try:
+        raw = raw_data_json(raw_bytes)  # refuses fields and contract types chaingate does not write
+        contract = decode_raw_data(raw_bytes)
+        to = any_to_raw(output.destination)
+        token = None if content.contract is None else any_to_raw(content.contract)
+    except (ChainDataError, ValidationError) as exc:
+        raise Refused("bytes_mismatch", f"the built bytes cannot be read back: {exc}") from exc
+    assert contract is not None  # raw_data_json refused a transaction without one
+    said = (contract.kind, contract.to, contract.amount, contract.data)
+    if token is None:
+        approved: tuple[str, bytes, int, bytes] = ("TransferContract", to, output.amount, b"")
+    else:
+        data = bytes.fromhex(tb.SELECTOR_TRANSFER) + to[1:].rjust(32, b"\0")
+        approved = ("TriggerSmartContract", token, 0, data + output.amount.to_bytes(32, "big"))
+    fee_limit = int(raw.get("fee_limit", 0))
+    problems = [
+        what
+        for what, wrong in (
+            ("owner", to_base58(contract.owner) != owner),
+            ("transfer", said != approved),
+            ("reference block", (raw["ref_block_bytes"], raw["ref_block_hash"])
+             != (reference.ref_block_bytes, reference.ref_block_hash)),
+            ("expiration", raw["expiration"] != expiration),
+            ("fee_limit", fee_limit > content.fee_cap or (token is None and fee_limit != 0)),
+        )
+        if wrong
+    ]  # fmt: skip
+    if problems:
+        raise Refused(
+            "bytes_mismatch",
+            f"the bytes built for withdrawal {output.withdrawal_id} do not say the approved "
+            f"output ({', '.join(problems)} differ): nothing was signed",
+        )
 
 
 class HotWalletShort(SignerError):
@@ -137,6 +189,7 @@ def sign_tron_batch(
             expiration=expiration,
         )
         built = tb.build(tx)
+        check_bytes(built.raw_bytes, content, output, plan.from_address, reference, expiration)
         signed = sign_tron(built.raw_bytes, key)
         if signed.txid != built.txid:
             raise SignerError("the txID of the signed bytes differs from the built one")

@@ -236,6 +236,27 @@ async def history(conn: asyncpg.Connection, ids: Sequence[int]) -> dict[int, lis
     return out
 
 
+async def resources(conn: asyncpg.Connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """What the settled transaction of each withdrawal consumed, by withdrawal id (TRON: the
+    tracker records its receipt; withdrawals without a settled TRON transaction are absent)."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT ON (withdrawal_id) withdrawal_id, energy_used, net_usage,
+                  net_fee::text AS net_fee
+             FROM withdrawal_txs
+            WHERE withdrawal_id = ANY($1::bigint[]) AND net_usage IS NOT NULL
+            ORDER BY withdrawal_id, id DESC""",
+        list(ids),
+    )
+    return {
+        r["withdrawal_id"]: {
+            "energy_used": r["energy_used"],
+            "bandwidth_used": r["net_usage"],
+            "bandwidth_fee": r["net_fee"],
+        }
+        for r in rows
+    }
+
+
 async def search(
     conn: asyncpg.Connection,
     *,

@@ -37,11 +37,16 @@ class Planner:
     def __init__(
         self, db: asyncpg.Pool, network: Network, rpc: EvmRpc, *, refresh_after: float = 60.0
     ) -> None:
+        self._rpc = rpc
+        self._bind(db, network, refresh_after)
+
+    def _bind(self, db: asyncpg.Pool, network: Network, refresh_after: float) -> None:
+        """What every account-based family's planner holds (EVM, TRON): the database, the
+        network, its hot address and how old a plan may get."""
         if network.hot_address is None:
             raise ValueError(f"{network.name} has no hot_address")
         self._db = db
         self._network = network
-        self._rpc = rpc
         self._refresh_after = refresh_after
         self._hot = network.hot_address
 

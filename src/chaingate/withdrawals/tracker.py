@@ -35,7 +35,7 @@ from chaingate.chains.evm.codec import decode_transfer_log
 from chaingate.chains.evm.rpc import EvmRpc, RawReceipt, hex_int
 from chaingate.chains.evm.txbuilder import FeeCapError, Fees, bump_fees, quote_from_fee_history
 from chaingate.domain import AlertKind, AlertSeverity, Network, NetworkKind, NewAlert
-from chaingate.domain.signing_plan import EvmPlan
+from chaingate.domain.signing_plan import EvmPlan, TronPlan
 from chaingate.domain.withdrawals import WithdrawalStatus
 from chaingate.store import chainstate
 from chaingate.store import withdrawals as withdrawal_rows
@@ -51,9 +51,14 @@ class Tracker:
     def __init__(
         self, db: asyncpg.Pool, network: Network, rpc: EvmRpc, queue: LeasedQueue, every: float
     ) -> None:
+        self._rpc = rpc
+        self._bind(db, network, queue, every)
+
+    def _bind(self, db: asyncpg.Pool, network: Network, queue: LeasedQueue, every: float) -> None:
+        """What every family's tracker holds (EVM, TRON): the database, the network, the
+        broadcaster's outgoing queue and how often a tracked row comes due again."""
         self._db = db
         self.network = network
-        self._rpc = rpc
         self._queue = queue
         self._every = every
 
@@ -333,6 +338,15 @@ class Tracker:
             recent_tips=quote.recent_tips,
             gas={},
         )
+        if await self._ask_replacement(row, plan):
+            log.warning("withdrawal_tx_stuck", txid=row["txid"], nonce=row["nonce"])
+            await self._stuck_alert(
+                row, AlertSeverity.WARNING, "a replacement with higher fees is requested"
+            )
+
+    async def _ask_replacement(self, row: asyncpg.Record, plan: EvmPlan | TronPlan) -> bool:
+        """Ask the signer for a new transaction in place of ``row`` (``signer_replacements``,
+        with fresh figures in ``plan``): True when asked now, False when it was asked before."""
         async with self._db.acquire() as conn:
             asked = await conn.fetchval(
                 """INSERT INTO signer_replacements (tx_id, plan) VALUES ($1, $2::text::jsonb)
@@ -340,11 +354,7 @@ class Tracker:
                 row["id"],
                 json.dumps(plan.to_json()),
             )
-        if asked:
-            log.warning("withdrawal_tx_stuck", txid=row["txid"], nonce=row["nonce"])
-            await self._stuck_alert(
-                row, AlertSeverity.WARNING, "a replacement with higher fees is requested"
-            )
+        return bool(asked)
 
     async def _stuck_alert(self, row: asyncpg.Record, severity: AlertSeverity, what: str) -> None:
         async with self._db.acquire() as conn:

@@ -17,12 +17,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import asyncpg
 import structlog
 
+from chaingate import crashpoints
 from chaingate.chains.base import HttpClient
 from chaingate.chains.tron.settlement import Fate, Settled, after_expiry, settle
 from chaingate.chains.tron.txbuilder import trc20_transfer_data
@@ -52,13 +52,8 @@ class TronPlanner(Planner):
     def __init__(
         self, db: asyncpg.Pool, network: Network, http: HttpClient, *, refresh_after: float = 60.0
     ) -> None:
-        if network.hot_address is None:
-            raise ValueError(f"{network.name} has no hot_address")
-        self._db = db
-        self._network = network
         self.http = http
-        self._refresh_after = refresh_after
-        self._hot = network.hot_address
+        self._bind(db, network, refresh_after)
 
     async def _plan(self, batch_id: int, contract: str | None) -> TronPlan:
         return await self.plan_outputs(batch_id, contract)
@@ -129,11 +124,8 @@ class TronTracker(Tracker):
         every: float,
         broadcaster: TronBroadcaster,
     ) -> None:
-        self._db = db
-        self.network = network
         self.http = http
-        self._queue = queue
-        self._every = every
+        self._bind(db, network, queue, every)
         self._broadcaster = broadcaster
 
     async def track(self, claim: Claim) -> None:
@@ -192,19 +184,14 @@ class TronTracker(Tracker):
         plan = await self._broadcaster.planner.plan_outputs(
             int(row["batch_id"]), contract, int(row["withdrawal_id"])
         )
-        async with self._db.acquire() as conn:
-            asked = await conn.fetchval(
-                """INSERT INTO signer_replacements (tx_id, plan) VALUES ($1, $2::text::jsonb)
-                   ON CONFLICT (tx_id) DO NOTHING RETURNING 1""",
-                row["id"],
-                json.dumps(plan.to_json()),
-            )
-        if asked:
+        if await self._ask_replacement(row, plan):
             log.warning("tron_withdrawal_expired_rebuild_asked", txid=row["txid"])
         await self._queue.defer([claim], self._every)
 
     async def _settled(self, claim: Claim, fate: Settled) -> None:
         row = claim.record
+        # Final on the solidified chain (confirmed, or failed with its fee), nothing recorded
+        crashpoints.crash_point(crashpoints.CONFIRMED_BEFORE_BOOKKEEPING)
         async with self._db.acquire() as conn:
             await conn.execute(
                 """UPDATE withdrawal_txs SET block_number = $2, energy_used = $3,
@@ -290,7 +277,9 @@ class TronBroadcaster(Broadcaster):
             log.warning("tron_withdrawal_expired_unsent", txid=row["txid"])
             await self.sent(claim, "expired_unsent")
             return
+        crashpoints.crash_point(crashpoints.RECORDED_BEFORE_BROADCAST)
         code = await self.push(row)
+        crashpoints.crash_point(crashpoints.BROADCAST_BEFORE_BOOKKEEPING)
         # Whatever the node said, the bytes may be out (or be dead): from now on the tracker
         # decides, on the solidified chain, and never sends anything but these bytes.
         await self.sent(claim, "accepted" if code == "OK" or code in SENT else code.lower())

@@ -20,7 +20,9 @@ def _amount(value: Any) -> str | None:
     return None if value is None else str(int(value))
 
 
-def _withdrawal(row: asyncpg.Record, history: list[dict[str, Any]]) -> dict[str, Any]:
+def _withdrawal(
+    row: asyncpg.Record, history: list[dict[str, Any]], resources: dict[str, Any] | None
+) -> dict[str, Any]:
     return {
         "id": row["id"],
         "request_id": row["request_id"],
@@ -33,6 +35,7 @@ def _withdrawal(row: asyncpg.Record, history: list[dict[str, Any]]) -> dict[str,
         "batch_id": row["batch_id"],
         "txid": row["txid"],
         "fee": _amount(row["fee"]),
+        "resources": resources,
         "confirmations": row["confirmations"],
         "failure_reason": row["failure_reason"],
         "created_at": row["created_at"],
@@ -43,7 +46,8 @@ def _withdrawal(row: asyncpg.Record, history: list[dict[str, Any]]) -> dict[str,
 
 async def withdrawal_view(conn: asyncpg.Connection, row: asyncpg.Record) -> dict[str, Any]:
     history = await rows.history(conn, [row["id"]])
-    return _withdrawal(row, history[row["id"]])
+    resources = await rows.resources(conn, [row["id"]])
+    return _withdrawal(row, history[row["id"]], resources.get(row["id"]))
 
 
 async def get_withdrawal(conn: asyncpg.Connection, withdrawal_id: int) -> dict[str, Any]:
@@ -79,8 +83,10 @@ async def list_withdrawals(
         limit=limit + 1,
     )
     page = found[:limit]
-    history = await rows.history(conn, [r["id"] for r in page])
-    items = [_withdrawal(r, history[r["id"]]) for r in page]
+    ids = [r["id"] for r in page]
+    history = await rows.history(conn, ids)
+    resources = await rows.resources(conn, ids)
+    items = [_withdrawal(r, history[r["id"]], resources.get(r["id"])) for r in page]
     return {"withdrawals": items, "last_id": page[-1]["id"] if len(found) > limit else None}
 
 
@@ -89,7 +95,9 @@ def batch_view(
     outputs: Sequence[asyncpg.Record],
     approvals: Sequence[asyncpg.Record],
     quorum: int,
+    resources: dict[int, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    used = resources or {}
     return {
         "id": batch["id"],
         "network": batch["network"],
@@ -121,6 +129,7 @@ def batch_view(
                 "amount": _amount(o["amount"]),
                 "status": o["status"],
                 "txid": o["txid"],
+                "resources": used.get(o["withdrawal_id"]),
             }
             for o in outputs
         ],
@@ -133,7 +142,8 @@ async def get_batch(conn: asyncpg.Connection, batch_id: int, quorum: int) -> dic
         raise NotFoundError(f"no batch {batch_id}")
     outputs = await batch_rows.outputs(conn, batch_id)
     approvals = await batch_rows.approvals(conn, batch_id)
-    return batch_view(batch, outputs, approvals, quorum)
+    used = await rows.resources(conn, [o["withdrawal_id"] for o in outputs])
+    return batch_view(batch, outputs, approvals, quorum, used)
 
 
 async def list_batches(
