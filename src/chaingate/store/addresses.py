@@ -84,13 +84,16 @@ async def issue_address(
 
 
 async def keys_since(
-    conn: asyncpg.Connection, networks: Sequence[str], after_id: int
+    conn: asyncpg.Connection, networks: Sequence[str], after_id: int, limit: int
 ) -> list[tuple[int, str]]:
+    """(id, match_key) of the next ``limit`` addresses of ``networks`` above ``after_id``, by
+    id: a page of a keyset walk, so no caller ever holds millions of rows at once."""
     rows = await conn.fetch(
         """SELECT id, match_key FROM deposit_addresses
-           WHERE network = ANY($1::text[]) AND id > $2 ORDER BY id""",
+           WHERE network = ANY($1::text[]) AND id > $2 ORDER BY id LIMIT $3""",
         list(networks),
         after_id,
+        limit,
     )
     return [(int(r["id"]), str(r["match_key"])) for r in rows]
 

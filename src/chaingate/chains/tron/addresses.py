@@ -108,5 +108,8 @@ class TronAddresses:
     def match_key(self, address: str) -> str:
         return self.normalize(address)
 
+    def raw_key(self, match_key: str) -> bytes:
+        return from_base58(match_key)
+
     def min_output(self, address: str) -> int:
         return 1
