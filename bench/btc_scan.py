@@ -64,8 +64,9 @@ class BtcResult:
     passes: list[BtcPass]
 
 
-def bench_network(url: str) -> Network:
-    network = load_network(PROJECT_ROOT / "chains" / "devnet" / f"{NETWORK}.toml", {})
+def bench_network(url: str, name: str = NETWORK) -> Network:
+    """The devnet network ``name`` as its registry file says, served at ``url``, patiently."""
+    network = load_network(PROJECT_ROOT / "chains" / "devnet" / f"{name}.toml", {})
     endpoint = dataclasses.replace(network.endpoints[0], url=url, timeout=60.0)
     return dataclasses.replace(network, endpoints=(endpoint,))
 

@@ -133,7 +133,9 @@ async def insert_addresses(conn: asyncpg.Connection, network: str, keys: Iterabl
         "deposit_addresses",
         records=records,
         columns=["network", "user_id", "derivation_index", "address", "match_key"],
-        timeout=None,  # a million rows on a loaded machine outlast the pool's command timeout
+        # None would mean the connection's command_timeout (60 s): a million rows on a loaded
+        # machine outlast it.
+        timeout=3600,
     )
 
 
