@@ -231,10 +231,16 @@ class EvmAdapter:
     def _candidates(
         self, block: RawBlock, ref: BlockRef, watched: WatchedAddresses
     ) -> Iterable[_Candidate]:
-        tokens = self._tokens_raw
+        tokens, fromhex = self._tokens_raw, bytes.fromhex
         for tx in block["transactions"]:
             to = tx["to"]
-            if to is None or (raw := address_bytes(to)) is None:
+            # address_bytes inlined: this runs for every transaction of every block, and a
+            # function call would cost more than the lookup itself.
+            if to is None or len(to) != 42 or to[0] != "0" or to[1] not in "xX":
+                continue
+            try:
+                raw = fromhex(to[2:])
+            except ValueError:
                 continue
             if raw in watched:
                 value = codec.native_value(tx)
