@@ -84,18 +84,29 @@ async def issue_address(
 
 
 async def keys_since(
-    conn: asyncpg.Connection, networks: Sequence[str], after_id: int, limit: int
-) -> list[tuple[int, str]]:
-    """(id, match_key) of the next ``limit`` addresses of ``networks`` above ``after_id``, by
-    id: a page of a keyset walk, so no caller ever holds millions of rows at once."""
-    rows = await conn.fetch(
-        """SELECT id, match_key FROM deposit_addresses
-           WHERE network = ANY($1::text[]) AND id > $2 ORDER BY id LIMIT $3""",
-        list(networks),
-        after_id,
-        limit,
-    )
-    return [(int(r["id"]), str(r["match_key"])) for r in rows]
+    conn: asyncpg.Connection,
+    networks: Sequence[str],
+    after_id: int,
+    page: int,
+    consume: Callable[[list[tuple[int, str]]], None],
+) -> int:
+    """Hand ``consume`` the (id, match_key) of every address of ``networks`` above
+    ``after_id``, by id, ``page`` rows at a time; return how many. One query read through a
+    server-side cursor: no caller holds millions of rows at once, and the rows are sorted once
+    (a keyset walk of LIMIT queries can re-sort the whole table per page when the planner's
+    statistics are stale, as after a bulk import)."""
+    count = 0
+    async with conn.transaction():
+        cursor = await conn.cursor(
+            """SELECT id, match_key FROM deposit_addresses
+               WHERE network = ANY($1::text[]) AND id > $2 ORDER BY id""",
+            list(networks),
+            after_id,
+        )
+        while rows := await cursor.fetch(page):
+            consume([(int(r["id"]), str(r["match_key"])) for r in rows])
+            count += len(rows)
+    return count
 
 
 async def owners(

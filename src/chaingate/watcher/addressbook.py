@@ -3,8 +3,8 @@
 Held as raw bytes (``AddressCodec.raw_key``: 20 bytes for an EVM account, 21 for TRON, the
 script for Bitcoin), not as the text match keys: a million EVM keys take about 85 MiB instead
 of 120, and the adapters probe with the bytes they decode anyway. Loaded in pages of
-``PAGE_ROWS`` rows (keyset on the id), so a first load of millions of rows never holds the whole
-result set as driver records at once: the peak stays near what the set itself keeps.
+``PAGE_ROWS`` rows from one server-side cursor, so a first load of millions of rows never holds
+the whole result set as driver records at once: the peak stays near what the set itself keeps.
 """
 
 from __future__ import annotations
@@ -47,14 +47,10 @@ class AddressBook:
 
     async def refresh(self, conn: asyncpg.Connection, page: int = PAGE_ROWS) -> int:
         """Load addresses issued since the last refresh; return how many were added."""
-        added = 0
-        while True:
-            rows = await addresses.keys_since(conn, self.networks, self._last_id, page)
-            if not rows:
-                return added
-            raw_key, keys = self._raw_key, self._keys
+        raw_key, keys = self._raw_key, self._keys
+
+        def add(rows: list[tuple[int, str]]) -> None:
             keys.update(raw_key(key) for _, key in rows)
             self._last_id = rows[-1][0]  # ordered by id
-            added += len(rows)
-            if len(rows) < page:
-                return added
+
+        return await addresses.keys_since(conn, self.networks, self._last_id, page, add)
