@@ -104,7 +104,7 @@ async def keys_since(
             after_id,
         )
         while rows := await cursor.fetch(page):
-            consume([(int(r["id"]), str(r["match_key"])) for r in rows])
+            consume([(r[0], r[1]) for r in rows])  # bigint and text: int and str already
             count += len(rows)
     return count
 

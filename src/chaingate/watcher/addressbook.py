@@ -50,7 +50,7 @@ class AddressBook:
         raw_key, keys = self._raw_key, self._keys
 
         def add(rows: list[tuple[int, str]]) -> None:
-            keys.update(raw_key(key) for _, key in rows)
+            keys.update(map(raw_key, [key for _, key in rows]))
             self._last_id = rows[-1][0]  # ordered by id
 
         return await addresses.keys_since(conn, self.networks, self._last_id, page, add)

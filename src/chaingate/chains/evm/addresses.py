@@ -98,8 +98,10 @@ class EvmAddresses:
         return self.normalize(address).lower()
 
     def raw_key(self, match_key: str) -> bytes:
-        raw = address_bytes(match_key)
-        if raw is None:
+        # A stored key is canonical ("0x" and 40 lowercase hex digits); run once per key when
+        # a watcher loads millions of them, so without address_bytes' second call.
+        raw = bytes.fromhex(match_key[2:])  # ValueError when not hex
+        if len(raw) != 20 or len(match_key) != 42 or not match_key.startswith("0x"):
             raise ValueError(f"not an EVM match key: {match_key!r:.50}")
         return raw
 
