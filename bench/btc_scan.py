@@ -64,8 +64,9 @@ class BtcResult:
     passes: list[BtcPass]
 
 
-def bench_network(url: str) -> Network:
-    network = load_network(PROJECT_ROOT / "chains" / "devnet" / f"{NETWORK}.toml", {})
+def bench_network(url: str, name: str = NETWORK) -> Network:
+    """The devnet network ``name`` as its registry file says, served at ``url``, patiently."""
+    network = load_network(PROJECT_ROOT / "chains" / "devnet" / f"{name}.toml", {})
     endpoint = dataclasses.replace(network.endpoints[0], url=url, timeout=60.0)
     return dataclasses.replace(network, endpoints=(endpoint,))
 
@@ -92,7 +93,7 @@ async def baseline_pass(network: Network, filled: FilledBlocks, repeats: int) ->
 
 
 async def adapter_pass(
-    network: Network, filled: FilledBlocks, watched: frozenset[str], repeats: int
+    network: Network, filled: FilledBlocks, watched: frozenset[bytes], repeats: int
 ) -> BtcPass:
     times, found = [], 0
     async with open_pool(network) as pool:
@@ -109,7 +110,7 @@ async def adapter_pass(
 async def run_bitcoin(tmp: Path, params: BtcParams) -> BtcResult:
     rng = random.Random(77)
     scripts = [p2wpkh(rng.randbytes(20)) for _ in range(params.watched)]
-    watched = frozenset(s.hex() for s in scripts)
+    watched = frozenset(scripts)  # raw scripts, as the AddressBook holds them
     async with devnet(tmp, "btc", ["litecoind"]) as state:
         assert state.ltc_rpc_url and state.ltc_wallet, "litecoind did not come up"
         async with BareRpc(state.ltc_rpc_url, version="1.0") as rpc:

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from chaingate.chains.evm.addresses import EvmAddresses
 from chaingate.chains.registry import build_adapter, open_pool
 from chaingate.domain import Asset, Network
 from chaingate.providers import EndpointPool
@@ -132,7 +133,9 @@ async def insert_addresses(conn: asyncpg.Connection, network: str, keys: Iterabl
         "deposit_addresses",
         records=records,
         columns=["network", "user_id", "derivation_index", "address", "match_key"],
-        timeout=None,  # a million rows on a loaded machine outlast the pool's command timeout
+        # None would mean the connection's command_timeout (60 s): a million rows on a loaded
+        # machine outlast it.
+        timeout=3600,
     )
 
 
@@ -196,7 +199,7 @@ async def adapter_pass(network: Network, filled: FilledRange, book: AddressBook)
         adapter = build_adapter(network, pool)
         with measure_memory() as memory, timed() as clock:
             for lo, hi in _chunks(filled.first, filled.last, network.scan_batch):
-                found += len((await adapter.scan(lo, hi, book)).transfers)
+                found += len((await adapter.scan(lo, hi, book.keys)).transfers)
     return Pass("EvmAdapter.scan", clock.seconds, filled.blocks, found, memory)
 
 
@@ -278,7 +281,7 @@ async def run_evm(tmp: Path, db_dsn: str, params: EvmParams) -> EvmResult:
             before = await baseline_pass(network, filled, watched)
             passes = []
             if params.adapter_pass:
-                book = AddressBook(network)
+                book = AddressBook(network, EvmAddresses(network).raw_key)
                 async with db.acquire() as conn:
                     await book.refresh(conn)
                 bench_phase(f"{params.label}: adapter scan of {params.blocks} blocks")

@@ -42,10 +42,22 @@ from evm_signing import run_signing
 from ledger_credits import run_credits
 from progress import measuring
 from report import Report, render
+from tron_scan import TronParams, run_tron
 from withdrawal_latency import run_latency
 
 T = TypeVar("T")
-MEASUREMENTS = ("evm", "mainnet", "book", "credits", "btc", "sign", "btcbatch", "checks", "latency")
+MEASUREMENTS = (
+    "evm",
+    "mainnet",
+    "book",
+    "credits",
+    "btc",
+    "tron",
+    "sign",
+    "btcbatch",
+    "checks",
+    "latency",
+)
 QUICK = {
     "evm_blocks": 100,
     "evm_per_block": 20,
@@ -58,6 +70,8 @@ QUICK = {
     "btc_per_block": 300,
     "btc_watched": 1_000,
     "btc_repeats": 1,
+    "tron_blocks": 4,
+    "tron_per_block": 50,
     "sign_count": 200,
     "checks_blocks": 30,
     "checks_rounds": 1,
@@ -85,6 +99,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--btc-per-block", type=int, default=2_000)
     p.add_argument("--btc-watched", type=int, default=10_000)
     p.add_argument("--btc-repeats", type=int, default=3)
+    p.add_argument("--tron-blocks", type=int, default=40)
+    p.add_argument("--tron-per-block", type=int, default=250, help="transfers per TRON block")
     p.add_argument("--sign-count", type=int, default=3_000, help="EVM transactions to sign")
     p.add_argument("--checks-blocks", type=int, default=300, help="blocks of the checks' cost")
     p.add_argument("--checks-rounds", type=int, default=4, help="on/off pairs, interleaved")
@@ -156,6 +172,8 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         "btc_per_block",
         "btc_watched",
         "btc_repeats",
+        "tron_blocks",
+        "tron_per_block",
         "sign_count",
         "latency_batches",
     ]
@@ -195,6 +213,9 @@ async def run(args: argparse.Namespace) -> Report:
                 args.btc_blocks, args.btc_per_block, args.btc_watched, args.btc_repeats
             )
             report.btc = await _attempt(report, "btc", lambda: run_bitcoin(tmp, btc_params))
+        if "tron" in args.only:
+            tron = TronParams(args.tron_blocks, args.tron_per_block, 10_000, args.btc_repeats)
+            report.tron = await _attempt(report, "tron", lambda: run_tron(tmp, tron))
         if "checks" in args.only:
 
             async def checks() -> Any:

@@ -126,7 +126,9 @@ def block_170() -> RawBlock:
 def test_genesis_getblock_v2_is_authentic_and_pays_50_btc_to_satoshi() -> None:
     block = genesis()
     txs = check_block(block, GENESIS_HASH, 0)  # header hashes to the real genesis hash
-    found = transfers_in_block("bitcoin-mainnet", "BTC", block, txs, {GENESIS_SCRIPT})
+    found = transfers_in_block(
+        "bitcoin-mainnet", "BTC", block, txs, {bytes.fromhex(GENESIS_SCRIPT)}
+    )
     assert [(t.txid, t.position, t.amount, t.coinbase) for t in found] == [
         (block["merkleroot"], "vout:0", 5_000_000_000, True)
     ]
@@ -136,7 +138,9 @@ def test_genesis_getblock_v2_is_authentic_and_pays_50_btc_to_satoshi() -> None:
 def test_block_170_pays_hal_finney_10_btc_and_satoshi_40_btc_change() -> None:
     block = block_170()
     txs = check_block(block, BLOCK_170_HASH, 170)  # real PoW hash, merkle root from tx bytes
-    watched = {HAL_SCRIPT, SATOSHI_CHANGE_SCRIPT, BLOCK_170_COINBASE_SCRIPT}
+    watched = {
+        bytes.fromhex(s) for s in (HAL_SCRIPT, SATOSHI_CHANGE_SCRIPT, BLOCK_170_COINBASE_SCRIPT)
+    }
     found = transfers_in_block("bitcoin-mainnet", "BTC", block, txs, watched)
     summary = [(t.txid, t.position, t.to, t.amount, t.coinbase) for t in found]
     coinbase_txid = block["tx"][0]["txid"]
@@ -151,7 +155,12 @@ def test_block_170_pays_hal_finney_10_btc_and_satoshi_40_btc_change() -> None:
 def test_unwatched_outputs_are_not_transfers() -> None:
     block = block_170()
     txs = check_block(block, BLOCK_170_HASH, 170)
-    assert transfers_in_block("bitcoin-mainnet", "BTC", block, txs, {"0014" + "00" * 20}) == []
+    assert (
+        transfers_in_block(
+            "bitcoin-mainnet", "BTC", block, txs, {bytes.fromhex("0014" + "00" * 20)}
+        )
+        == []
+    )
 
 
 # --- refusing doctored node answers -----------------------------------------------------------
@@ -184,7 +193,9 @@ def test_amounts_come_from_the_bytes_not_from_the_json_beside_them() -> None:
     doctored["tx"][1]["vout"][0]["value"] = Decimal("1000")  # type: ignore[typeddict-item]
     doctored["tx"][1]["vout"][0]["scriptPubKey"]["hex"] = "0014" + "11" * 20  # type: ignore[typeddict-item]
     txs = check_block(doctored, BLOCK_170_HASH, 170)
-    (found,) = transfers_in_block("bitcoin-mainnet", "BTC", doctored, txs, {HAL_SCRIPT})
+    (found,) = transfers_in_block(
+        "bitcoin-mainnet", "BTC", doctored, txs, {bytes.fromhex(HAL_SCRIPT)}
+    )
     assert (found.to, found.amount) == (HAL_SCRIPT, 1_000_000_000)
 
 

@@ -188,7 +188,7 @@ async def scan_new_block(
 ) -> tuple[int, ScanResult]:
     await mine(node, 1)
     height = int(await node.request("getblockcount"))
-    return height, await adapter.scan(height, height, watched)
+    return height, await adapter.scan(height, height, {bytes.fromhex(k) for k in watched})
 
 
 # --- blocks ------------------------------------------------------------------------------------
@@ -240,7 +240,7 @@ async def test_coinbase_output_to_our_script_is_flagged(
     pay_to, key = deposit(adapter, 4)
     [block_hash] = await mine(node, 1, pay_to)
     height = await node.request("getblockcount")
-    result = await adapter.scan(height, height, {key})
+    result = await adapter.scan(height, height, {bytes.fromhex(key)})
     [found] = result.transfers
     block = await node.request("getblock", [block_hash, 2])
     coinbase = block["tx"][0]
@@ -278,7 +278,7 @@ async def test_mempool_payment_is_pending_until_replaced_by_fee(
     signed = await node.request("signrawtransactionwithwallet", [raw])
     txid = await node.request("sendrawtransaction", [signed["hex"]])
 
-    [seen] = await adapter.pending({key})
+    [seen] = await adapter.pending({bytes.fromhex(key)})
     assert (seen.txid, seen.amount, seen.block_number, seen.block_hash) == (
         txid,
         200_000_000,
@@ -295,7 +295,7 @@ async def test_mempool_payment_is_pending_until_replaced_by_fee(
     mempool = await node.request("getrawmempool")
     assert replacing_txid in mempool and txid not in mempool
 
-    assert await adapter.pending({key}) == []
+    assert await adapter.pending({bytes.fromhex(key)}) == []
     _, result = await scan_new_block(adapter, node, {key})
     assert result.transfers == ()  # the replaced payment is never mined, never a deposit
 
@@ -305,9 +305,9 @@ async def test_pending_drops_transactions_once_mined(
 ) -> None:
     pay_to, key = deposit(adapter, 6)
     txid = await node.request("sendtoaddress", [pay_to, Decimal("0.3")])
-    assert [t.txid for t in await adapter.pending({key})] == [txid]
+    assert [t.txid for t in await adapter.pending({bytes.fromhex(key)})] == [txid]
     await mine(node, 1)
-    assert await adapter.pending({key}) == []
+    assert await adapter.pending({bytes.fromhex(key)}) == []
 
 
 async def test_address_watched_after_its_payment_was_decoded_still_sees_it_pending(
@@ -319,7 +319,7 @@ async def test_address_watched_after_its_payment_was_decoded_still_sees_it_pendi
     # moment ago and the watcher has not refreshed its address book yet) ...
     assert await adapter.pending(set()) == []
     # ... and is still found, without fetching it again, once the address is watched.
-    [seen] = await adapter.pending({key})
+    [seen] = await adapter.pending({bytes.fromhex(key)})
     assert (seen.txid, seen.amount, seen.to, seen.block_number) == (txid, 25_000_000, key, None)
     assert seen.position.startswith("vout:") and seen.coinbase is False
     await mine(node, 1)
@@ -337,12 +337,12 @@ async def test_invalidated_block_changes_block_ref_and_its_deposit_returns(
 
     await node.request("invalidateblock", [old_ref.hash])
     # The payment is back in the mempool: pending again, not confirmed.
-    assert [t.txid for t in await adapter.pending({key})] == [txid]
+    assert [t.txid for t in await adapter.pending({bytes.fromhex(key)})] == [txid]
     await mine(node, 2, await node.request("getnewaddress", ["", "legacy"]))
     new_ref = await adapter.block_ref(height)
     assert new_ref.hash != old_ref.hash and new_ref.parent_hash == old_ref.parent_hash
 
-    after = await adapter.scan(height, height + 1, {key})
+    after = await adapter.scan(height, height + 1, {bytes.fromhex(key)})
     [again] = after.transfers
     assert again.txid == txid and again.block_hash != old_ref.hash
     await node.request("reconsiderblock", [old_ref.hash])  # the longer branch stays canonical

@@ -23,6 +23,7 @@ import pytest
 
 from chaingate.chains.base import Check
 from chaingate.chains.evm.adapter import EvmAdapter
+from chaingate.chains.evm.addresses import address_bytes
 from chaingate.chains.evm.codec import TRANSFER_TOPIC
 from chaingate.chains.evm.rpc import EvmRpc
 from chaingate.devnet import evm_contracts as dev
@@ -174,7 +175,7 @@ async def scan_txs(
     adapter: EvmAdapter, url: str, txids: Sequence[str], watched: set[str]
 ) -> list[Transfer]:
     numbers = [await block_of(url, txid) for txid in txids]
-    result = await adapter.scan(min(numbers), max(numbers), watched)
+    result = await adapter.scan(min(numbers), max(numbers), {address_bytes(k) for k in watched})
     return list(result.transfers)
 
 
@@ -192,7 +193,7 @@ async def test_eth_and_token_deposits_decoded_with_exact_amounts(
     last = await dev.send_eth(devnet.url, SENDER, stranger, 1)
 
     start, end = await block_of(devnet.url, eth_tx), await block_of(devnet.url, last)
-    result = await adapter.scan(start, end, {alice, bob})
+    result = await adapter.scan(start, end, {address_bytes(alice), address_bytes(bob)})
 
     assert [b.number for b in result.blocks] == list(range(start, end + 1))
     for ref in result.blocks:
@@ -508,7 +509,7 @@ async def test_head_is_the_node_block_number(devnet: Devnet, adapter: EvmAdapter
     before = (await adapter.head()).number
     await dev.mine(devnet.url, 3)
     assert (await adapter.head()).number == before + 3
-    assert await adapter.pending({new_address()}) == []
+    assert await adapter.pending({address_bytes(new_address())}) == []
 
 
 async def test_logs_from_another_branch_are_a_chain_data_error(

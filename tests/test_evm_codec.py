@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from chaingate.chains.evm import codec
+from chaingate.chains.evm.addresses import address_bytes
 from chaingate.chains.evm.rpc import RawCallFrame, RawLog, RawTx
 from chaingate.errors import ChainDataError
 
@@ -76,7 +77,9 @@ def test_real_mainnet_transfer_logs_decode_to_exact_amounts() -> None:
             txid="0xcea6f89720cc1d2f46cc7a935463ae0b99dd5fad9c91bb7357de5421511cee49",
         ),
     ]
-    assert codec.topic_recipient(logs[1]) == "0x66f183060253cfbe45beff1e6e7ebbe318c81e56"
+    assert codec.topic_recipient(logs[1]) == address_bytes(
+        "0x66f183060253cfbe45beff1e6e7ebbe318c81e56"
+    )
 
 
 def test_amounts_beyond_64_bits_stay_exact() -> None:
@@ -158,22 +161,22 @@ def test_real_callcode_frame_pays_nobody() -> None:
     # account; the callee receives nothing. The top-level values are not internal transfers.
     traces = _result("calltracer_block_1000000.json")
     watched = {
-        "0x273930d21e01ee25e4c219b63259d214872220a2",
-        "0xc083e9947cf02b8ffc7d3090ae9aea72df98fd47",
-        "0xdf190dc7190dfba737d7777a163445b7fff16133",
+        address_bytes("0x273930d21e01ee25e4c219b63259d214872220a2"),
+        address_bytes("0xc083e9947cf02b8ffc7d3090ae9aea72df98fd47"),
+        address_bytes("0xdf190dc7190dfba737d7777a163445b7fff16133"),
     }
     assert [codec.internal_transfers(t["result"], watched) for t in traces] == [[], []]
 
 
 def test_real_failed_top_frame_yields_nothing() -> None:
     traces = _result("calltracer_block_0xf45bf_error.json")
-    watched = {"0x627da06356442122f08e2203c749978151e55800"}
+    watched = {address_bytes("0x627da06356442122f08e2203c749978151e55800")}
     assert codec.internal_transfers(traces[0]["result"], watched) == []
 
 
 def test_real_selfdestruct_frame_without_beneficiary_is_skipped() -> None:
     traces = _result("calltracer_block_0xf7105_selfdestruct.json")
-    assert codec.internal_transfers(traces[0]["result"], {USER}) == []
+    assert codec.internal_transfers(traces[0]["result"], {address_bytes(USER)}) == []
 
 
 def _frame(
@@ -199,7 +202,7 @@ def test_nested_frames_get_paths_and_reverted_subtrees_are_skipped() -> None:
         _frame(USER, 13, kind="DELEGATECALL"),
         _frame(USER, 17, kind="STATICCALL"),
     )
-    assert codec.internal_transfers(top, {USER}) == [
+    assert codec.internal_transfers(top, {address_bytes(USER)}) == [
         codec.InternalTransfer(path="0.1", to=USER, amount=5),
         codec.InternalTransfer(path="2", to=USER, amount=11),
     ]
@@ -209,5 +212,5 @@ def test_deep_call_trees_do_not_hit_the_recursion_limit() -> None:
     frame = _frame(USER, 3)
     for _ in range(1100):
         frame = _frame("0x" + "cc" * 20, 0, frame)
-    found = codec.internal_transfers(frame, {USER})
+    found = codec.internal_transfers(frame, {address_bytes(USER)})
     assert [(t.amount, t.path.count(".")) for t in found] == [(3, 1099)]

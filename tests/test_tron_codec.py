@@ -14,7 +14,12 @@ from tronpy.hdwallet import key_from_seed
 from tronpy.keys import PrivateKey
 from tronpy.proto import calculate_txid_from_raw_data
 
-from chaingate.chains.tron.addresses import TronAddresses, evm_hex_to_base58, hex_to_base58
+from chaingate.chains.tron.addresses import (
+    TronAddresses,
+    evm_hex_to_base58,
+    from_base58,
+    hex_to_base58,
+)
 from chaingate.chains.tron.codec import decode_block
 from chaingate.chains.tron.proto import (
     block_id_of,
@@ -144,11 +149,11 @@ def test_trigger_encoding_matches_tronpy_protobuf() -> None:
 def test_recorded_block_decodes_trx_transfer() -> None:
     block = check_block(load("block_30864544.json"), 30864544)
     to = hex_to_base58("4158c85b7b6a5118beb3b23c14fcb2f3551a81d79a")
-    [transfer] = decode_block(network(), block, [], {to})
+    [transfer] = decode_block(network(), block, [], {from_base58(to)})
     assert (transfer.asset, transfer.amount, transfer.position) == ("TRX", 50_000_000, "native")
     assert transfer.txid == "979e0823f455f3b67d65b351052f0265233f422792d31d5dbeb7c24737dd5556"
     assert transfer.reject_reason is None
-    assert decode_block(network(), block, [], {"TNotOurs"}) == []
+    assert decode_block(network(), block, [], {b"\x41" + b"\x00" * 20}) == []
 
 
 def test_tampered_recorded_block_is_refused() -> None:
@@ -201,7 +206,7 @@ def test_recorded_usdt_log_decodes_listed_transfer() -> None:
     txid = infos[1]["id"]
     to = evm_hex_to_base58("0000000000000000000000000d0707963952f2fba59dd06f2b425ace40b492fe")
     block = _block(30864600, [_call_body(txid, "SUCCESS")])
-    [transfer] = decode_block(network(), block, [infos[1]], {to})
+    [transfer] = decode_block(network(), block, [infos[1]], {from_base58(to)})
     assert transfer.asset == "USDT" and transfer.contract == USDT
     assert transfer.amount == 532_079_999  # 532.079999 USDT, 6 decimals
     assert transfer.position == "log:0" and transfer.reject_reason is None
@@ -216,7 +221,7 @@ def test_recorded_usdt_log_decodes_listed_transfer() -> None:
             ),
         }
     )
-    [lookalike] = decode_block(other, block, [infos[1]], {to})
+    [lookalike] = decode_block(other, block, [infos[1]], {from_base58(to)})
     assert lookalike.asset is None and lookalike.reject_reason is RejectReason.UNLISTED_TOKEN
 
 
@@ -226,7 +231,7 @@ def test_recorded_out_of_energy_is_never_credited() -> None:
     to = evm_hex_to_base58(to_word)
     data = "a9059cbb" + to_word + f"{1_000_000:064x}"
     block = _block(66860010, [_call_body(info["id"], "OUT_OF_ENERGY", data)])
-    [transfer] = decode_block(network(), block, [info], {to})
+    [transfer] = decode_block(network(), block, [info], {from_base58(to)})
     assert transfer.reject_reason is RejectReason.FAILED_TX
     assert (transfer.position, transfer.amount, transfer.asset) == ("call", 1_000_000, "USDT")
 
@@ -254,7 +259,9 @@ def test_rejected_internal_transactions_are_ignored() -> None:
             },
         ],
     }
-    [transfer] = decode_block(network(), _block(5, [_call_body(txid, "SUCCESS")]), [info], {ours})
+    [transfer] = decode_block(
+        network(), _block(5, [_call_body(txid, "SUCCESS")]), [info], {from_base58(ours)}
+    )
     assert (transfer.amount, transfer.position, transfer.asset) == (7, "trace:1", "TRX")
 
 
@@ -265,7 +272,7 @@ def test_amounts_and_recipients_come_from_the_bytes_not_the_json() -> None:
     value = tx["raw_data"]["contract"][0]["parameter"]["value"]
     value["amount"] = 10**15  # the JSON rendering lies; the hashed bytes do not
     value["to_address"] = "41" + "22" * 20
-    [transfer] = decode_block(network(), check_block(block, 30864544), [], {to})
+    [transfer] = decode_block(network(), check_block(block, 30864544), [], {from_base58(to)})
     assert (transfer.to, transfer.amount) == (to, 50_000_000)
 
 
@@ -274,7 +281,7 @@ def test_a_missing_contract_ret_is_no_success() -> None:
     tx = block["transactions"][0]
     to = hex_to_base58(tx["raw_data"]["contract"][0]["parameter"]["value"]["to_address"])
     del tx["ret"]
-    [transfer] = decode_block(network(), check_block(block, 30864544), [], {to})
+    [transfer] = decode_block(network(), check_block(block, 30864544), [], {from_base58(to)})
     assert transfer.reject_reason is RejectReason.FAILED_TX
 
 

@@ -20,6 +20,7 @@ from tronpy.keys import PrivateKey
 from tronpy.providers.async_http import AsyncHTTPProvider
 
 from chaingate.chains.tron.adapter import TronAdapter
+from chaingate.chains.tron.addresses import from_base58
 from chaingate.chains.tron.codec import decode_block
 from chaingate.devnet.tron_node import GENESIS_KEYS
 from chaingate.domain import (
@@ -131,7 +132,7 @@ async def mined_transfers(env: dict[str, Any], txid: str) -> list[Transfer]:
     await ctl(env["url"], "mine", count=1)
     adapter: TronAdapter = env["adapter"]
     head = (await adapter.head()).number
-    result = await adapter.scan(head, head, {DEPOSIT})
+    result = await adapter.scan(head, head, {from_base58(DEPOSIT)})
     return [t for t in result.transfers if t.txid == txid]
 
 
@@ -254,6 +255,6 @@ async def test_devnet_shapes_match_recorded_mainnet(env: dict[str, Any]) -> None
     assert set(info["log"][0]) == set(real_info["log"][0])
     assert len(info["log"][0]["address"]) == 40 and not info["log"][0]["topics"][0].startswith("0x")
     assert real_info["receipt"]["result"] == info["receipt"]["result"] == "SUCCESS"
-    decoded = decode_block(env["network"], block, [info], {DEPOSIT})
+    decoded = decode_block(env["network"], block, [info], {from_base58(DEPOSIT)})
     assert [t.amount for t in decoded] == [1]
     await asyncio.sleep(0)

@@ -84,15 +84,29 @@ async def issue_address(
 
 
 async def keys_since(
-    conn: asyncpg.Connection, networks: Sequence[str], after_id: int
-) -> list[tuple[int, str]]:
-    rows = await conn.fetch(
-        """SELECT id, match_key FROM deposit_addresses
-           WHERE network = ANY($1::text[]) AND id > $2 ORDER BY id""",
-        list(networks),
-        after_id,
-    )
-    return [(int(r["id"]), str(r["match_key"])) for r in rows]
+    conn: asyncpg.Connection,
+    networks: Sequence[str],
+    after_id: int,
+    page: int,
+    consume: Callable[[list[tuple[int, str]]], None],
+) -> int:
+    """Hand ``consume`` the (id, match_key) of every address of ``networks`` above
+    ``after_id``, by id, ``page`` rows at a time; return how many. One query read through a
+    server-side cursor: no caller holds millions of rows at once, and the rows are sorted once
+    (a keyset walk of LIMIT queries can re-sort the whole table per page when the planner's
+    statistics are stale, as after a bulk import)."""
+    count = 0
+    async with conn.transaction():
+        cursor = await conn.cursor(
+            """SELECT id, match_key FROM deposit_addresses
+               WHERE network = ANY($1::text[]) AND id > $2 ORDER BY id""",
+            list(networks),
+            after_id,
+        )
+        while rows := await cursor.fetch(page):
+            consume([(r[0], r[1]) for r in rows])  # bigint and text: int and str already
+            count += len(rows)
+    return count
 
 
 async def owners(

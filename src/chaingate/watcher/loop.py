@@ -82,7 +82,7 @@ class Watcher:
         self.network = adapter.network
         self.name = adapter.network.name
         self.db = db
-        self.book = AddressBook(adapter.network)
+        self.book = AddressBook(adapter.network, adapter.addresses.raw_key)
         self.forks = ForkFinder(adapter, db)
         self.metrics = metrics or WatcherMetrics()
         # Only the holder of this lease writes for the network; every write transaction checks
@@ -95,7 +95,7 @@ class Watcher:
         # credited. They are only reads: one is used when it starts exactly at the cursor (and
         # _store_range still checks it links to the stored tip), and dropped otherwise.
         self.pipeline = ScanPipeline(
-            lambda start, end: adapter.scan(start, end, self.book),
+            lambda start, end: adapter.scan(start, end, self.book.keys),
             RangeSizer.for_network(adapter.network),
         )
 
@@ -340,7 +340,9 @@ class Watcher:
         logged and counted, never the step's failure. Only a complete view orphans sightings
         that left it (an adapter that decodes a big mempool over several steps says so)."""
         try:
-            pending = [t for t in await self.adapter.pending(self.book) if t.block_number is None]
+            pending = [
+                t for t in await self.adapter.pending(self.book.keys) if t.block_number is None
+            ]
             complete = self.adapter.mempool_complete
             async with self.db.acquire() as conn, conn.transaction():
                 await chainstate.move_cursor(conn, lease, self.name, cursor, cursor)

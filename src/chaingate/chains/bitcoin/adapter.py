@@ -102,7 +102,7 @@ class BitcoinAdapter:
             )
             for txid, outputs in self._mempool.items()
             for script, index, sats in outputs
-            if script in watched
+            if bytes.fromhex(script) in watched
         ]
 
     async def addresses_with_history(self, addresses: Sequence[DerivedAddress]) -> list[int]:

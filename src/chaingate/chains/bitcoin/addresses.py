@@ -103,6 +103,9 @@ class BitcoinAddresses:
         _, script = self._parse(address)
         return script.hex()
 
+    def raw_key(self, match_key: str) -> bytes:
+        return bytes.fromhex(match_key)
+
     def min_output(self, address: str) -> int:
         """The dust limit of the address's script type: a smaller output is not relayed."""
         _, script = self._parse(address)

@@ -73,7 +73,7 @@ def transfers_in_tx(
         )
         for out in tx.outputs
         # The membership test comes first: it is the only work done for most outputs.
-        if out.script in watched and out.spendable
+        if bytes.fromhex(out.script) in watched and out.spendable
     ]
 
 

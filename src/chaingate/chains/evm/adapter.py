@@ -22,7 +22,7 @@ import structlog
 from chaingate.aio import task_group
 from chaingate.chains.base import DerivedAddress, RpcClient, WatchedAddresses
 from chaingate.chains.evm import codec, history
-from chaingate.chains.evm.addresses import EvmAddresses
+from chaingate.chains.evm.addresses import EvmAddresses, address_bytes
 from chaingate.chains.evm.logcheck import complete_logs, transfer_masks
 from chaingate.chains.evm.rpc import (
     EvmRpc,
@@ -92,6 +92,10 @@ class EvmAdapter:
             asset.contract.lower(): asset
             for asset in network.assets
             if asset.contract is not None and asset.standard is AssetStandard.ERC20
+        }
+        # The same tokens by raw address: a transaction's ``to`` is decoded once per lookup.
+        self._tokens_raw: dict[bytes, Asset] = {
+            raw: asset for key, asset in self._tokens.items() if (raw := address_bytes(key))
         }
         self._transfer_masks = transfer_masks(list(self._tokens), codec.TRANSFER_TOPIC)
         self._max_log_range = min((e.max_log_range for e in network.endpoints), default=10_000)
@@ -185,8 +189,7 @@ class EvmAdapter:
         for raw in logs:
             if fast.get(raw["blockNumber"]) != raw["blockHash"]:
                 self._check_log_block(raw, by_number)
-            key = codec.topic_recipient(raw)
-            if key is None or key not in watched:
+            if codec.topic_recipient(raw) not in watched:
                 continue
             event = codec.decode_transfer_log(raw)
             if event is None:
@@ -228,20 +231,25 @@ class EvmAdapter:
     def _candidates(
         self, block: RawBlock, ref: BlockRef, watched: WatchedAddresses
     ) -> Iterable[_Candidate]:
-        tokens = self._tokens
+        tokens, fromhex = self._tokens_raw, bytes.fromhex
         for tx in block["transactions"]:
             to = tx["to"]
-            if to is None:
+            # address_bytes inlined: this runs for every transaction of every block, and a
+            # function call would cost more than the lookup itself.
+            if to is None or len(to) != 42 or to[0] != "0" or to[1] not in "xX":
                 continue
-            key = to.lower()
-            if key in watched:
+            try:
+                raw = fromhex(to[2:])
+            except ValueError:
+                continue
+            if raw in watched:
                 value = codec.native_value(tx)
                 if value > 0:
-                    yield _Candidate(tx, ref, key, value, None)
-            elif key in tokens:
+                    yield _Candidate(tx, ref, to.lower(), value, None)
+            elif (token := tokens.get(raw)) is not None:
                 call = codec.decode_token_call(tx)
-                if call is not None and call.to in watched:
-                    yield _Candidate(tx, ref, call.to, call.amount, tokens[key])
+                if call is not None and address_bytes(call.to) in watched:
+                    yield _Candidate(tx, ref, call.to, call.amount, token)
 
     async def _receipts(
         self, numbers: list[int], by_number: dict[int, BlockRef]

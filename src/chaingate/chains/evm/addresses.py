@@ -34,6 +34,19 @@ _BASE58_LEGACY = re.compile(rf"[13LMmn2Q][{_B58}]{{25,34}}")
 _BASE58_FAMILY = {"1": "bitcoin", "3": "bitcoin", "m": "bitcoin", "n": "bitcoin", "2": "bitcoin"}
 
 
+def address_bytes(text: str) -> bytes | None:
+    """The 20 bytes of a 0x address as a node writes it (either case): what the watched set is
+    probed with. None when ``text`` is no such address (nothing of ours, then)."""
+    if len(text) != 42 or text[:2] not in ("0x", "0X"):
+        return None
+    try:
+        raw = bytes.fromhex(text[2:])
+    except ValueError:
+        return None
+    # 40 characters give 20 bytes only when all are hex digits (fromhex skips whitespace).
+    return raw if len(raw) == 20 else None
+
+
 def address_from_public_key(compressed: bytes) -> str:
     """EIP-55 address of a compressed secp256k1 key: last 20 bytes of keccak256(X||Y)."""
     return to_checksum_address(keccak(uncompressed_point(compressed))[-20:])
@@ -83,6 +96,14 @@ class EvmAddresses:
 
     def match_key(self, address: str) -> str:
         return self.normalize(address).lower()
+
+    def raw_key(self, match_key: str) -> bytes:
+        # A stored key is canonical ("0x" and 40 lowercase hex digits); run once per key when
+        # a watcher loads millions of them, so without address_bytes' second call.
+        raw = bytes.fromhex(match_key[2:])  # ValueError when not hex
+        if len(raw) != 20 or len(match_key) != 42 or not match_key.startswith("0x"):
+            raise ValueError(f"not an EVM match key: {match_key!r:.50}")
+        return raw
 
     def min_output(self, address: str) -> int:
         return 1

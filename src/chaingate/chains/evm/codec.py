@@ -2,7 +2,8 @@
 
 No I/O and no policy: these functions say what a log, an input or a call frame *means*; the
 adapter decides which of them become deposits and with what reject reason.
-All addresses come out as match keys (lowercase 0x hex).
+All addresses come out as match keys (lowercase 0x hex); the watched set is probed with their
+20 raw bytes (``addresses.address_bytes``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from chaingate.chains.base import WatchedAddresses
+from chaingate.chains.evm.addresses import address_bytes
 from chaingate.chains.evm.rpc import RawCallFrame, RawLog, RawTx, hex_int
 
 # keccak256("Transfer(address,address,uint256)")
@@ -54,12 +56,16 @@ class InternalTransfer:
     amount: int
 
 
-def topic_recipient(log: RawLog) -> str | None:
-    """Cheap first look: the ``to`` key of a 3-topic log, without validating the rest."""
+def topic_recipient(log: RawLog) -> bytes | None:
+    """Cheap first look: the raw ``to`` of a 3-topic log, to probe the watched set with,
+    without validating the rest (``decode_transfer_log`` does, for the few that match)."""
     topics = log["topics"]
-    if len(topics) != 3:
+    if len(topics) != 3 or len(topics[2]) != 66:
         return None
-    return "0x" + topics[2][26:].lower()
+    try:
+        return bytes.fromhex(topics[2][26:])
+    except ValueError:
+        return None
 
 
 def _word_address(word: str) -> str | None:
@@ -151,12 +157,11 @@ def internal_transfers(top: RawCallFrame, watched: WatchedAddresses) -> list[Int
         to = frame.get("to")
         if to is None:
             continue
-        key = to.lower()
-        if key not in watched:
+        if address_bytes(to) not in watched:
             continue
         amount = hex_int(frame.get("value", "0x0"), "call value")
         if amount > 0:
-            found.append(InternalTransfer(path=path, to=key, amount=amount))
+            found.append(InternalTransfer(path=path, to=to.lower(), amount=amount))
     return found
 
 

@@ -17,7 +17,7 @@ from chaingate.chains.base import WatchedAddresses
 from chaingate.chains.tron.addresses import (
     ADDRESS_PREFIX,
     evm_hex_to_base58,
-    hex_to_base58,
+    from_base58,
     to_base58,
 )
 from chaingate.chains.tron.proto import DecodedContract, decode_raw_data
@@ -36,14 +36,25 @@ def _contract_ret(tx: Transaction) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _address(value: object) -> str:
+_PREFIX = bytes([ADDRESS_PREFIX])
+
+
+def _raw(value: object) -> bytes:
+    """The 21 raw bytes of an address java-tron shows as 41-hex (or base58) in a tx info."""
     text = str(value)
-    return text if text.startswith("T") else hex_to_base58(text)
+    raw = from_base58(text) if text.startswith("T") else bytes.fromhex(text)
+    if not _is_address(raw):
+        raise ValueError("not a TRON address")
+    return raw
 
 
-def _raw_address(raw: bytes) -> str | None:
-    """A 21-byte address from transaction bytes as base58; None when it is no address."""
-    return to_base58(raw) if len(raw) == 21 and raw[0] == ADDRESS_PREFIX else None
+def _raw_word(word_hex: str) -> bytes:
+    """The raw address in a 32-byte word of a log topic (hex, the last 20 bytes count)."""
+    return _PREFIX + bytes.fromhex(word_hex[-40:])
+
+
+def _is_address(raw: bytes) -> bool:
+    return len(raw) == 21 and raw[0] == ADDRESS_PREFIX
 
 
 def _decoded(tx: Transaction) -> DecodedContract | None:
@@ -84,17 +95,19 @@ class _BlockDecoder:
             reject_reason=reason,
         )
 
+    # The watched set holds raw 21-byte addresses: probed with the bytes decoded, and only a
+    # hit is rendered as the base58 match key (base58 per transaction would dominate a scan).
     def trx(self, tx: Transaction, contract: DecodedContract) -> Iterator[Transfer]:
-        to = _raw_address(contract.to)
-        if to is not None and to in self.watched:
+        if contract.to in self.watched:
+            to = to_base58(contract.to)
             reason = None if _contract_ret(tx) == "SUCCESS" else RejectReason.FAILED_TX
             native = self.network.native_asset.symbol
             yield self.transfer(tx, "native", to, contract.amount, native, None, reason)
 
     def trc10(self, tx: Transaction, contract: DecodedContract) -> Iterator[Transfer]:
-        to = _raw_address(contract.to)
-        if to is None or to not in self.watched:
+        if contract.to not in self.watched:
             return
+        to = to_base58(contract.to)
         token_id = contract.asset_name.decode("utf-8", "replace")
         asset = self.network.asset_by_contract(token_id)
         listed = asset is not None and asset.standard is AssetStandard.TRC10
@@ -122,9 +135,10 @@ class _BlockDecoder:
             topics = log.get("topics", [])
             if len(topics) != 3 or topics[0] != TRANSFER_TOPIC:
                 continue
-            to = evm_hex_to_base58(topics[2])
-            if to not in self.watched:
+            raw = _raw_word(topics[2])
+            if raw not in self.watched:
                 continue
+            to = to_base58(raw)
             contract = evm_hex_to_base58(log["address"])
             asset = self.network.asset_by_contract(contract)
             listed = asset is not None and asset.standard is AssetStandard.TRC20
@@ -143,24 +157,24 @@ class _BlockDecoder:
         for index, itx in enumerate(info.get("internal_transactions", [])):
             if itx.get("rejected") or "transferTo_address" not in itx:
                 continue
-            to = _address(itx["transferTo_address"])
+            raw = _raw(itx["transferTo_address"])
             amount = sum(
                 int(v.get("callValue", 0))
                 for v in itx.get("callValueInfo", [])
                 if "tokenId" not in v
             )
-            if amount > 0 and to in self.watched:
+            if amount > 0 and raw in self.watched:
                 native = self.network.native_asset.symbol
-                yield self.transfer(tx, f"trace:{index}", to, amount, native, None)
+                yield self.transfer(tx, f"trace:{index}", to_base58(raw), amount, native, None)
 
     def failed_call(self, tx: Transaction, contract: DecodedContract) -> Iterator[Transfer]:
         data = contract.data
         if len(data) != 68 or data[:4].hex() != SEL_TRANSFER:
             return
-        to = evm_hex_to_base58(data[4:36].hex())
-        called = _raw_address(contract.to)
-        if to not in self.watched or called is None:
+        raw = _PREFIX + data[16:36]
+        if raw not in self.watched or not _is_address(contract.to):
             return
+        to, called = to_base58(raw), to_base58(contract.to)
         asset = self.network.asset_by_contract(called)
         listed = asset is not None and asset.standard is AssetStandard.TRC20
         yield self.transfer(
