@@ -7,7 +7,6 @@ must belong to the block asked for, logs must lie inside the range asked for. An
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
@@ -16,6 +15,8 @@ import structlog
 
 from chaingate.chains.base import Check, RpcClient
 from chaingate.chains.evm.header import header_hash
+from chaingate.chains.evm.hexdata import hex_int, is_hash32
+from chaingate.chains.evm.receiptcheck import check_receipts_cover
 from chaingate.domain import Endpoint
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ from chaingate.errors import (
 
 log = structlog.get_logger(__name__)
 
-_HASH32 = re.compile(r"0x[0-9a-fA-F]{64}")
 BLOOM_HEX_LEN = 2 + 512  # "0x" and 256 bytes
 CALL_TRACER = {"tracer": "callTracer"}
 
@@ -94,20 +94,6 @@ class RawTxTrace(TypedDict):
     error: NotRequired[str]
 
 
-def is_hash32(value: object) -> bool:
-    return isinstance(value, str) and _HASH32.fullmatch(value) is not None
-
-
-def hex_int(value: object, what: str) -> int:
-    """A JSON-RPC quantity ("0x1a") as int; ChainDataError when it is not one."""
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise ChainDataError(f"{what}: expected a hex quantity, got {value!r:.80}")
-    try:
-        return int(value, 16)
-    except ValueError as exc:
-        raise ChainDataError(f"{what}: expected a hex quantity, got {value!r:.80}") from exc
-
-
 class SendOutcome(StrEnum):
     ACCEPTED = "accepted"
     ALREADY_KNOWN = "already_known"  # the node has these bytes already: sent
@@ -169,6 +155,19 @@ class EvmRpc:
         results = await self.client.batch(calls, checks=checks) if calls else []
         for number, raw in zip(numbers, results, strict=True):
             if raw is None:
+                raise BlockNotFoundError(f"{self.network}: receipts of block {number} not served")
+        return cast(list[list[RawReceipt]], results)
+
+    async def get_complete_receipts(self, blocks: Sequence[RawBlock]) -> list[list[RawReceipt]]:
+        """The receipts of each block (checked ones, from get_blocks(full_txs=True)), one
+        batch, each set proven to hold every log of its block (receiptcheck.py): what lets the
+        adapter take a range's Transfer logs from the receipts instead of eth_getLogs."""
+        calls = [("eth_getBlockReceipts", [hex(int(block["number"], 16))]) for block in blocks]
+        checks = [self._complete_receipts_check(block) for block in blocks]
+        results = await self.client.batch(calls, checks=checks) if calls else []
+        for block, raw in zip(blocks, results, strict=True):
+            if raw is None:
+                number = int(block["number"], 16)
                 raise BlockNotFoundError(f"{self.network}: receipts of block {number} not served")
         return cast(list[list[RawReceipt]], results)
 
@@ -374,6 +373,16 @@ class EvmRpc:
         def check(raw: Any) -> None:
             if raw is not None:
                 self._checked_receipts(number, block_hash, raw)
+
+        return check
+
+    def _complete_receipts_check(self, block: RawBlock) -> Check:
+        number, block_hash = int(block["number"], 16), block["hash"].lower()
+
+        def check(raw: Any) -> None:
+            if raw is not None:
+                self._checked_receipts(number, block_hash, raw)
+                check_receipts_cover(block, raw, self.network)
 
         return check
 
