@@ -13,6 +13,7 @@ import pytest
 from chaingate.chains.evm.adapter import EvmAdapter, LogSource
 from chaingate.chains.evm.bloom import log_mask
 from chaingate.chains.evm.codec import TRANSFER_TOPIC
+from chaingate.chains.evm.rpc import EvmRpc
 from chaingate.devnet import evm_contracts as dev
 from chaingate.errors import ChainDataError, IncompleteLogsError
 from chaingate.providers import EndpointPool
@@ -155,3 +156,40 @@ async def test_receipts_that_hide_or_invent_a_log_are_caught(
     lying = receipts_only(Tampering(pool, "eth_getBlockReceipts", edit), devnet)
     with pytest.raises(error, match=says):
         await lying.scan(first, last, {alice})
+
+
+def test_the_receipt_shape_checks_fast_paths_accept_nothing_malformed() -> None:
+    """Values equal to ones already checked skip the pattern match; nothing else does."""
+    rpc = EvmRpc(None, "ethereum-devnet")  # type: ignore[arg-type]  # the checks only
+    block_hash, txid = "0x" + "aa" * 32, "0x" + "bb" * 32
+    log = {
+        "address": "0x" + "cc" * 20,
+        "topics": [TRANSFER_TOPIC],
+        "data": "0x",
+        "blockNumber": "0x5",
+        "blockHash": block_hash,
+        "transactionHash": txid,
+        "logIndex": "0x0",
+    }
+    receipt = {
+        "blockNumber": "0x5",
+        "blockHash": block_hash,
+        "transactionHash": txid,
+        "status": "0x1",
+        "logs": [log],
+    }
+    rpc._checked_receipts(5, block_hash, [receipt])
+    rpc._checked_receipts(5, None, [receipt])
+    for broken in (
+        {"blockHash": None},
+        {"blockNumber": "0x6"},
+        {"status": "1"},
+        {"transactionHash": "0x12"},
+        {"logs": [{**log, "blockHash": "0x12"}]},
+        {"logs": [{**log, "transactionHash": None}]},
+        {"logs": [{**log, "blockNumber": "5"}]},
+        {"logs": [{**log, "logIndex": None}]},
+    ):
+        for expected in (block_hash, None):
+            with pytest.raises(ChainDataError):
+                rpc._checked_receipts(5, expected, [{**receipt, **broken}])

@@ -390,25 +390,32 @@ class EvmRpc:
         if not isinstance(raw, list):
             raise ChainDataError(f"{self.network}: receipts of block {number} not a list")
         expected = block_hash
+        # Fast paths, no check dropped: a value equal to one already checked (the block's
+        # number and hash, the receipt's own hashes) needs no second pattern match.
+        number_hex = hex(number)
         for receipt in raw:
             if not isinstance(receipt, dict):
                 raise ChainDataError(f"{self.network}: malformed receipt in block {number}")
-            if hex_int(receipt.get("blockNumber"), "receipt blockNumber") != number:
+            at = receipt.get("blockNumber")
+            if at != number_hex and hex_int(at, "receipt blockNumber") != number:
                 raise ChainDataError(f"{self.network}: receipt from another block than {number}")
-            got = receipt.get("blockHash")
-            if not is_hash32(got) or (expected is not None and got != expected):
+            got: Any = receipt.get("blockHash")
+            if not (got == expected if expected is not None else is_hash32(got)):
                 raise ChainDataError(
                     f"{self.network}: receipts of block {number} belong to another block hash"
                 )
             expected = got  # all receipts of one answer must share one block hash
-            hex_int(receipt.get("status"), "receipt status")
-            if not is_hash32(receipt.get("transactionHash")):
+            status = receipt.get("status")
+            if status != "0x1" and status != "0x0":
+                hex_int(status, "receipt status")
+            txid: Any = receipt.get("transactionHash")
+            if not is_hash32(txid):
                 raise ChainDataError(f"{self.network}: receipt without a transaction hash")
             logs = receipt.get("logs")
             if not isinstance(logs, list):
                 raise ChainDataError(f"{self.network}: receipt in block {number} has no logs")
             for entry in logs:
-                _check_log_shape(entry, self.network)
+                _check_log_shape(entry, self.network, (number_hex, got, txid))
 
     def _traces_check(self, number: int) -> Check:
         def check(raw: Any) -> None:
@@ -467,7 +474,9 @@ def _check_tx_shape(tx: dict[str, Any], network: str, number: int) -> None:
     hex_int(tx.get("transactionIndex"), "transactionIndex")
 
 
-def _check_log_shape(entry: Any, network: str) -> None:
+def _check_log_shape(entry: Any, network: str, receipt: tuple[str, str, str] | None = None) -> None:
+    """The fields the adapter reads from a log. ``receipt``: the (checked) block number, block
+    hash and transaction hash of the receipt holding it, which its own may simply equal."""
     if not isinstance(entry, dict):
         raise ChainDataError(f"{network}: malformed log entry")
     topics = entry.get("topics")
@@ -475,9 +484,16 @@ def _check_log_shape(entry: Any, network: str) -> None:
         raise ChainDataError(f"{network}: log without a topic list")
     if not isinstance(entry.get("address"), str) or not isinstance(entry.get("data"), str):
         raise ChainDataError(f"{network}: log without address or data")
-    if not is_hash32(entry.get("blockHash")) or not is_hash32(entry.get("transactionHash")):
-        raise ChainDataError(f"{network}: log with malformed hashes")
-    hex_int(entry.get("blockNumber"), "log blockNumber")
+    at, block_hash, txid = (
+        entry.get("blockNumber"),
+        entry.get("blockHash"),
+        entry.get("transactionHash"),
+    )
+    if receipt is None or block_hash != receipt[1] or txid != receipt[2]:
+        if not is_hash32(block_hash) or not is_hash32(txid):
+            raise ChainDataError(f"{network}: log with malformed hashes")
+    if receipt is None or at != receipt[0]:
+        hex_int(at, "log blockNumber")
     hex_int(entry.get("logIndex"), "log logIndex")
 
 
