@@ -55,6 +55,7 @@ def checks_off() -> Iterator[None]:
         (rpc, "_check_tx_shape", nothing),
         (rpc, "_check_log_shape", nothing),
         (rpc.EvmRpc, "_checked_receipts", nothing),
+        (rpc, "check_receipts_cover", nothing),
         (logcheck, "suspects", no_suspects),
     ]
     saved = [(target, name, getattr(target, name)) for target, name, _ in patches]

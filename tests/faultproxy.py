@@ -3,7 +3,7 @@
 It forwards POSTed JSON-RPC (single or batch) to an upstream node and can be told, at any time,
 to delay, drop the connection, answer 429/500, rewrite block hashes, report a lagging or
 backward-stepping head, refuse large batches or wide eth_getLogs ranges, drop every log of an
-eth_getLogs answer, or mangle a block. It counts what it saw.
+eth_getLogs answer or of a block's receipts, or mangle a block. It counts what it saw.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ class Faults:
     # getrawmempool answers this list (a backend whose mempool still holds mined transactions).
     frozen_mempool: list[str] | None = None
     drop_logs: bool = False  # answer every eth_getLogs with [] (a backend missing its log index)
+    # eth_getBlockReceipts answers lose every log (the receipts' logsBloom kept as served)
+    drop_receipt_logs: bool = False
     malformed_block: bool = False  # eth_getBlockByNumber answers lose their transaction list
     # Hold a request for this block number (eth_getBlockByNumber) until ``FaultProxy.release``
     # is set, after letting ``hold_skip`` such requests through: a caller frozen mid-step.
@@ -252,6 +254,8 @@ class FaultProxy:
             return {**reply, "result": {**result, "transactions": "garbage"}}
         if self.faults.drop_logs and method == "eth_getLogs":
             return {**reply, "result": []}
+        if self.faults.drop_receipt_logs and method == "eth_getBlockReceipts":
+            return {**reply, "result": [{**r, "logs": []} for r in result]}
         offset = self.faults.head_offset + self.faults.lag
         if offset and method == "eth_blockNumber":
             lowered = max(0, int(result, 16) - offset)

@@ -25,6 +25,7 @@ from chaindrivers.evm import E18 as ETH
 from chaindrivers.evm import E18 as NEXO
 from chaindrivers.evm import SENDER, head
 from chaingate.alerting.endpoints import WRONG_CHAIN_KIND, wrong_chain_alerts
+from chaingate.chains.evm.adapter import LogSource
 from chaingate.devnet import evm_contracts as evm
 from chaingate.devnet.manager import DevnetState
 from chaingate.domain import Network
@@ -144,6 +145,25 @@ async def test_truncated_get_logs_is_refetched_from_an_honest_endpoint(
     assert alpha.seen.methods["eth_getLogs"] >= 2  # the range, then the block by hash
     assert beta.seen.methods["eth_getLogs"] >= 1  # ... which the honest endpoint served
     assert any(e["event"] == "evm_logs_incomplete" for e in logs)
+    failed = [e for e in logs if e["event"] == "endpoint_failed"]
+    assert {(e["endpoint"], e["error"]) for e in failed} == {("alpha", "IncompleteLogsError")}
+    assert bad_data_errors(gw, "alpha") >= 1 and bad_data_errors(gw, "beta") == 0
+
+
+async def test_receipts_without_their_logs_are_refetched_from_an_honest_endpoint(
+    devnet: DevnetState, gw: Gateway, proxies: tuple[FaultProxy, FaultProxy]
+) -> None:
+    # The dense path (issue 9): Transfer logs taken from every block's receipts, no eth_getLogs.
+    alpha, beta = proxies
+    gw.watcher.adapter.log_source = LogSource(threshold=0.0)  # type: ignore[attr-defined]
+    alpha.faults.drop_receipt_logs = True
+    await pay(devnet, gw, "rita", 1 * ETH, 6 * NEXO)
+    with structlog.testing.capture_logs() as logs:
+        await gw.sync()
+    await gw.deliver()
+    assert await gw.balances("rita") == {"ETH": 1 * ETH, "NEXO": 6 * NEXO}
+    assert alpha.seen.methods["eth_getLogs"] == beta.seen.methods["eth_getLogs"] == 0
+    assert beta.seen.methods["eth_getBlockReceipts"] >= 1  # the honest endpoint served them
     failed = [e for e in logs if e["event"] == "endpoint_failed"]
     assert {(e["endpoint"], e["error"]) for e in failed} == {("alpha", "IncompleteLogsError")}
     assert bad_data_errors(gw, "alpha") >= 1 and bad_data_errors(gw, "beta") == 0

@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from chaingate.chains.base import Check
-from chaingate.chains.evm.adapter import EvmAdapter
+from chaingate.chains.evm.adapter import EvmAdapter, LogSource
 from chaingate.chains.evm.addresses import address_bytes
 from chaingate.chains.evm.codec import TRANSFER_TOPIC
 from chaingate.chains.evm.rpc import EvmRpc
@@ -128,9 +128,13 @@ async def pool(devnet: Devnet) -> AsyncIterator[EndpointPool]:
         yield endpoint_pool
 
 
-@pytest.fixture
-def adapter(devnet: Devnet, pool: EndpointPool) -> EvmAdapter:
-    return EvmAdapter(devnet.network, pool)
+@pytest.fixture(params=["get_logs", "receipts"])
+def adapter(devnet: Devnet, pool: EndpointPool, request: pytest.FixtureRequest) -> EvmAdapter:
+    """Each test twice: Transfer logs from eth_getLogs, and from every block's receipts (the
+    dense path, chosen by LogSource); both must report the same Transfers."""
+    adapter = EvmAdapter(devnet.network, pool)
+    adapter.log_source = LogSource(threshold=0.0 if request.param == "receipts" else 2.0)
+    return adapter
 
 
 def new_address() -> str:
@@ -327,9 +331,8 @@ async def test_without_tracing_internal_transfers_are_not_reported(
     assert await scan_txs(adapter, devnet.url, [tx], {alice}) == []
 
 
-class NoBlockTracing:
-    """An endpoint without debug_traceBlockByNumber (some hosted plans). No such node runs
-    here, so this wrapper refuses that one method and passes everything else to real anvil."""
+class Counting:
+    """Passes every call to the pool and records the methods asked."""
 
     def __init__(self, inner: EndpointPool) -> None:
         self.inner = inner
@@ -353,9 +356,23 @@ class NoBlockTracing:
         checks: Sequence[Check | None] | None = None,
     ) -> list[Any]:
         self.methods.extend(m for m, _ in calls)
-        if any(m == "debug_traceBlockByNumber" for m, _ in calls):
-            raise RpcError("the method debug_traceBlockByNumber does not exist", -32601)
         return await self.inner.batch(calls, checks=checks)
+
+
+class NoBlockTracing(Counting):
+    """An endpoint without debug_traceBlockByNumber (some hosted plans). No such node runs
+    here, so this wrapper refuses that one method and passes everything else to real anvil."""
+
+    async def batch(
+        self,
+        calls: Sequence[tuple[str, Sequence[Any]]],
+        *,
+        checks: Sequence[Check | None] | None = None,
+    ) -> list[Any]:
+        if any(m == "debug_traceBlockByNumber" for m, _ in calls):
+            self.methods.extend(m for m, _ in calls)
+            raise RpcError("the method debug_traceBlockByNumber does not exist", -32601)
+        return await super().batch(calls, checks=checks)
 
 
 async def test_per_transaction_tracing_fallback(devnet: Devnet, pool: EndpointPool) -> None:

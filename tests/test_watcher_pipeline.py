@@ -88,7 +88,7 @@ def test_the_ceiling_is_the_smaller_of_scan_batch_and_the_endpoints_log_range(
     )
     assert RangeSizer.for_network(network).ceiling == 500
     assert RangeSizer.for_network(capped).ceiling == 40
-    assert RangeSizer.for_network(capped).size == 40
+    assert RangeSizer.for_network(capped).size == 10  # a quarter of it first, then doubling
 
 
 # --- failures and cancellation inside the pipeline ---------------------------------------------

@@ -78,7 +78,7 @@ class ChainDataError(ChaingateError):
 
 
 class IncompleteLogsError(ChainDataError):
-    """Raised when an eth_getLogs answer lacks logs its block's logsBloom says are there."""
+    """Raised when an eth_getLogs answer or a block's receipts lack logs its logsBloom holds."""
 
 
 class BlockNotFoundError(ChainDataError):

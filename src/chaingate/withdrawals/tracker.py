@@ -32,7 +32,8 @@ import structlog
 
 from chaingate import crashpoints
 from chaingate.chains.evm.codec import decode_transfer_log
-from chaingate.chains.evm.rpc import EvmRpc, RawReceipt, hex_int
+from chaingate.chains.evm.hexdata import hex_int
+from chaingate.chains.evm.rpc import EvmRpc, RawReceipt
 from chaingate.chains.evm.txbuilder import FeeCapError, Fees, bump_fees, quote_from_fee_history
 from chaingate.domain import AlertKind, AlertSeverity, Network, NetworkKind, NewAlert
 from chaingate.domain.signing_plan import EvmPlan, TronPlan

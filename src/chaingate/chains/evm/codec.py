@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from chaingate.chains.base import WatchedAddresses
 from chaingate.chains.evm.addresses import address_bytes
-from chaingate.chains.evm.rpc import RawCallFrame, RawLog, RawTx, hex_int
+from chaingate.chains.evm.hexdata import hex_int
+from chaingate.chains.evm.rpc import RawCallFrame, RawLog, RawTx
 
 # keccak256("Transfer(address,address,uint256)")
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"

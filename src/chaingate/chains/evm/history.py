@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chaingate.chains.base import DerivedAddress, RpcClient
-from chaingate.chains.evm.rpc import hex_int
+from chaingate.chains.evm.hexdata import hex_int
 from chaingate.domain import AssetStandard, Network
 from chaingate.errors import ChainDataError
 

@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from chaingate.chains.evm.bloom import admits, bloom_mask, hex_bytes, parse_bloom
-from chaingate.chains.evm.rpc import EvmRpc, RawBlock, RawLog, RawReceipt, hex_int
+from chaingate.chains.evm.hexdata import hex_int
+from chaingate.chains.evm.rpc import EvmRpc, RawBlock, RawLog, RawReceipt
 from chaingate.errors import ChainDataError, IncompleteLogsError
 
 log = structlog.get_logger(__name__)

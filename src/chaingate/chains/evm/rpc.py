@@ -7,7 +7,6 @@ must belong to the block asked for, logs must lie inside the range asked for. An
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
@@ -16,6 +15,8 @@ import structlog
 
 from chaingate.chains.base import Check, RpcClient
 from chaingate.chains.evm.header import header_hash
+from chaingate.chains.evm.hexdata import hex_int, is_hash32
+from chaingate.chains.evm.receiptcheck import check_receipts_cover
 from chaingate.domain import Endpoint
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ from chaingate.errors import (
 
 log = structlog.get_logger(__name__)
 
-_HASH32 = re.compile(r"0x[0-9a-fA-F]{64}")
 BLOOM_HEX_LEN = 2 + 512  # "0x" and 256 bytes
 CALL_TRACER = {"tracer": "callTracer"}
 
@@ -94,20 +94,6 @@ class RawTxTrace(TypedDict):
     error: NotRequired[str]
 
 
-def is_hash32(value: object) -> bool:
-    return isinstance(value, str) and _HASH32.fullmatch(value) is not None
-
-
-def hex_int(value: object, what: str) -> int:
-    """A JSON-RPC quantity ("0x1a") as int; ChainDataError when it is not one."""
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise ChainDataError(f"{what}: expected a hex quantity, got {value!r:.80}")
-    try:
-        return int(value, 16)
-    except ValueError as exc:
-        raise ChainDataError(f"{what}: expected a hex quantity, got {value!r:.80}") from exc
-
-
 class SendOutcome(StrEnum):
     ACCEPTED = "accepted"
     ALREADY_KNOWN = "already_known"  # the node has these bytes already: sent
@@ -169,6 +155,19 @@ class EvmRpc:
         results = await self.client.batch(calls, checks=checks) if calls else []
         for number, raw in zip(numbers, results, strict=True):
             if raw is None:
+                raise BlockNotFoundError(f"{self.network}: receipts of block {number} not served")
+        return cast(list[list[RawReceipt]], results)
+
+    async def get_complete_receipts(self, blocks: Sequence[RawBlock]) -> list[list[RawReceipt]]:
+        """The receipts of each block (checked ones, from get_blocks(full_txs=True)), one
+        batch, each set proven to hold every log of its block (receiptcheck.py): what lets the
+        adapter take a range's Transfer logs from the receipts instead of eth_getLogs."""
+        calls = [("eth_getBlockReceipts", [hex(int(block["number"], 16))]) for block in blocks]
+        checks = [self._complete_receipts_check(block) for block in blocks]
+        results = await self.client.batch(calls, checks=checks) if calls else []
+        for block, raw in zip(blocks, results, strict=True):
+            if raw is None:
+                number = int(block["number"], 16)
                 raise BlockNotFoundError(f"{self.network}: receipts of block {number} not served")
         return cast(list[list[RawReceipt]], results)
 
@@ -377,29 +376,46 @@ class EvmRpc:
 
         return check
 
+    def _complete_receipts_check(self, block: RawBlock) -> Check:
+        number, block_hash = int(block["number"], 16), block["hash"].lower()
+
+        def check(raw: Any) -> None:
+            if raw is not None:
+                self._checked_receipts(number, block_hash, raw)
+                check_receipts_cover(block, raw, self.network)
+
+        return check
+
     def _checked_receipts(self, number: int, block_hash: str | None, raw: Any) -> None:
         if not isinstance(raw, list):
             raise ChainDataError(f"{self.network}: receipts of block {number} not a list")
         expected = block_hash
+        # Fast paths, no check dropped: a value equal to one already checked (the block's
+        # number and hash, the receipt's own hashes) needs no second pattern match.
+        number_hex = hex(number)
         for receipt in raw:
             if not isinstance(receipt, dict):
                 raise ChainDataError(f"{self.network}: malformed receipt in block {number}")
-            if hex_int(receipt.get("blockNumber"), "receipt blockNumber") != number:
+            at = receipt.get("blockNumber")
+            if at != number_hex and hex_int(at, "receipt blockNumber") != number:
                 raise ChainDataError(f"{self.network}: receipt from another block than {number}")
-            got = receipt.get("blockHash")
-            if not is_hash32(got) or (expected is not None and got != expected):
+            got: Any = receipt.get("blockHash")
+            if not (got == expected if expected is not None else is_hash32(got)):
                 raise ChainDataError(
                     f"{self.network}: receipts of block {number} belong to another block hash"
                 )
             expected = got  # all receipts of one answer must share one block hash
-            hex_int(receipt.get("status"), "receipt status")
-            if not is_hash32(receipt.get("transactionHash")):
+            status = receipt.get("status")
+            if status != "0x1" and status != "0x0":
+                hex_int(status, "receipt status")
+            txid: Any = receipt.get("transactionHash")
+            if not is_hash32(txid):
                 raise ChainDataError(f"{self.network}: receipt without a transaction hash")
             logs = receipt.get("logs")
             if not isinstance(logs, list):
                 raise ChainDataError(f"{self.network}: receipt in block {number} has no logs")
             for entry in logs:
-                _check_log_shape(entry, self.network)
+                _check_log_shape(entry, self.network, (number_hex, got, txid))
 
     def _traces_check(self, number: int) -> Check:
         def check(raw: Any) -> None:
@@ -458,7 +474,9 @@ def _check_tx_shape(tx: dict[str, Any], network: str, number: int) -> None:
     hex_int(tx.get("transactionIndex"), "transactionIndex")
 
 
-def _check_log_shape(entry: Any, network: str) -> None:
+def _check_log_shape(entry: Any, network: str, receipt: tuple[str, str, str] | None = None) -> None:
+    """The fields the adapter reads from a log. ``receipt``: the (checked) block number, block
+    hash and transaction hash of the receipt holding it, which its own may simply equal."""
     if not isinstance(entry, dict):
         raise ChainDataError(f"{network}: malformed log entry")
     topics = entry.get("topics")
@@ -466,9 +484,17 @@ def _check_log_shape(entry: Any, network: str) -> None:
         raise ChainDataError(f"{network}: log without a topic list")
     if not isinstance(entry.get("address"), str) or not isinstance(entry.get("data"), str):
         raise ChainDataError(f"{network}: log without address or data")
-    if not is_hash32(entry.get("blockHash")) or not is_hash32(entry.get("transactionHash")):
+    at, block_hash, txid = (
+        entry.get("blockNumber"),
+        entry.get("blockHash"),
+        entry.get("transactionHash"),
+    )
+    # a value equal to the receipt's (already checked) needs no second check
+    unchecked = receipt is None or block_hash != receipt[1] or txid != receipt[2]
+    if unchecked and (not is_hash32(block_hash) or not is_hash32(txid)):
         raise ChainDataError(f"{network}: log with malformed hashes")
-    hex_int(entry.get("blockNumber"), "log blockNumber")
+    if receipt is None or at != receipt[0]:
+        hex_int(at, "log blockNumber")
     hex_int(entry.get("logIndex"), "log logIndex")
 
 
