@@ -28,13 +28,14 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from chaingate.aio import task_group
-from chaingate.delivery import quick_retries, run_passes
+from chaingate.delivery import Connect, quick_retries, run_passes, wake_on_notify
 from chaingate.domain import AlertKind, AlertSeverity, NewAlert
 from chaingate.errors import LedgerRejectedError, LedgerUnavailableError
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.errors import LedgerRequestRejectedError
 from chaingate.ledger.messages import KIND_PATHS
 from chaingate.store.alerts import raise_alert
+from chaingate.store.outbox import CHANNEL
 from chaingate.store.queue import Claim, LeasedQueue, QueueTable, backoff, worker_name
 from chaingate.withdrawals.feedback import refused_by_ledger
 
@@ -126,7 +127,11 @@ class OutboxDispatcher:
         concurrency: int = 8,
         holder: str | None = None,
         on_refused: RefusalHook = refused_by_ledger,
+        listen: Connect | None = None,
     ) -> None:
+        """``listen`` opens a database connection of the dispatcher's own on which ``run``
+        LISTENs for new rows (store/outbox.py notifies at commit) and starts a pass at once,
+        instead of after up to one interval; without it, ``run`` only polls."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._db = db_pool
@@ -143,16 +148,28 @@ class OutboxDispatcher:
         self.metrics = DispatcherMetrics(registry or CollectorRegistry())
         self._last_claimed = 0
         self._on_refused = on_refused
+        self._listen = listen
 
     async def run(self, stop: asyncio.Event, interval: float) -> None:
-        """Dispatch until ``stop`` is set; a full batch is followed at once by the next."""
-        await run_passes(
-            self._pass,
-            stop,
-            interval=interval,
-            batch_size=self._batch_size,
-            event="ledger_dispatcher",
-        )
+        """Dispatch until ``stop`` is set; a full batch is followed at once by the next, and a
+        notified new row (with ``listen``) cuts the wait of ``interval`` short."""
+        event = "ledger_dispatcher"
+        if self._listen is None:
+            await run_passes(
+                self._pass, stop, interval=interval, batch_size=self._batch_size, event=event
+            )
+            return
+        wake = asyncio.Event()
+        async with task_group() as group:
+            group.create_task(wake_on_notify(self._listen, CHANNEL, wake, stop, event=event))
+            await run_passes(
+                self._pass,
+                stop,
+                interval=interval,
+                batch_size=self._batch_size,
+                event=event,
+                wake=wake,
+            )
 
     async def _pass(self) -> int:
         await self.dispatch_once()
