@@ -189,9 +189,22 @@ class OutboxDispatcher:
         queue = list(reversed(rows))  # pop() takes the lowest id first
         delivered = 0
         halted: float | None = None  # the backoff, once the ledger cannot take more
+        # Answers go to one recorder, which writes all that arrived meanwhile in one statement:
+        # a sender takes its next row at once instead of waiting for a commit per row.
+        answered: asyncio.Queue[tuple[OutboxRow, dict[str, Any]] | None] = asyncio.Queue()
+
+        async def recorder() -> None:
+            nonlocal delivered
+            finished = False
+            while not finished:
+                batch = [await answered.get()]
+                while not answered.empty():
+                    batch.append(answered.get_nowait())
+                finished = batch[-1] is None  # put last, once every sender has ended
+                delivered += await self._record_deliveries([a for a in batch if a is not None])
 
         async def worker() -> None:
-            nonlocal delivered, halted
+            nonlocal halted
             while queue and halted is None:
                 row = queue.pop()
                 try:
@@ -208,14 +221,17 @@ class OutboxDispatcher:
                     else:
                         await self._park(row, str(exc), _status_of(exc), _code_of(exc))
                     continue
-                await self._record_delivery(row, answer)
-                delivered += 1
+                answered.put_nowait((row, answer))
 
-        # A database error in one worker stops the others and is raised as itself (run() tells
-        # it apart); rows in flight stay leased and come back, with their keys, later.
+        # A database error in one worker or the recorder stops the others and is raised as
+        # itself (run() tells it apart); rows in flight or answered but not yet recorded stay
+        # leased and come back, with their keys, later (the ledger then answers as before).
         async with self._queue.keep_alive([r.claim for r in rows]), task_group() as group:
-            for _ in range(min(self._concurrency, len(rows))):
-                group.create_task(worker())
+            group.create_task(recorder())
+            async with task_group() as senders:
+                for _ in range(min(self._concurrency, len(rows))):
+                    senders.create_task(worker())
+            answered.put_nowait(None)
         if halted is not None:
             await self._queue.defer([r.claim for r in queue], halted)
         return delivered
@@ -246,23 +262,27 @@ class OutboxDispatcher:
         answer: dict[str, Any] = await retrying(self._client.post, path, row.payload)
         return answer
 
-    async def _record_delivery(self, row: OutboxRow, answer: dict[str, Any]) -> None:
-        recorded = await self._queue.complete(
-            row.claim, extra_set="response = $3::text::jsonb", args=[json.dumps(answer)]
+    async def _record_deliveries(self, answers: list[tuple[OutboxRow, dict[str, Any]]]) -> int:
+        """Record the ledger's answers in one statement; how many the ledger acknowledged."""
+        recorded = await self._queue.complete_many(
+            [(row.claim, json.dumps(answer)) for row, answer in answers],
+            extra_set="response = r.value::jsonb",
         )
-        if not recorded:
-            # Our lease ran out and another dispatcher holds the row: it sends it again under
-            # the same key and records the ledger's (same) answer itself.
-            log.warning("ledger_outbox_lease_lost", outbox_id=row.id, kind=row.kind)
-            return
-        self.metrics.delivered.labels(row.kind).inc()
-        log.info(
-            "ledger_outbox_delivered",
-            outbox_id=row.id,
-            kind=row.kind,
-            idempotency_key=row.idempotency_key,
-            attempts=row.attempts + 1,
-        )
+        for row, _ in answers:
+            if row.id not in recorded:
+                # Our lease ran out and another dispatcher holds the row: it sends it again
+                # under the same key and records the ledger's (same) answer itself.
+                log.warning("ledger_outbox_lease_lost", outbox_id=row.id, kind=row.kind)
+                continue
+            self.metrics.delivered.labels(row.kind).inc()
+            log.info(
+                "ledger_outbox_delivered",
+                outbox_id=row.id,
+                kind=row.kind,
+                idempotency_key=row.idempotency_key,
+                attempts=row.attempts + 1,
+            )
+        return len(answers)
 
     async def _record_failure(self, row: OutboxRow, exc: Exception) -> float:
         retry_in = backoff(row.attempts, self._base_backoff, self._max_backoff)
