@@ -128,10 +128,12 @@ class OutboxDispatcher:
         holder: str | None = None,
         on_refused: RefusalHook = refused_by_ledger,
         listen: Connect | None = None,
+        record_wait: float = 0.1,
     ) -> None:
         """``listen`` opens a database connection of the dispatcher's own on which ``run``
         LISTENs for new rows (store/outbox.py notifies at commit) and starts a pass at once,
-        instead of after up to one interval; without it, ``run`` only polls."""
+        instead of after up to one interval; without it, ``run`` only polls. The ledger's
+        answers are recorded together, up to ``record_wait`` s of them at a time."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._db = db_pool
@@ -149,6 +151,7 @@ class OutboxDispatcher:
         self._last_claimed = 0
         self._on_refused = on_refused
         self._listen = listen
+        self._record_wait = record_wait
 
     async def run(self, stop: asyncio.Event, interval: float) -> None:
         """Dispatch until ``stop`` is set; a full batch is followed at once by the next, and a
@@ -195,11 +198,18 @@ class OutboxDispatcher:
 
         async def recorder() -> None:
             nonlocal delivered
+            loop = asyncio.get_running_loop()
             finished = False
             while not finished:
+                # Up to record_wait s of answers in one statement: a commit per few rows would
+                # compete with the sends for the database (and, on one server, with the ledger).
                 batch = [await answered.get()]
-                while not answered.empty():
-                    batch.append(answered.get_nowait())
+                until = loop.time() + self._record_wait
+                while batch[-1] is not None and len(batch) < self._batch_size:
+                    try:
+                        batch.append(await asyncio.wait_for(answered.get(), until - loop.time()))
+                    except TimeoutError:
+                        break
                 finished = batch[-1] is None  # put last, once every sender has ended
                 delivered += await self._record_deliveries([a for a in batch if a is not None])
 
