@@ -369,8 +369,9 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("console", "warning")
     with tempfile.TemporaryDirectory(prefix="cg-h2l-") as folder:
+        poll = args.poll or None
         result = asyncio.run(
-            run_head_to_ledger(Path(folder), ADMIN_DSN, args.count, args.per_block)
+            run_head_to_ledger(Path(folder), ADMIN_DSN, args.count, args.per_block, poll)
         )
     print("\n".join(head_to_ledger_section(result)))
 
