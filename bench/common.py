@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import resource
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -214,3 +215,63 @@ async def lease_renewed(keeper: Any) -> AsyncIterator[None]:
     finally:
         stop.set()
         await task
+
+
+# --- processes of their own (as in production) -------------------------------------------------
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a child Python process: this checkout's ``src`` first on the path (a
+    worktree's venv may be installed against another checkout)."""
+    import chaingate
+
+    src = str(Path(chaingate.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+@asynccontextmanager
+async def child_process(
+    argv: Sequence[str], env: dict[str, str], log: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``argv`` running with stdout and stderr in ``log``; SIGTERM (then SIGKILL) on exit."""
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
+        )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+@asynccontextmanager
+async def ledger_process(ledger_dsn: str, secret: bytes, log: Path) -> AsyncIterator[str]:
+    """The reference ledger in its own process (``python -m chaingate.ledger.reference``), as
+    production runs a ledger beside the gateway; yields its base URL once it answers."""
+    from chaingate.devnet.config import free_ports
+
+    port = free_ports(1)[0]
+    env = child_env(
+        CHAINGATE_LEDGER_DATABASE_URL=ledger_dsn, CHAINGATE_LEDGER_SECRET=secret.decode()
+    )
+    argv = [sys.executable, "-m", "chaingate.ledger.reference", "--port", str(port)]
+    async with child_process(argv, env, log) as proc:
+        # aiohttp listens only once the app started (its database pool and schema are ready).
+        for _ in range(300):
+            if proc.returncode is not None:
+                raise RuntimeError(f"the reference ledger exited ({proc.returncode}); see {log}")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.1)
+                continue
+            writer.close()
+            break
+        else:
+            raise RuntimeError("the reference ledger did not listen within 30 s")
+        yield f"http://127.0.0.1:{port}"

@@ -1,30 +1,34 @@
 """Measurement 3: credits per second into the ledger.
 
-The reference ledger runs in-process (aiohttp, its own database). Baseline: N signed POST
-/credits sent one after the other with LedgerClient, nothing else. Measured: N credit rows in
-ledger_outbox delivered by OutboxDispatcher (claim with a lease, send, record the answer), one
-dispatcher, as the service runs it (up to 8 rows of a claim in flight), and the same dispatcher
-limited to one row at a time, which is how it ran before. Both send distinct idempotency keys, so every request is a
-new credit on the ledger side. The two alternate in ROUNDS rounds of N / ROUNDS credits.
+The reference ledger runs in its own process, as in production (``python -m
+chaingate.ledger.reference``, its own database). Baseline: N signed POST /credits sent with
+LedgerClient and nothing else, with IN_FLIGHT requests in flight (the dispatcher's
+concurrency). Measured: N credit rows in ledger_outbox delivered by OutboxDispatcher (claim
+with a lease, send, record the answer), one dispatcher as the service runs it (up to IN_FLIGHT
+rows of a claim in flight). The same pair one request at a time shows what the concurrency
+buys. Every request carries a new idempotency key, so each is a new credit on the ledger side.
+The passes alternate in ROUNDS rounds of N / ROUNDS credits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.dispatcher import OutboxDispatcher
-from chaingate.ledger.reference.app import serve_reference_ledger
-from common import Memory, measure_memory, rate, throwaway_database, timed
+from common import Memory, ledger_process, measure_memory, rate, throwaway_database, timed
 from progress import phase
 
 SECRET = b"bench-ledger-secret-0123456789abcdef"
 NETWORK = "ethereum-devnet"
 ROUNDS = 4  # baseline and dispatcher alternate
+IN_FLIGHT = 8  # the dispatcher's default concurrency (rows of one claim sent at once)
 
 
 @dataclasses.dataclass
@@ -33,6 +37,8 @@ class CreditPass:
     count: int
     seconds: float
     memory: Memory
+    in_flight: int = IN_FLIGHT
+    direct: bool = False  # a baseline: bare LedgerClient.post
 
     @property
     def per_s(self) -> float:
@@ -44,6 +50,10 @@ class CreditsResult:
     count: int
     batch_size: int
     passes: list[CreditPass]
+
+    def baseline(self, p: CreditPass) -> CreditPass:
+        """The bare POSTs with the same number in flight."""
+        return next(b for b in self.passes if b.direct and b.in_flight == p.in_flight)
 
 
 def credit_body(run: str, i: int) -> dict[str, Any]:
@@ -61,10 +71,19 @@ def credit_body(run: str, i: int) -> dict[str, Any]:
     }
 
 
-async def _direct_round(client: LedgerClient, bodies: list[dict[str, Any]]) -> Round:
+async def _direct_round(
+    client: LedgerClient, bodies: list[dict[str, Any]], in_flight: int
+) -> Round:
+    """The bodies in order, ``in_flight`` workers taking the next one as theirs is answered
+    (as the dispatcher's workers take the rows of a claim)."""
+    queue = list(reversed(bodies))
+
+    async def worker() -> None:
+        while queue:
+            await client.post("/credits", queue.pop())
+
     with measure_memory() as memory, timed() as clock:
-        for body in bodies:
-            await client.post("/credits", body)
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
     return Round(len(bodies), clock.seconds, memory)
 
 
@@ -99,51 +118,63 @@ class Round:
     memory: Memory
 
 
-def _summed(name: str, rounds: list[Round]) -> CreditPass:
+def _summed(name: str, rounds: list[Round], in_flight: int, *, direct: bool = False) -> CreditPass:
     worst = max(rounds, key=lambda r: r.memory.peak_growth).memory
-    return CreditPass(name, sum(r.count for r in rounds), sum(r.seconds for r in rounds), worst)
+    count, seconds = sum(r.count for r in rounds), sum(r.seconds for r in rounds)
+    return CreditPass(name, count, seconds, worst, in_flight, direct)
 
 
 async def run_credits(
-    admin_dsn: str, db_dsn: str, count: int, batch_size: int, rounds: int = ROUNDS
+    tmp: Path,
+    admin_dsn: str,
+    db_dsn: str,
+    count: int,
+    batch_size: int,
+    rounds: int = ROUNDS,
 ) -> CreditsResult:
-    """Baseline and dispatcher in alternating rounds, so a drift in machine load (or a
-    growing ledger table) weighs on both alike."""
+    """Baselines and dispatchers in alternating rounds, so a drift in machine load (or a
+    growing ledger table) weighs on all alike."""
     sizes = [count // rounds + (1 if i < count % rounds else 0) for i in range(rounds)]
-    direct: list[Round] = []
-    dispatched: list[Round] = []
-    sequential: list[Round] = []
+    kinds = ("aa", "bb", "cc", "dd")  # direct 8, dispatched 8, direct 1, dispatched 1
+    done: dict[str, list[Round]] = {k: [] for k in kinds}
     # A plain pool, as the dispatcher's own tests use (the dispatcher reads jsonb as text, so
     # it runs the same on the service's pool).
     async with (
         throwaway_database(admin_dsn, migrate=False) as ledger_dsn,
-        serve_reference_ledger("127.0.0.1", 0, ledger_dsn, SECRET) as url,
+        ledger_process(ledger_dsn, SECRET, tmp / "credits-ledger.log") as url,
         asyncpg.create_pool(db_dsn, min_size=1, max_size=10) as db,
         LedgerClient(url, SECRET) as client,
     ):
-        dispatcher = OutboxDispatcher(db, client, batch_size=batch_size)
+        dispatcher = OutboxDispatcher(db, client, batch_size=batch_size, concurrency=IN_FLIGHT)
         one_at_a_time = OutboxDispatcher(db, client, batch_size=batch_size, concurrency=1)
         start = 0
         for round_no, size in enumerate(sizes, 1):
             phase(
-                f"round {round_no} of {len(sizes)}: {size} credits direct, dispatched, one at a time"
+                f"round {round_no} of {len(sizes)}: {size} credits direct and dispatched, "
+                f"{IN_FLIGHT} in flight, then one at a time"
             )
             numbers = range(start, start + size)
-            direct.append(await _direct_round(client, [credit_body("aa", i) for i in numbers]))
-            bodies = [credit_body("bb", i) for i in numbers]
-            dispatched.append(await _dispatcher_round(db, dispatcher, bodies))
-            bodies = [credit_body("cc", i) for i in numbers]
-            sequential.append(await _dispatcher_round(db, one_at_a_time, bodies))
+
+            def bodies(kind: str, numbers: range = numbers) -> list[dict[str, Any]]:
+                return [credit_body(kind, i) for i in numbers]
+
+            done["aa"].append(await _direct_round(client, bodies("aa"), IN_FLIGHT))
+            done["bb"].append(await _dispatcher_round(db, dispatcher, bodies("bb")))
+            done["cc"].append(await _direct_round(client, bodies("cc"), 1))
+            done["dd"].append(await _dispatcher_round(db, one_at_a_time, bodies("dd")))
             start += size
         left = await db.fetchval("SELECT count(*) FROM ledger_outbox WHERE delivered_at IS NULL")
         credited = await _ledger_credits(ledger_dsn)
-    if left or credited != 3 * count:
+    if left or credited != len(kinds) * count:
         raise RuntimeError(f"{left} rows undelivered, the ledger holds {credited} credits")
     passes = [
-        _summed("LedgerClient.post, direct (baseline)", direct),
-        _summed(f"OutboxDispatcher (batch {batch_size}, 8 in flight)", dispatched),
-        _summed(f"OutboxDispatcher (batch {batch_size}, 1 in flight)", sequential),
-    ]
+        _summed(f"LedgerClient.post, {IN_FLIGHT} in flight (baseline)", done["aa"], IN_FLIGHT,
+                direct=True),
+        _summed(f"OutboxDispatcher (batch {batch_size}, {IN_FLIGHT} in flight)", done["bb"],
+                IN_FLIGHT),
+        _summed("LedgerClient.post, 1 in flight (baseline)", done["cc"], 1, direct=True),
+        _summed(f"OutboxDispatcher (batch {batch_size}, 1 in flight)", done["dd"], 1),
+    ]  # fmt: skip
     return CreditsResult(count, batch_size, passes)
 
 

@@ -39,6 +39,7 @@ from checks_cost import run_checks_cost
 from common import ADMIN_DSN, load_average, machine_info, throwaway_database
 from evm_scan import EvmParams, mainnet_like, run_evm
 from evm_signing import run_signing
+from head_to_ledger import run_head_to_ledger
 from ledger_credits import run_credits
 from progress import measuring
 from report import Report, render
@@ -57,6 +58,7 @@ MEASUREMENTS = (
     "btcbatch",
     "checks",
     "latency",
+    "head",
 )
 QUICK = {
     "evm_blocks": 100,
@@ -76,6 +78,7 @@ QUICK = {
     "checks_blocks": 30,
     "checks_rounds": 1,
     "latency_batches": 5,
+    "head_deposits": 50,
 }
 
 
@@ -106,6 +109,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checks-rounds", type=int, default=4, help="on/off pairs, interleaved")
     p.add_argument(
         "--latency-batches", type=int, default=30, help="batches timed from quorum to broadcast"
+    )
+    p.add_argument(
+        "--head-deposits", type=int, default=500, help="deposits timed from head to ledger"
     )
     p.add_argument(
         "--admin-dsn",
@@ -176,6 +182,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         "tron_per_block",
         "sign_count",
         "latency_batches",
+        "head_deposits",
     ]
     return {k: getattr(args, k) for k in keys}
 
@@ -244,7 +251,7 @@ async def run(args: argparse.Namespace) -> Report:
 
             async def credits() -> Any:
                 async with throwaway_database(dsn) as db:
-                    return await run_credits(dsn, db, args.credits, args.credit_batch)
+                    return await run_credits(tmp, dsn, db, args.credits, args.credit_batch)
 
             report.credits = await _attempt(report, "credits", credits)
         if "book" in args.only:
@@ -261,6 +268,12 @@ async def run(args: argparse.Namespace) -> Report:
                     return await run_latency(tmp, db, args.latency_batches)
 
             report.latency = await _attempt(report, "latency", latency)
+        if "head" in args.only:
+
+            async def head() -> Any:
+                return await run_head_to_ledger(tmp, dsn, args.head_deposits)
+
+            report.head = await _attempt(report, "head", head)
     if "sign" in args.only:
 
         async def sign() -> Any:

@@ -1,6 +1,7 @@
 """The outbox dispatcher against the reference ledger over real HTTP, on real PostgreSQL:
 exactly-once delivery through a ledger that is down, answers 500, or is raced by a second
-dispatcher; crash recovery; ordering of reversals; refused messages parked and alerted."""
+dispatcher; crash recovery; ordering of reversals; refused messages parked and alerted; a new
+row sent at once by a dispatcher woken by the outbox's NOTIFY."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -26,7 +28,7 @@ from chaingate.ledger.dispatcher import OutboxDispatcher
 from chaingate.ledger.reference import serve_reference_ledger
 from chaingate.ledger.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from chaingate.settings import Principal
-from chaingate.store import connect_pool
+from chaingate.store import connect_pool, outbox
 from chaingate.store.migrate import apply_migrations
 from conftest import scratch_database
 from console_support import ops_cli, serve_api
@@ -625,3 +627,72 @@ async def test_dispatcher_survives_its_database_connections_being_killed(
         await own_pool.close()
     assert len(seen) == 40
     assert await ledger_books(ledger_url, user) == (total, 40)
+
+
+# --- waking on NOTIFY (issue 9: head to ledger) ---------------------------------------------
+async def _queue_in_transaction(pool: asyncpg.Pool, user: str, amount: int) -> None:
+    """As the watcher queues a credit: store/outbox.py inside the caller's transaction."""
+    payload = credit_payload(user, amount)
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.enqueue(conn, "credit", str(payload["idempotency_key"]), payload)
+
+
+async def test_a_listening_dispatcher_sends_a_new_row_at_once_not_after_its_interval(
+    core_pool: asyncpg.Pool, core_dsn: str, ledger_url: str
+) -> None:
+    """The outbox notifies at commit and the dispatcher, LISTENing on a connection of its own,
+    starts a pass at once: a row queued while it idles goes out long before its 60 s poll."""
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    await _queue_in_transaction(core_pool, user, 1000)
+    stop = asyncio.Event()
+    async with LedgerClient(ledger_url, SECRET, timeout=5) as client:
+        dispatcher = fast(core_pool, client, listen=partial(asyncpg.connect, core_dsn))
+        task = asyncio.create_task(dispatcher.run(stop, interval=60))
+        try:
+            await until(lambda: _none_left(core_pool), 10)  # the first pass
+            await _queue_in_transaction(core_pool, user, 2000)  # while it idles
+            await until(lambda: _none_left(core_pool), 10)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, timeout=10)
+    assert await ledger_books(ledger_url, user) == (3000, 2)
+
+
+async def test_a_dispatcher_whose_listening_connection_is_killed_listens_again(
+    core_pool: asyncpg.Pool, core_dsn: str, ledger_url: str
+) -> None:
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    name = f"listener-{uuid.uuid4().hex[:6]}"
+    listen = partial(asyncpg.connect, core_dsn, server_settings={"application_name": name})
+
+    async def listener_pids() -> set[int]:
+        rows = await core_pool.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1", name
+        )
+        return {int(r["pid"]) for r in rows}
+
+    stop = asyncio.Event()
+    async with LedgerClient(ledger_url, SECRET, timeout=5) as client:
+        dispatcher = fast(core_pool, client, listen=listen)
+        task = asyncio.create_task(dispatcher.run(stop, interval=60))
+        try:
+
+            async def listening() -> bool:
+                return bool(await listener_pids())
+
+            await until(listening, 10)
+            first = await listener_pids()
+            await core_pool.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) pid",
+                                    list(first))  # fmt: skip
+
+            async def again() -> bool:
+                pids = await listener_pids()
+                return bool(pids) and not pids & first
+
+            await until(again, 10)
+            await _queue_in_transaction(core_pool, user, 1000)
+            await until(lambda: _none_left(core_pool), 10)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, timeout=10)
+    assert await ledger_books(ledger_url, user) == (1000, 1)

@@ -67,6 +67,29 @@ async def test_slow_worker_whose_lease_ran_out_cannot_complete_the_reclaimed_row
     assert await jobs.fetchval("SELECT attempts FROM test_jobs WHERE id = $1", mine.id) == 1
 
 
+async def test_completing_many_at_once_records_only_the_rows_still_leased(
+    jobs: asyncpg.Pool,
+) -> None:
+    slow, fast = worker(jobs, "slow", lease=0.2), worker(jobs, "fast")
+    claims = await slow.claim(3)
+    await asyncio.sleep(0.3)  # the leases run out; another worker takes one row
+    [theirs] = await fast.claim(1)
+    await jobs.execute("ALTER TABLE test_jobs ADD COLUMN result text")
+    done = [(c, f"r{c.id}") for c in claims]
+    assert await slow.complete_many(done, extra_set="result = r.value") == {
+        c.id for c in claims if c.id != theirs.id
+    }
+    assert await slow.complete_many(done) == set()  # done once
+    rows = {r["id"]: r for r in await jobs.fetch("SELECT * FROM test_jobs")}
+    for c in claims:
+        row = rows[c.id]
+        if c.id == theirs.id:
+            assert row["done_at"] is None and row["result"] is None and row["attempts"] == 0
+        else:
+            assert row["done_at"] is not None and row["result"] == f"r{c.id}"
+            assert row["attempts"] == 1
+
+
 async def test_keep_alive_renews_a_lease_while_long_work_runs(jobs: asyncpg.Pool) -> None:
     slow, other = worker(jobs, "slow", lease=0.3), worker(jobs, "other")
     claims = await slow.claim(5)

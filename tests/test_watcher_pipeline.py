@@ -1,13 +1,16 @@
 """Catch-up pipelining (issue 9): several ranges are read ahead of the cursor, their size adapts
 to the endpoint, and none of it changes what is written: a failure in range k+1 never moves the
 cursor past k, and a step cancelled with ranges in flight leaves nothing running and repeats
-nothing."""
+nothing. At the head, the watcher reads the head every poll interval, however long its steps
+take."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,7 +21,7 @@ from chaingate.devnet import evm_contracts as evm
 from chaingate.devnet.manager import DevnetState
 from chaingate.errors import ProviderError
 from chaingate.store import chainstate
-from chaingate.watcher import Watcher
+from chaingate.watcher import StepResult, Watcher
 from chaingate.watcher.pipeline import DEPTH, RangeSizer
 from faultproxy import FaultProxy
 from harness import INSTANCE, Gateway, devnet_network, gateway, until
@@ -163,3 +166,37 @@ async def test_a_step_cancelled_with_ranges_in_flight_leaves_nothing_running_and
     )
     assert outbox == len(amounts)  # one credit message per deposit, none repeated
     assert sorted(int(c["amount"]) for c in await gw.credits("quin")) == amounts
+
+
+# --- at the head ------------------------------------------------------------------------------
+async def test_at_the_head_the_watcher_reads_every_poll_interval_whatever_its_steps_take(
+    db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Head-to-ledger latency (issue 9): a block found just after a head read waits one poll
+    interval for the next read, not the step's own time on top of it. Steps of 0.3 s at a
+    0.5 s interval start 0.5 s apart (0.8 s when the wait followed the step)."""
+    network = devnet_network("ethereum-devnet", "http://127.0.0.1:9", poll_interval=0.5)
+    watcher = Watcher(SimpleNamespace(network=network), db, holder=INSTANCE)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+    stop = asyncio.Event()
+
+    async def caught_up_step(seconds: float) -> StepResult:
+        starts.append(loop.time())
+        await asyncio.sleep(seconds)
+        if len(starts) == 5:
+            stop.set()
+        return StepResult(head=10, cursor=10)
+
+    monkeypatch.setattr(watcher, "step", lambda: caught_up_step(0.3))
+    await asyncio.wait_for(watcher._steps(stop), timeout=20)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert all(0.49 <= gap < 0.68 for gap in gaps), gaps
+
+    # A step slower than the interval is followed by a short pause, never by none.
+    starts.clear()
+    stop.clear()
+    monkeypatch.setattr(watcher, "step", lambda: caught_up_step(0.7))
+    await asyncio.wait_for(watcher._steps(stop), timeout=20)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert all(0.79 <= gap < 1.0 for gap in gaps), gaps

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 import structlog
@@ -47,13 +48,17 @@ async def run_passes(
     interval: float,
     batch_size: int,
     event: str,
+    wake: asyncio.Event | None = None,
 ) -> None:
     """Call ``once`` (one claim-send-record pass; returns how many rows it claimed) until
     ``stop`` is set. A full batch is followed at once by the next pass, anything less by a wait
-    of ``interval``. A database error ends the pass, not the loop: nothing is lost (rows stay in
-    their table and leases expire), so the next pass tries again. ``event`` prefixes the logs."""
+    of ``interval``, cut short when ``wake`` is set (new rows were queued: ``wake_on_notify``).
+    A database error ends the pass, not the loop: nothing is lost (rows stay in their table and
+    leases expire), so the next pass tries again. ``event`` prefixes the logs."""
     log.info(f"{event}_started", batch_size=batch_size)
     while not stop.is_set():
+        if wake is not None:
+            wake.clear()  # before the pass: a row queued during it wakes the next one at once
         try:
             claimed = await once()
         except DB_DOWN as exc:
@@ -61,6 +66,65 @@ async def run_passes(
             claimed = 0
         if claimed >= batch_size:
             continue
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+        await _first_of(stop, wake, timeout=interval)
     log.info(f"{event}_stopped")
+
+
+Connect = Callable[[], Awaitable[asyncpg.Connection]]
+
+
+async def wake_on_notify(
+    connect: Connect,
+    channel: str,
+    wake: asyncio.Event,
+    stop: asyncio.Event,
+    *,
+    event: str,
+    retry: float = 1.0,
+) -> None:
+    """Set ``wake`` at every NOTIFY on ``channel`` until ``stop``, on a connection of its own
+    (``connect``), reconnecting after ``retry`` s when it is lost. Only a hint: whoever waits on
+    ``wake`` still polls, so a lost notification or a lost connection delays work, never
+    loses it. ``wake`` is also set once listening starts, for what was queued meanwhile."""
+
+    def notified(*_: Any) -> None:
+        wake.set()
+
+    while not stop.is_set():
+        conn: asyncpg.Connection | None = None
+        try:
+            conn = await connect()
+            closed = _closed(conn)
+            await conn.add_listener(channel, notified)
+            log.info(f"{event}_listening", channel=channel)
+            wake.set()
+            await _first_of(stop, closed)
+            if not stop.is_set():
+                log.warning(f"{event}_listener_lost", channel=channel)
+        except DB_DOWN as exc:
+            log.warning(f"{event}_listen_failed", channel=channel, error=type(exc).__name__)
+        finally:
+            if conn is not None and not conn.is_closed():
+                with contextlib.suppress(*DB_DOWN):
+                    await conn.close(timeout=5)
+        await _first_of(stop, None, timeout=retry)
+
+
+def _closed(conn: asyncpg.Connection) -> asyncio.Event:
+    """Set when ``conn`` is closed or lost (the server went away, the backend was killed)."""
+    closed = asyncio.Event()
+    conn.add_termination_listener(lambda _conn: closed.set())
+    return closed
+
+
+async def _first_of(
+    stop: asyncio.Event, other: asyncio.Event | None, *, timeout: float | None = None
+) -> None:
+    """Wait until ``stop`` or ``other`` is set, or ``timeout`` s have passed."""
+    waiters = [asyncio.create_task(e.wait()) for e in (stop, other) if e is not None]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)

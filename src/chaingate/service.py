@@ -141,7 +141,12 @@ async def _run_roles(
                     LedgerClient(settings.ledger_url, settings.ledger_secret)
                 )
                 dispatcher = OutboxDispatcher(
-                    db, client, registry=registry, lease_seconds=settings.outbox_lease_seconds
+                    db,
+                    client,
+                    registry=registry,
+                    lease_seconds=settings.outbox_lease_seconds,
+                    # Woken by the outbox's NOTIFY at commit; 0.5 s polling stays the backstop.
+                    listen=partial(asyncpg.connect, settings.database_url),
                 )
                 tasks.create_task(dispatcher.run(stop, 0.5), name="dispatcher")
                 await _start_alert_pusher(settings, db, registry, stack, tasks, stop)

@@ -28,13 +28,14 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from chaingate.aio import task_group
-from chaingate.delivery import quick_retries, run_passes
+from chaingate.delivery import Connect, quick_retries, run_passes, wake_on_notify
 from chaingate.domain import AlertKind, AlertSeverity, NewAlert
 from chaingate.errors import LedgerRejectedError, LedgerUnavailableError
 from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.errors import LedgerRequestRejectedError
 from chaingate.ledger.messages import KIND_PATHS
 from chaingate.store.alerts import raise_alert
+from chaingate.store.outbox import CHANNEL
 from chaingate.store.queue import Claim, LeasedQueue, QueueTable, backoff, worker_name
 from chaingate.withdrawals.feedback import refused_by_ledger
 
@@ -126,7 +127,13 @@ class OutboxDispatcher:
         concurrency: int = 8,
         holder: str | None = None,
         on_refused: RefusalHook = refused_by_ledger,
+        listen: Connect | None = None,
+        record_wait: float = 0.1,
     ) -> None:
+        """``listen`` opens a database connection of the dispatcher's own on which ``run``
+        LISTENs for new rows (store/outbox.py notifies at commit) and starts a pass at once,
+        instead of after up to one interval; without it, ``run`` only polls. The ledger's
+        answers are recorded together, up to ``record_wait`` s of them at a time."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._db = db_pool
@@ -143,16 +150,29 @@ class OutboxDispatcher:
         self.metrics = DispatcherMetrics(registry or CollectorRegistry())
         self._last_claimed = 0
         self._on_refused = on_refused
+        self._listen = listen
+        self._record_wait = record_wait
 
     async def run(self, stop: asyncio.Event, interval: float) -> None:
-        """Dispatch until ``stop`` is set; a full batch is followed at once by the next."""
-        await run_passes(
-            self._pass,
-            stop,
-            interval=interval,
-            batch_size=self._batch_size,
-            event="ledger_dispatcher",
-        )
+        """Dispatch until ``stop`` is set; a full batch is followed at once by the next, and a
+        notified new row (with ``listen``) cuts the wait of ``interval`` short."""
+        event = "ledger_dispatcher"
+        if self._listen is None:
+            await run_passes(
+                self._pass, stop, interval=interval, batch_size=self._batch_size, event=event
+            )
+            return
+        wake = asyncio.Event()
+        async with task_group() as group:
+            group.create_task(wake_on_notify(self._listen, CHANNEL, wake, stop, event=event))
+            await run_passes(
+                self._pass,
+                stop,
+                interval=interval,
+                batch_size=self._batch_size,
+                event=event,
+                wake=wake,
+            )
 
     async def _pass(self) -> int:
         await self.dispatch_once()
@@ -172,9 +192,29 @@ class OutboxDispatcher:
         queue = list(reversed(rows))  # pop() takes the lowest id first
         delivered = 0
         halted: float | None = None  # the backoff, once the ledger cannot take more
+        # Answers go to one recorder, which writes all that arrived meanwhile in one statement:
+        # a sender takes its next row at once instead of waiting for a commit per row.
+        answered: asyncio.Queue[tuple[OutboxRow, dict[str, Any]] | None] = asyncio.Queue()
+
+        async def recorder() -> None:
+            nonlocal delivered
+            loop = asyncio.get_running_loop()
+            finished = False
+            while not finished:
+                # Up to record_wait s of answers in one statement: a commit per few rows would
+                # compete with the sends for the database (and, on one server, with the ledger).
+                batch = [await answered.get()]
+                until = loop.time() + self._record_wait
+                while batch[-1] is not None and len(batch) < self._batch_size:
+                    try:
+                        batch.append(await asyncio.wait_for(answered.get(), until - loop.time()))
+                    except TimeoutError:
+                        break
+                finished = batch[-1] is None  # put last, once every sender has ended
+                delivered += await self._record_deliveries([a for a in batch if a is not None])
 
         async def worker() -> None:
-            nonlocal delivered, halted
+            nonlocal halted
             while queue and halted is None:
                 row = queue.pop()
                 try:
@@ -191,14 +231,17 @@ class OutboxDispatcher:
                     else:
                         await self._park(row, str(exc), _status_of(exc), _code_of(exc))
                     continue
-                await self._record_delivery(row, answer)
-                delivered += 1
+                answered.put_nowait((row, answer))
 
-        # A database error in one worker stops the others and is raised as itself (run() tells
-        # it apart); rows in flight stay leased and come back, with their keys, later.
+        # A database error in one worker or the recorder stops the others and is raised as
+        # itself (run() tells it apart); rows in flight or answered but not yet recorded stay
+        # leased and come back, with their keys, later (the ledger then answers as before).
         async with self._queue.keep_alive([r.claim for r in rows]), task_group() as group:
-            for _ in range(min(self._concurrency, len(rows))):
-                group.create_task(worker())
+            group.create_task(recorder())
+            async with task_group() as senders:
+                for _ in range(min(self._concurrency, len(rows))):
+                    senders.create_task(worker())
+            answered.put_nowait(None)
         if halted is not None:
             await self._queue.defer([r.claim for r in queue], halted)
         return delivered
@@ -229,23 +272,27 @@ class OutboxDispatcher:
         answer: dict[str, Any] = await retrying(self._client.post, path, row.payload)
         return answer
 
-    async def _record_delivery(self, row: OutboxRow, answer: dict[str, Any]) -> None:
-        recorded = await self._queue.complete(
-            row.claim, extra_set="response = $3::text::jsonb", args=[json.dumps(answer)]
+    async def _record_deliveries(self, answers: list[tuple[OutboxRow, dict[str, Any]]]) -> int:
+        """Record the ledger's answers in one statement; how many the ledger acknowledged."""
+        recorded = await self._queue.complete_many(
+            [(row.claim, json.dumps(answer)) for row, answer in answers],
+            extra_set="response = r.value::jsonb",
         )
-        if not recorded:
-            # Our lease ran out and another dispatcher holds the row: it sends it again under
-            # the same key and records the ledger's (same) answer itself.
-            log.warning("ledger_outbox_lease_lost", outbox_id=row.id, kind=row.kind)
-            return
-        self.metrics.delivered.labels(row.kind).inc()
-        log.info(
-            "ledger_outbox_delivered",
-            outbox_id=row.id,
-            kind=row.kind,
-            idempotency_key=row.idempotency_key,
-            attempts=row.attempts + 1,
-        )
+        for row, _ in answers:
+            if row.id not in recorded:
+                # Our lease ran out and another dispatcher holds the row: it sends it again
+                # under the same key and records the ledger's (same) answer itself.
+                log.warning("ledger_outbox_lease_lost", outbox_id=row.id, kind=row.kind)
+                continue
+            self.metrics.delivered.labels(row.kind).inc()
+            log.info(
+                "ledger_outbox_delivered",
+                outbox_id=row.id,
+                kind=row.kind,
+                idempotency_key=row.idempotency_key,
+                attempts=row.attempts + 1,
+            )
+        return len(answers)
 
     async def _record_failure(self, row: OutboxRow, exc: Exception) -> float:
         retry_in = backoff(row.attempts, self._base_backoff, self._max_backoff)

@@ -8,6 +8,10 @@ from typing import Any
 
 import asyncpg
 
+# NOTIFY channel of new rows (delivered at commit): the dispatcher wakes on it instead of
+# waiting out its poll interval (ledger/dispatcher.py, delivery.wake_on_notify).
+CHANNEL = "ledger_outbox"
+
 
 async def enqueue(
     conn: asyncpg.Connection, kind: str, idempotency_key: str, payload: dict[str, Any]
@@ -19,16 +23,21 @@ async def enqueue(
 async def enqueue_many(
     conn: asyncpg.Connection, kind: str, messages: Sequence[tuple[str, dict[str, Any]]]
 ) -> None:
-    """Queue ledger requests (idempotency key, body) in one set-based insert."""
+    """Queue ledger requests (idempotency key, body) in one set-based insert, and notify
+    ``CHANNEL`` when a row was new (PostgreSQL sends it when the caller's transaction commits,
+    and not at all when it rolls back)."""
     if not messages:
         return
     await conn.execute(
-        """INSERT INTO ledger_outbox (idempotency_key, kind, payload)
-           SELECT k, $1, p FROM unnest($2::text[], $3::jsonb[]) AS m(k, p)
-           ON CONFLICT (idempotency_key) DO NOTHING""",
+        """WITH queued AS (
+               INSERT INTO ledger_outbox (idempotency_key, kind, payload)
+               SELECT k, $1, p FROM unnest($2::text[], $3::jsonb[]) AS m(k, p)
+               ON CONFLICT (idempotency_key) DO NOTHING RETURNING 1)
+           SELECT pg_notify($4, '') WHERE EXISTS (SELECT 1 FROM queued)""",
         kind,
         [key for key, _ in messages],
         [{"idempotency_key": key, **payload} for key, payload in messages],
+        CHANNEL,
     )
 
 

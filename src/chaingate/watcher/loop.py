@@ -145,7 +145,9 @@ class Watcher:
 
     async def _steps(self, stop: asyncio.Event) -> None:
         failures = 0
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
+            started = loop.time()
             try:
                 result = await self.step()
                 failures = 0
@@ -165,7 +167,7 @@ class Watcher:
                 await _sleep_or_stop(stop, min(30.0, self.network.poll_interval * 2**failures))
                 continue
             if result.caught_up:
-                await _sleep_or_stop(stop, self.network.poll_interval)
+                await _sleep_or_stop(stop, poll_wait(self.network.poll_interval, started, loop))
 
     async def _hold(self) -> Lease:
         """The lease this step writes under (taken or renewed now), or FencedOut."""
@@ -429,6 +431,14 @@ def _credit(key: str, row: asyncpg.Record) -> Credit:
         position=row["position"],
         block_number=row["block_number"],
     )
+
+
+def poll_wait(interval: float, started: float, loop: asyncio.AbstractEventLoop) -> float:
+    """Seconds to wait after a caught-up step that started at ``started`` (loop time): the
+    head is read every ``interval``, so a block found just after one read waits at most one
+    interval, not the step's own time on top of it. At least a fifth of the interval, so a
+    step slower than the interval does not turn into polling without a pause."""
+    return max(interval - (loop.time() - started), interval / 5)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
