@@ -93,7 +93,7 @@ async def test_crediting_never_reaches_past_the_scanned_chain(db: asyncpg.Pool) 
             ],
         )
         await conn.execute("UPDATE deposits SET confirmations = 10")
-        due = await deposits.due_for_credit(conn, network, 100, None)
+        due = await deposits.credit_due(conn, network, 100, None)
     assert [int(r["block_number"]) for r in due] == [98]
 
 

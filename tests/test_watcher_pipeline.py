@@ -19,10 +19,11 @@ from chaindrivers.evm import E18 as ETH
 from chaindrivers.evm import SENDER, head
 from chaingate.devnet import evm_contracts as evm
 from chaingate.devnet.manager import DevnetState
+from chaingate.domain import ScanResult
 from chaingate.errors import ProviderError
 from chaingate.store import chainstate
 from chaingate.watcher import StepResult, Watcher
-from chaingate.watcher.pipeline import DEPTH, RangeSizer
+from chaingate.watcher.pipeline import DEPTH, RangeSizer, ScanPipeline
 from faultproxy import FaultProxy
 from harness import INSTANCE, Gateway, devnet_network, gateway, until
 
@@ -176,7 +177,8 @@ async def test_at_the_head_the_watcher_reads_every_poll_interval_whatever_its_st
     interval for the next read, not the step's own time on top of it. Steps of 0.3 s at a
     0.5 s interval start 0.5 s apart (0.8 s when the wait followed the step)."""
     network = devnet_network("ethereum-devnet", "http://127.0.0.1:9", poll_interval=0.5)
-    watcher = Watcher(SimpleNamespace(network=network), db, holder=INSTANCE)  # type: ignore[arg-type]
+    adapter = SimpleNamespace(network=network, addresses=SimpleNamespace(raw_key=bytes.fromhex))
+    watcher = Watcher(adapter, db, holder=INSTANCE)  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
     starts: list[float] = []
     stop = asyncio.Event()
@@ -200,3 +202,46 @@ async def test_at_the_head_the_watcher_reads_every_poll_interval_whatever_its_st
     await asyncio.wait_for(watcher._steps(stop), timeout=20)
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert all(0.79 <= gap < 1.0 for gap in gaps), gaps
+
+
+async def test_a_range_that_lands_starts_the_next_read_while_the_watcher_is_busy() -> None:
+    """The node is kept busy while the watcher stores: a landed range starts the next read at
+    once (never more than ``depth`` reading), and at most ``buffered`` ranges wait for it."""
+    reads: list[tuple[int, int]] = []
+    gates: dict[int, asyncio.Event] = {}
+
+    async def scan(start: int, end: int) -> ScanResult:
+        reads.append((start, end))
+        gate = gates.setdefault(start, asyncio.Event())
+        await gate.wait()
+        return ScanResult(blocks=(), transfers=())
+
+    pipeline = ScanPipeline(
+        scan, RangeSizer(ceiling=10, timeout=60.0, start=10), depth=2, buffered=3
+    )
+    first = asyncio.create_task(pipeline.next(0, 1_000))
+    await settle()
+    assert reads == [(1, 10), (11, 20)]  # depth ranges reading
+    gates.setdefault(1, asyncio.Event()).set()
+    assert (await first)[0] == 10
+    await settle()
+    assert reads[-1] == (21, 30)  # next() refilled to depth
+    # the watcher is now busy storing; a range lands meanwhile and starts the next read
+    gates.setdefault(11, asyncio.Event()).set()
+    await settle()
+    assert reads[-1] == (31, 40) and pipeline.in_flight == 3
+    # two more land: three ranges wait for the watcher (buffered), so nothing more is read
+    gates.setdefault(21, asyncio.Event()).set()
+    gates.setdefault(31, asyncio.Event()).set()
+    await settle()
+    assert len(reads) == 4 and pipeline.in_flight == 3
+    assert (await pipeline.next(10, 1_000))[0] == 20  # the watcher is back: reading resumes
+    await settle()
+    assert reads[-1] == (41, 50)
+    pipeline.drop()
+
+
+async def settle() -> None:
+    """Let every task that can run, run (a few loop turns)."""
+    for _ in range(10):
+        await asyncio.sleep(0)

@@ -34,6 +34,7 @@ _COLUMNS_IN = (
     "reason",
     "required_confirmations",
     "coinbase",
+    "confirmations",
 )
 # The rows of one upsert are COPied (binary) into a temporary table dropped at commit, then
 # merged by one statement: a catch-up range holds thousands of deposits, and neither a round per
@@ -43,7 +44,7 @@ CREATE TEMP TABLE deposits_in (
     network text, txid text, position text, to_key text, amount numeric(78, 0), status text,
     asset text, contract text, decimals integer, address_id bigint, user_id text,
     block_number bigint, block_hash text, reason text, required_confirmations integer,
-    coinbase boolean
+    coinbase boolean, confirmations integer
 ) ON COMMIT DROP
 """
 _UPSERT = f"""
@@ -63,7 +64,7 @@ ON CONFLICT (network, txid, position) DO UPDATE SET
     reason = excluded.reason,
     required_confirmations = excluded.required_confirmations,
     coinbase = excluded.coinbase,
-    confirmations = 0,
+    confirmations = excluded.confirmations,
     credit_generation = deposits.credit_generation
         + CASE WHEN deposits.status = 'reversed' THEN 1 ELSE 0 END,
     updated_at = now()
@@ -134,8 +135,15 @@ async def reverse_changed(
     )
 
 
-async def upsert(conn: asyncpg.Connection, rows: Sequence[DepositInput]) -> None:
-    """Record ``rows`` (see _UPSERT) in one merge."""
+async def upsert(
+    conn: asyncpg.Connection, rows: Sequence[DepositInput], *, verified_tip: int | None = None
+) -> None:
+    """Record ``rows`` (see _UPSERT) in one merge.
+
+    ``verified_tip``: the block the caller's cursor moves to in this transaction (the scanned,
+    linked chain). A confirming row then starts with the confirmations it has on that chain, as
+    ``refresh_confirmations`` would set them: at catch-up most rows are due at once, and a
+    second write of every row only to count its confirmations cost as much as the insert."""
     # One statement cannot update a row twice (ON CONFLICT): a repeated (txid, position) in one
     # batch keeps its first sighting, as the row-by-row upsert did (the repeat changed nothing).
     unique = list({(r.network, r.txid, r.position): r for r in reversed(rows)}.values())[::-1]
@@ -163,6 +171,7 @@ async def upsert(conn: asyncpg.Connection, rows: Sequence[DepositInput]) -> None
                     r.reason,
                     r.required_confirmations,
                     r.coinbase,
+                    _confirmations(r, verified_tip),
                 )
                 for r in unique
             ],
@@ -170,6 +179,12 @@ async def upsert(conn: asyncpg.Connection, rows: Sequence[DepositInput]) -> None
         )
         await conn.execute(_UPSERT)
         await conn.execute("DROP TABLE deposits_in")  # a second upsert in this transaction
+
+
+def _confirmations(row: DepositInput, verified_tip: int | None) -> int:
+    if verified_tip is None or row.block_number is None or row.status.value != "confirming":
+        return 0
+    return max(0, verified_tip - row.block_number + 1)
 
 
 async def rollback_above(
@@ -216,37 +231,31 @@ async def refresh_confirmations(conn: asyncpg.Connection, network: str, head: in
     )
 
 
-async def due_for_credit(
+# The ledger credit's idempotency key, as ledger.messages.credit_key spells it (the watcher
+# checks every key this returns against that function, so the two cannot drift apart).
+_CREDIT_KEY_SQL = """'credit:' || network || ':' || txid || ':' || position
+    || CASE WHEN credit_generation <> 0 THEN ':g' || credit_generation ELSE '' END"""
+
+
+async def credit_due(
     conn: asyncpg.Connection, network: str, scanned_to: int, finalized: int | None
 ) -> list[asyncpg.Record]:
-    """Confirming deposits with enough confirmations inside the verified (scanned) chain."""
-    return list(
-        await conn.fetch(
-            """SELECT * FROM deposits
-               WHERE network = $1 AND status = 'confirming'
-                 AND confirmations >= required_confirmations
-                 AND block_number <= $2 AND ($3::bigint IS NULL OR block_number <= $3)
-               ORDER BY block_number, id
-               FOR UPDATE""",
-            network,
-            scanned_to,
-            finalized,
-        )
+    """Mark credited, with their credit key, the confirming deposits that have enough
+    confirmations inside the verified (scanned) chain; the rows as credited, in block order.
+    One statement: at catch-up thousands come due at once, and selecting them, locking them
+    and updating them by id wrote every row twice."""
+    rows = await conn.fetch(
+        f"""UPDATE deposits SET status = 'credited', credit_key = {_CREDIT_KEY_SQL},
+                                credited_at = now(), updated_at = now()
+            WHERE network = $1 AND status = 'confirming'
+              AND confirmations >= required_confirmations
+              AND block_number <= $2 AND ($3::bigint IS NULL OR block_number <= $3)
+            RETURNING *""",
+        network,
+        scanned_to,
+        finalized,
     )
-
-
-async def mark_credited(conn: asyncpg.Connection, keys: Sequence[tuple[int, str]]) -> None:
-    """Credit deposits (id, credit key) locked by ``due_for_credit`` in this transaction."""
-    if not keys:
-        return
-    await conn.execute(
-        """UPDATE deposits d SET status = 'credited', credit_key = k.key, credited_at = now(),
-                                 updated_at = now()
-           FROM unnest($1::bigint[], $2::text[]) AS k(id, key)
-           WHERE d.id = k.id AND d.status = 'confirming'""",
-        [i for i, _ in keys],
-        [key for _, key in keys],
-    )
+    return sorted(rows, key=lambda r: (r["block_number"], r["id"]))
 
 
 async def orphan_unseen_pending(

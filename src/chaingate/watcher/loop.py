@@ -278,7 +278,7 @@ class Watcher:
                 log.warning("reorg_during_scan", network=self.name, height=cursor)
                 return False  # the next step's fork search handles it
             await chainstate.move_cursor(conn, lease, self.name, cursor, end)
-            await self._record_transfers(conn, result.transfers)
+            await self._record_transfers(conn, result.transfers, verified_tip=end)
             await chainstate.record_blocks(conn, self.name, blocks, self.network.reorg_window)
         self.metrics.blocks.labels(self.name).inc(len(blocks))
         if result.transfers:
@@ -291,7 +291,11 @@ class Watcher:
         return True
 
     async def _record_transfers(
-        self, conn: asyncpg.Connection, transfers: Sequence[Transfer]
+        self,
+        conn: asyncpg.Connection,
+        transfers: Sequence[Transfer],
+        *,
+        verified_tip: int | None = None,
     ) -> None:
         if not transfers:
             return
@@ -314,7 +318,7 @@ class Watcher:
                 old_amount=str(int(row["amount"])),
                 new_amount=str(int(row["new_amount"])),
             )
-        await deposits.upsert(conn, rows)
+        await deposits.upsert(conn, rows, verified_tip=verified_tip)
         by_status = Counter(row.status.value for row in rows)
         for status, count in by_status.items():
             self.metrics.deposits.labels(self.name, status).inc(count)
@@ -382,18 +386,13 @@ class Watcher:
             # word of whatever head an endpoint reported.
             verified_tip = min(head.number, scanned_to)
             await deposits.refresh_confirmations(conn, self.name, verified_tip)
-            due = await deposits.due_for_credit(conn, self.name, scanned_to, finalized)
-            # Set-based: at catch-up every deposit comes due at once, and a round trip per
-            # deposit would cost as much as the scan itself (see docs/benchmarks.md).
-            keys = [
-                (r["id"], credit_key(self.name, r["txid"], r["position"], r["credit_generation"]))
-                for r in due
-            ]
-            await deposits.mark_credited(conn, keys)
+            due = await deposits.credit_due(conn, self.name, scanned_to, finalized)
+            for r in due:
+                expected = credit_key(self.name, r["txid"], r["position"], r["credit_generation"])
+                if r["credit_key"] != expected:  # the store's spelling drifted from the ledger's
+                    raise ChaingateError(f"credit key {r['credit_key']!r} is not {expected!r}")
             await outbox.enqueue_many(
-                conn,
-                "credit",
-                [(key, _credit(key, r).body()) for (_, key), r in zip(keys, due, strict=True)],
+                conn, "credit", [(r["credit_key"], _credit(r["credit_key"], r).body()) for r in due]
             )
         credited = len(due)
         # One info event per pass (a catch-up pass credits thousands; a line each cost as much

@@ -87,13 +87,24 @@ class _Flight:
 
 
 class ScanPipeline:
-    """The ranges being read ahead of the cursor, oldest first."""
+    """The ranges being read ahead of the cursor, oldest first.
 
-    def __init__(self, scan: Scan, sizer: RangeSizer, depth: int = DEPTH) -> None:
+    ``depth`` ranges are being read at any time: when one lands, the next is started at once
+    (from its done callback), not when the watcher comes back for it, so the node keeps
+    working while the watcher stores and credits. Landed ranges wait for the watcher, at most
+    ``buffered`` of them (their transfers are held in memory).
+    """
+
+    def __init__(
+        self, scan: Scan, sizer: RangeSizer, depth: int = DEPTH, buffered: int | None = None
+    ) -> None:
         self._scan = scan
         self.sizer = sizer
         self.depth = max(1, depth)
+        self.buffered = max(self.depth, buffered if buffered is not None else 2 * self.depth)
         self._ahead: deque[_Flight] = deque()
+        self._reading = 0  # flights whose task has not finished
+        self._head: int | None = None
 
     @property
     def in_flight(self) -> int:
@@ -105,7 +116,8 @@ class ScanPipeline:
         ahead = self._ahead
         if ahead and (ahead[0].start != cursor + 1 or ahead[-1].end > head):
             self.drop()  # the cursor moved elsewhere (reorg, another writer) or the head fell
-        self._fill(cursor, head)
+        self._head = head
+        self._fill(cursor)
         flight = ahead.popleft()
         try:
             result = await flight.task
@@ -116,30 +128,42 @@ class ScanPipeline:
         except BaseException:
             self.drop()
             raise
+        self._answered(flight)
+        self._fill(flight.end)
+        return flight.end, result
+
+    def _answered(self, flight: _Flight) -> None:
         took = flight.took
         if took is None:  # its done callback has not run yet
             took = asyncio.get_running_loop().time() - flight.began
         self.sizer.answered(flight.end - flight.start + 1, took)
-        self._fill(flight.end, head)
-        return flight.end, result
 
     def drop(self) -> None:
         """Cancel every range in flight (nothing was written from them)."""
+        self._head = None  # no refill from a landing range until next() says where to read
         while self._ahead:
             self._ahead.popleft().task.cancel()
 
-    def _fill(self, cursor: int, head: int) -> None:
+    def _fill(self, cursor: int) -> None:
+        head = self._head
+        if head is None:
+            return
         loop = asyncio.get_running_loop()
         last = self._ahead[-1].end if self._ahead else cursor
-        while len(self._ahead) < self.depth and last < head:
+        while self._reading < self.depth and len(self._ahead) < self.buffered and last < head:
             start, end = last + 1, min(last + self.sizer.size, head)
             flight = _Flight(start, end, asyncio.create_task(self._scan(start, end)), loop.time())
-            flight.task.add_done_callback(partial(_landed, flight))
+            self._reading += 1
+            flight.task.add_done_callback(partial(self._landed, flight))
             self._ahead.append(flight)
             last = end
 
-
-def _landed(flight: _Flight, task: asyncio.Task[ScanResult]) -> None:
-    flight.took = asyncio.get_running_loop().time() - flight.began
-    if not task.cancelled():
-        task.exception()  # a dropped range's error is not news; a used one's is raised by next()
+    def _landed(self, flight: _Flight, task: asyncio.Task[ScanResult]) -> None:
+        self._reading -= 1
+        flight.took = asyncio.get_running_loop().time() - flight.began
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            return  # a dropped range's error is not news; a used one's is raised by next()
+        if self._ahead:
+            self._fill(self._ahead[-1].end)  # keep the node busy while the watcher stores
