@@ -11,7 +11,8 @@ transactions marked rejected are ignored.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
 
 from chaingate.chains.base import WatchedAddresses
 from chaingate.chains.tron.addresses import (
@@ -57,6 +58,13 @@ def _is_address(raw: bytes) -> bool:
     return len(raw) == 21 and raw[0] == ADDRESS_PREFIX
 
 
+# base58check (a big-number division and a double SHA-256) is rendered only for hits, and hits
+# repeat: the same few token contracts in every log, the same deposit addresses. Bounded caches
+# of a pure function, so a hostile block can cost memory of at most their size.
+_base58 = lru_cache(maxsize=16_384)(to_base58)
+_contract_base58 = lru_cache(maxsize=1_024)(evm_hex_to_base58)  # a log's 20-byte hex address
+
+
 def _decoded(tx: Transaction) -> DecodedContract | None:
     try:
         raw = bytes.fromhex(tx["raw_data_hex"])
@@ -99,7 +107,7 @@ class _BlockDecoder:
     # hit is rendered as the base58 match key (base58 per transaction would dominate a scan).
     def trx(self, tx: Transaction, contract: DecodedContract) -> Iterator[Transfer]:
         if contract.to in self.watched:
-            to = to_base58(contract.to)
+            to = _base58(contract.to)
             reason = None if _contract_ret(tx) == "SUCCESS" else RejectReason.FAILED_TX
             native = self.network.native_asset.symbol
             yield self.transfer(tx, "native", to, contract.amount, native, None, reason)
@@ -107,7 +115,7 @@ class _BlockDecoder:
     def trc10(self, tx: Transaction, contract: DecodedContract) -> Iterator[Transfer]:
         if contract.to not in self.watched:
             return
-        to = to_base58(contract.to)
+        to = _base58(contract.to)
         token_id = contract.asset_name.decode("utf-8", "replace")
         asset = self.network.asset_by_contract(token_id)
         listed = asset is not None and asset.standard is AssetStandard.TRC10
@@ -138,8 +146,8 @@ class _BlockDecoder:
             raw = _raw_word(topics[2])
             if raw not in self.watched:
                 continue
-            to = to_base58(raw)
-            contract = evm_hex_to_base58(log["address"])
+            to = _base58(raw)
+            contract = _contract_base58(log["address"])
             asset = self.network.asset_by_contract(contract)
             listed = asset is not None and asset.standard is AssetStandard.TRC20
             yield self.transfer(
@@ -165,7 +173,7 @@ class _BlockDecoder:
             )
             if amount > 0 and raw in self.watched:
                 native = self.network.native_asset.symbol
-                yield self.transfer(tx, f"trace:{index}", to_base58(raw), amount, native, None)
+                yield self.transfer(tx, f"trace:{index}", _base58(raw), amount, native, None)
 
     def failed_call(self, tx: Transaction, contract: DecodedContract) -> Iterator[Transfer]:
         data = contract.data
@@ -174,7 +182,7 @@ class _BlockDecoder:
         raw = _PREFIX + data[16:36]
         if raw not in self.watched or not _is_address(contract.to):
             return
-        to, called = to_base58(raw), to_base58(contract.to)
+        to, called = _base58(raw), _base58(contract.to)
         asset = self.network.asset_by_contract(called)
         listed = asset is not None and asset.standard is AssetStandard.TRC20
         yield self.transfer(
@@ -189,11 +197,17 @@ class _BlockDecoder:
 
 
 def decode_block(
-    network: Network, block: Block, infos: list[TxInfo], watched: WatchedAddresses
+    network: Network,
+    block: Block,
+    infos: list[TxInfo],
+    watched: WatchedAddresses,
+    contracts: Sequence[DecodedContract | None] | None = None,
 ) -> list[Transfer]:
-    """Transfers to ``watched`` in one block, given that block's transaction infos."""
+    """Transfers to ``watched`` in one block, given that block's transaction infos and, when
+    ``rpc.checked_block`` has decoded them already, each transaction's contract (else they are
+    decoded here from the raw bytes: once either way)."""
     try:
-        return _decode_block(network, block, infos, watched)
+        return _decode_block(network, block, infos, watched, contracts)
     except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
         # Node data the shape checks let through but the decoder cannot read (a log whose data
         # is not hex, say): bad data of this block, to be fetched again, never a crash.
@@ -202,7 +216,11 @@ def decode_block(
 
 
 def _decode_block(
-    network: Network, block: Block, infos: list[TxInfo], watched: WatchedAddresses
+    network: Network,
+    block: Block,
+    infos: list[TxInfo],
+    watched: WatchedAddresses,
+    contracts: Sequence[DecodedContract | None] | None,
 ) -> list[Transfer]:
     decoder = _BlockDecoder(network, block, watched)
     txs = block.get("transactions", [])
@@ -210,9 +228,11 @@ def _decode_block(
     unknown = set(by_id) - {tx["txID"] for tx in txs}
     if unknown:
         raise ChainDataError(f"block {decoder.number}: tx infos for foreign txs {sorted(unknown)}")
+    if contracts is None:
+        contracts = [_decoded(tx) for tx in txs]
     out: list[Transfer] = []
-    for tx in txs:
-        contract = _decoded(tx)  # java-tron executes the first contract of a tx only
+    # java-tron executes the first contract of a tx only
+    for tx, contract in zip(txs, contracts, strict=True):
         if contract is None:
             continue
         if contract.kind == "TransferContract":
@@ -224,10 +244,6 @@ def _decode_block(
     return out
 
 
-def needs_infos(block: Block) -> bool:
-    """Whether decoding ``block`` needs its tx infos (only contract calls carry logs)."""
-    for tx in block.get("transactions", []):
-        contract = _decoded(tx)
-        if contract is not None and contract.kind == "TriggerSmartContract":
-            return True
-    return False
+def needs_infos(contracts: Sequence[DecodedContract | None]) -> bool:
+    """Whether decoding a block of these contracts needs its tx infos (only calls carry logs)."""
+    return any(c is not None and c.kind == "TriggerSmartContract" for c in contracts)

@@ -155,28 +155,40 @@ def parse_message(data: bytes) -> Fields:
     """The fields of one message: number -> values in wire order (varints and fixed as int,
     length-delimited as bytes). Anything malformed is a ChainDataError."""
     fields: Fields = {}
-    pos = 0
-    while pos < len(data):
-        key, pos = _read_varint(data, pos)
+    pos, end = 0, len(data)
+    while pos < end:
+        # One-byte keys and lengths are the common case: read inline, the loop only for more
+        # (this reader runs once per transaction of every block scanned).
+        key = data[pos]
+        if key & 0x80:
+            key, pos = _read_varint(data, pos)
+        else:
+            pos += 1
         number, wire = key >> 3, key & 7
         value: int | bytes
-        if wire == 0:
-            value, pos = _read_varint(data, pos)
-        elif wire == 2:
-            size, pos = _read_varint(data, pos)
-            if pos + size > len(data):
+        if wire == 2:
+            if pos < end and not data[pos] & 0x80:
+                size, pos = data[pos], pos + 1
+            else:
+                size, pos = _read_varint(data, pos)
+            if pos + size > end:
                 raise ChainDataError("protobuf field runs past its message")
             value, pos = data[pos : pos + size], pos + size
+        elif wire == 0:
+            value, pos = _read_varint(data, pos)
         elif wire in (1, 5):
             width = 8 if wire == 1 else 4
-            if pos + width > len(data):
+            if pos + width > end:
                 raise ChainDataError("protobuf field runs past its message")
             value, pos = int.from_bytes(data[pos : pos + width], "little"), pos + width
         else:
             raise ChainDataError(f"protobuf wire type {wire} is not used by java-tron")
         if number == 0:
             raise ChainDataError("protobuf field number 0")
-        fields.setdefault(number, []).append(value)
+        if number in fields:
+            fields[number].append(value)
+        else:
+            fields[number] = [value]
     return fields
 
 
