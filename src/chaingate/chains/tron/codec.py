@@ -58,10 +58,8 @@ def _is_address(raw: bytes) -> bool:
     return len(raw) == 21 and raw[0] == ADDRESS_PREFIX
 
 
-# base58check (a big-number division and a double SHA-256) is rendered only for hits, and hits
-# repeat: the same few token contracts in every log, the same deposit addresses. Bounded caches
-# of a pure function, so a hostile block can cost memory of at most their size.
-_base58 = lru_cache(maxsize=16_384)(to_base58)
+# Every TRC-20 hit names its token contract in base58, and they are the same few contracts in
+# every log: cached (bounded, so a hostile block of many contracts costs at most this much).
 _contract_base58 = lru_cache(maxsize=1_024)(evm_hex_to_base58)  # a log's 20-byte hex address
 
 
@@ -107,7 +105,7 @@ class _BlockDecoder:
     # hit is rendered as the base58 match key (base58 per transaction would dominate a scan).
     def trx(self, tx: Transaction, contract: DecodedContract) -> Iterator[Transfer]:
         if contract.to in self.watched:
-            to = _base58(contract.to)
+            to = to_base58(contract.to)
             reason = None if _contract_ret(tx) == "SUCCESS" else RejectReason.FAILED_TX
             native = self.network.native_asset.symbol
             yield self.transfer(tx, "native", to, contract.amount, native, None, reason)
@@ -115,7 +113,7 @@ class _BlockDecoder:
     def trc10(self, tx: Transaction, contract: DecodedContract) -> Iterator[Transfer]:
         if contract.to not in self.watched:
             return
-        to = _base58(contract.to)
+        to = to_base58(contract.to)
         token_id = contract.asset_name.decode("utf-8", "replace")
         asset = self.network.asset_by_contract(token_id)
         listed = asset is not None and asset.standard is AssetStandard.TRC10
@@ -146,7 +144,7 @@ class _BlockDecoder:
             raw = _raw_word(topics[2])
             if raw not in self.watched:
                 continue
-            to = _base58(raw)
+            to = to_base58(raw)
             contract = _contract_base58(log["address"])
             asset = self.network.asset_by_contract(contract)
             listed = asset is not None and asset.standard is AssetStandard.TRC20
@@ -173,7 +171,7 @@ class _BlockDecoder:
             )
             if amount > 0 and raw in self.watched:
                 native = self.network.native_asset.symbol
-                yield self.transfer(tx, f"trace:{index}", _base58(raw), amount, native, None)
+                yield self.transfer(tx, f"trace:{index}", to_base58(raw), amount, native, None)
 
     def failed_call(self, tx: Transaction, contract: DecodedContract) -> Iterator[Transfer]:
         data = contract.data
@@ -182,7 +180,7 @@ class _BlockDecoder:
         raw = _PREFIX + data[16:36]
         if raw not in self.watched or not _is_address(contract.to):
             return
-        to, called = _base58(raw), _base58(contract.to)
+        to, called = to_base58(raw), to_base58(contract.to)
         asset = self.network.asset_by_contract(called)
         listed = asset is not None and asset.standard is AssetStandard.TRC20
         yield self.transfer(
