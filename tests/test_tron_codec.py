@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from pathlib import Path
 from typing import Any
 
+import base58
 import pytest
 from bitcoinlib.keys import HDKey
 from bitcoinlib.mnemonic import Mnemonic
@@ -19,6 +21,7 @@ from chaingate.chains.tron.addresses import (
     evm_hex_to_base58,
     from_base58,
     hex_to_base58,
+    to_base58,
 )
 from chaingate.chains.tron.codec import decode_block
 from chaingate.chains.tron.proto import (
@@ -111,6 +114,17 @@ def test_normalize_accepts_base58_and_hex_and_refuses_others() -> None:
 
 
 # --- protobuf ids -----------------------------------------------------------------------------
+def test_base58_encoder_matches_the_base58_package() -> None:
+    # to_base58 divides two digits at a time; the base58 package is the reference.
+    rng = random.Random(58)
+    raws = [b"\x41" + bytes(20), b"\x41" + b"\xff" * 20, b"\x41" + bytes(19) + b"\x01"]
+    raws += [b"\x41" + rng.randbytes(20) for _ in range(3_000)]
+    for raw in raws:
+        check = hashlib.sha256(hashlib.sha256(raw).digest()).digest()[:4]
+        assert to_base58(raw) == base58.b58encode(raw + check).decode(), raw.hex()
+        assert from_base58(to_base58(raw)) == raw
+
+
 def test_real_block_ids_recompute() -> None:
     block = load("block_30864544.json")
     tx = block["transactions"][0]

@@ -46,10 +46,10 @@ class TronAdapter:
         blocks = await self.rpc.blocks_range(start, end + 1)
         refs: list[BlockRef] = []
         transfers: list[Transfer] = []
-        for block in blocks:
+        for block, contracts in blocks:
             number = block_number(block)
-            infos = await self.rpc.tx_infos_by_block(number) if needs_infos(block) else []
-            transfers.extend(decode_block(self.network, block, infos, watched))
+            infos = await self.rpc.tx_infos_by_block(number) if needs_infos(contracts) else []
+            transfers.extend(decode_block(self.network, block, infos, watched, contracts))
             raw = block["block_header"]["raw_data"]
             refs.append(BlockRef(number, block["blockID"], raw["parentHash"]))
         if refs and refs[0].number != start:

@@ -36,10 +36,21 @@ def raw_from_public_point(point64: bytes) -> bytes:
     return bytes([ADDRESS_PREFIX]) + keccak(point64)[-20:]
 
 
+_B58_ALPHABET = base58.BITCOIN_ALPHABET.decode()
+_B58_PAIRS = [a + b for a in _B58_ALPHABET for b in _B58_ALPHABET]  # 58**2 two-digit strings
+
+
 def to_base58(raw21: bytes) -> str:
     if len(raw21) != 21 or raw21[0] != ADDRESS_PREFIX:
         raise ValueError("TRON raw address must be 21 bytes starting with 0x41")
-    return base58.b58encode(raw21 + _checksum(raw21)).decode("ascii")
+    # base58 two digits at a time (the base58 package divides once per digit): a scan renders
+    # one per payment it finds. 0x41 leads, so there are no leading zero bytes to encode as "1".
+    number = int.from_bytes(raw21 + _checksum(raw21), "big")
+    pairs: list[str] = []
+    while number:
+        number, pair = divmod(number, 3364)
+        pairs.append(_B58_PAIRS[pair])
+    return "".join(reversed(pairs)).lstrip("1")
 
 
 def from_base58(text: str) -> bytes:

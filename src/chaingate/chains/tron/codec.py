@@ -11,7 +11,8 @@ transactions marked rejected are ignored.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
 
 from chaingate.chains.base import WatchedAddresses
 from chaingate.chains.tron.addresses import (
@@ -55,6 +56,11 @@ def _raw_word(word_hex: str) -> bytes:
 
 def _is_address(raw: bytes) -> bool:
     return len(raw) == 21 and raw[0] == ADDRESS_PREFIX
+
+
+# Every TRC-20 hit names its token contract in base58, and they are the same few contracts in
+# every log: cached (bounded, so a hostile block of many contracts costs at most this much).
+_contract_base58 = lru_cache(maxsize=1_024)(evm_hex_to_base58)  # a log's 20-byte hex address
 
 
 def _decoded(tx: Transaction) -> DecodedContract | None:
@@ -139,7 +145,7 @@ class _BlockDecoder:
             if raw not in self.watched:
                 continue
             to = to_base58(raw)
-            contract = evm_hex_to_base58(log["address"])
+            contract = _contract_base58(log["address"])
             asset = self.network.asset_by_contract(contract)
             listed = asset is not None and asset.standard is AssetStandard.TRC20
             yield self.transfer(
@@ -189,11 +195,17 @@ class _BlockDecoder:
 
 
 def decode_block(
-    network: Network, block: Block, infos: list[TxInfo], watched: WatchedAddresses
+    network: Network,
+    block: Block,
+    infos: list[TxInfo],
+    watched: WatchedAddresses,
+    contracts: Sequence[DecodedContract | None] | None = None,
 ) -> list[Transfer]:
-    """Transfers to ``watched`` in one block, given that block's transaction infos."""
+    """Transfers to ``watched`` in one block, given that block's transaction infos and, when
+    ``rpc.checked_block`` has decoded them already, each transaction's contract (else they are
+    decoded here from the raw bytes: once either way)."""
     try:
-        return _decode_block(network, block, infos, watched)
+        return _decode_block(network, block, infos, watched, contracts)
     except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
         # Node data the shape checks let through but the decoder cannot read (a log whose data
         # is not hex, say): bad data of this block, to be fetched again, never a crash.
@@ -202,7 +214,11 @@ def decode_block(
 
 
 def _decode_block(
-    network: Network, block: Block, infos: list[TxInfo], watched: WatchedAddresses
+    network: Network,
+    block: Block,
+    infos: list[TxInfo],
+    watched: WatchedAddresses,
+    contracts: Sequence[DecodedContract | None] | None,
 ) -> list[Transfer]:
     decoder = _BlockDecoder(network, block, watched)
     txs = block.get("transactions", [])
@@ -210,9 +226,11 @@ def _decode_block(
     unknown = set(by_id) - {tx["txID"] for tx in txs}
     if unknown:
         raise ChainDataError(f"block {decoder.number}: tx infos for foreign txs {sorted(unknown)}")
+    if contracts is None:
+        contracts = [_decoded(tx) for tx in txs]
     out: list[Transfer] = []
-    for tx in txs:
-        contract = _decoded(tx)  # java-tron executes the first contract of a tx only
+    # java-tron executes the first contract of a tx only
+    for tx, contract in zip(txs, contracts, strict=True):
         if contract is None:
             continue
         if contract.kind == "TransferContract":
@@ -224,10 +242,6 @@ def _decode_block(
     return out
 
 
-def needs_infos(block: Block) -> bool:
-    """Whether decoding ``block`` needs its tx infos (only contract calls carry logs)."""
-    for tx in block.get("transactions", []):
-        contract = _decoded(tx)
-        if contract is not None and contract.kind == "TriggerSmartContract":
-            return True
-    return False
+def needs_infos(contracts: Sequence[DecodedContract | None]) -> bool:
+    """Whether decoding a block of these contracts needs its tx infos (only calls carry logs)."""
+    return any(c is not None and c.kind == "TriggerSmartContract" for c in contracts)

@@ -10,11 +10,15 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, NotRequired, TypedDict, cast
 
 from chaingate.chains.base import HttpClient
-from chaingate.chains.tron.proto import block_id_of, decode_raw_data, encode_header_raw
+from chaingate.chains.tron.proto import (
+    DecodedContract,
+    block_id_of,
+    decode_raw_data,
+    encode_header_raw,
+)
 from chaingate.domain import Endpoint
 
 if TYPE_CHECKING:
@@ -100,8 +104,22 @@ def block_number(block: Block) -> int:
     return int(block["block_header"]["raw_data"].get("number", 0))
 
 
+class CheckedBlock(NamedTuple):
+    """A block that passed ``checked_block``, with what each of its transactions' raw bytes say
+    (the first contract, None for none): decoded once, by the check, for the decoder to read."""
+
+    block: Block
+    contracts: list[DecodedContract | None]
+
+
 def check_block(block: Any, number: int) -> Block:
-    """``block`` as a Block when it is well formed and is block ``number``; else raise.
+    """``block`` as a Block when it is well formed and is block ``number``; else raise."""
+    return checked_block(block, number).block
+
+
+def checked_block(block: Any, number: int) -> CheckedBlock:
+    """``block`` with its decoded transactions when it is well formed and is block ``number``;
+    else raise.
 
     The blockID must be recomputed from the header (number || sha256(header raw)[8:]) and each
     transaction's txID from its raw bytes, which must decode: whatever the adapter reads later
@@ -127,13 +145,12 @@ def check_block(block: Any, number: int) -> Block:
     txs = typed.get("transactions", [])
     if not isinstance(txs, list):
         raise ChainDataError(f"block {number}: transactions is not a list")
-    for tx in txs:
-        check_tx(tx)
-    return typed
+    return CheckedBlock(typed, [check_tx(tx) for tx in txs])
 
 
-def check_tx(tx: Any) -> None:
-    """The txID hashes from raw_data_hex, the bytes decode, and ``ret`` is a list if present."""
+def check_tx(tx: Any) -> DecodedContract | None:
+    """The txID hashes from raw_data_hex, the bytes decode, and ``ret`` is a list if present;
+    the first contract those bytes carry (None for none)."""
     if not isinstance(tx, dict):
         raise ChainDataError("transaction is not an object")
     try:
@@ -142,10 +159,11 @@ def check_tx(tx: Any) -> None:
         raise ChainDataError(f"transaction without usable raw_data_hex: {exc}") from exc
     if hashlib.sha256(raw).hexdigest() != tx.get("txID"):
         raise ChainDataError(f"txID {tx.get('txID')!r:.70} does not hash from its raw_data")
-    decode_raw_data(raw)
+    contract = decode_raw_data(raw)
     ret = tx.get("ret", [])
     if not isinstance(ret, list) or not all(isinstance(r, dict) for r in ret):
         raise ChainDataError(f"transaction {tx['txID']}: malformed ret")
+    return contract
 
 
 class TronRpc:
@@ -170,22 +188,22 @@ class TronRpc:
         block = await self.http.post("/wallet/getblockbynum", {"num": number}, check=check)
         return check_block(block, number)  # {} (not served) raises BlockNotFoundError here
 
-    async def blocks_range(self, start: int, end: int) -> list[Block]:
-        """Blocks ``start`` up to ``end`` (exclusive), consecutive and linked by parentHash."""
-        blocks: list[Block] = []
+    async def blocks_range(self, start: int, end: int) -> list[CheckedBlock]:
+        """Blocks ``start`` up to ``end`` (exclusive), consecutive and linked by parentHash,
+        each with its transactions as the check inside the pool decoded them."""
+        blocks: list[CheckedBlock] = []
         for lo in range(start, end, BLOCK_RANGE_LIMIT):
             hi = min(end, lo + BLOCK_RANGE_LIMIT)
+            check = _RangeCheck(lo, hi)
             reply = await self.http.post(
-                "/wallet/getblockbylimitnext",
-                {"startNum": lo, "endNum": hi},
-                check=_range_check(lo, hi),
+                "/wallet/getblockbylimitnext", {"startNum": lo, "endNum": hi}, check=check
             )
-            served = _sorted_blocks(reply)
+            served = check.result(reply)
             if len(served) != hi - lo:
                 raise BlockNotFoundError(f"blocks {lo}..{hi - 1} not all served")
             blocks.extend(served)
-        for prev, block in itertools.pairwise(blocks):
-            if block["block_header"]["raw_data"]["parentHash"] != prev["blockID"]:
+        for prev, (block, _) in itertools.pairwise(blocks):
+            if block["block_header"]["raw_data"]["parentHash"] != prev.block["blockID"]:
                 raise ChainDataError(f"block {block_number(block)} does not link to its parent")
         return blocks
 
@@ -215,15 +233,25 @@ def _sorted_blocks(reply: Any) -> list[Block]:
     return sorted(served, key=_claimed_number)
 
 
-def _range_check(lo: int, hi: int) -> Callable[[Any], None]:
-    def check(reply: Any) -> None:
-        served = _sorted_blocks(reply)
-        if len(served) > hi - lo:
-            raise ChainDataError(f"getblockbylimitnext {lo}..{hi - 1}: too many blocks")
-        for i, block in enumerate(served):
-            check_block(block, lo + i)
+class _RangeCheck:
+    """The pool's check of one getblockbylimitnext answer; keeps the blocks it checked (with
+    their decoded transactions) for the reply the pool then returns."""
 
-    return check
+    def __init__(self, lo: int, hi: int) -> None:
+        self.lo, self.hi = lo, hi
+        self._checked: tuple[Any, list[CheckedBlock]] | None = None
+
+    def __call__(self, reply: Any) -> None:
+        served = _sorted_blocks(reply)
+        if len(served) > self.hi - self.lo:
+            raise ChainDataError(f"getblockbylimitnext {self.lo}..{self.hi - 1}: too many blocks")
+        self._checked = (reply, [checked_block(b, self.lo + i) for i, b in enumerate(served)])
+
+    def result(self, reply: Any) -> list[CheckedBlock]:
+        """The checked blocks of ``reply``, which must be the answer this check passed."""
+        if self._checked is None or self._checked[0] is not reply:
+            raise ChainDataError(f"getblockbylimitnext {self.lo}..{self.hi - 1}: unchecked reply")
+        return self._checked[1]
 
 
 def _check_info(info: Any, number: int) -> None:
