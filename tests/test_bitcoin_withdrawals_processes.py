@@ -21,13 +21,12 @@ from chaingate.devnet import postgres
 from chaingate.devnet.bitcoin import LitecoinRpc
 from chaingate.devnet.chains import write_chains
 from chaingate.devnet.manager import DevnetState
-from chaingate.ledger.client import LedgerClient
 from chaingate.ledger.reference.app import serve_reference_ledger
 from chaingate.withdrawals.coins import wallet_address
 from harness import devnet_network
 from test_bitcoin_destinations import b58check
 from test_bitcoin_hotwallet import DEVNET_HOT_KEY
-from withdrawal_stack import LEDGER_SECRET, Stack, free_port
+from withdrawal_stack import LEDGER_SECRET, Stack, free_port, fund_user
 
 BTC = "bitcoin-devnet"
 USER = "user-btc-e2e"
@@ -75,21 +74,7 @@ async def stack(
         postgres.scratch_database(server, "cg_btcwd_ledger") as ledger_dsn,
         serve_reference_ledger("127.0.0.1", 0, ledger_dsn, LEDGER_SECRET.encode()) as ledger_url,
     ):
-        async with LedgerClient(ledger_url, LEDGER_SECRET.encode()) as ledger:
-            await ledger.post(
-                "/credits",
-                {
-                    "idempotency_key": f"credit:btc-e2e:{uuid.uuid4().hex}",
-                    "user_id": USER,
-                    "network": BTC,
-                    "asset": "BTC",
-                    "amount": str(10 * 10**8),
-                    "decimals": 8,
-                    "txid": uuid.uuid4().hex * 2,
-                    "position": "vout:0",
-                    "block_number": 1,
-                },
-            )
+        await fund_user(ledger_url, USER, BTC, "BTC", 10 * 10**8, 8, "vout:0")
         s = BitcoinStack(
             folder=folder,
             database_url=dsn,

@@ -334,6 +334,28 @@ class Stack:
         return len(holds) == len(ids) and set(holds) == {"settled"}
 
 
+async def fund_user(
+    ledger_url: str, user: str, network: str, asset: str, amount: int, decimals: int, position: str
+) -> None:
+    """Credit ``user`` ``amount`` of ``asset`` in the reference ledger (what a deposit would
+    have done), so the withdrawals a test requests have funds to hold."""
+    async with LedgerClient(ledger_url, LEDGER_SECRET.encode()) as ledger:
+        await ledger.post(
+            "/credits",
+            {
+                "idempotency_key": f"credit:{user}:{asset}:{uuid.uuid4().hex}",
+                "user_id": user,
+                "network": network,
+                "asset": asset,
+                "amount": str(amount),
+                "decimals": decimals,
+                "txid": uuid.uuid4().hex * 2,
+                "position": position,
+                "block_number": 1,
+            },
+        )
+
+
 # --- the TRON devnet's stack ------------------------------------------------------------------
 
 TRON_NET = "tron-devnet"
@@ -371,22 +393,8 @@ async def tron_stack(
         postgres.scratch_database(server, "cg_tw_ledger") as ledger_dsn,
         serve_reference_ledger("127.0.0.1", 0, ledger_dsn, LEDGER_SECRET.encode()) as ledger_url,
     ):
-        async with LedgerClient(ledger_url, LEDGER_SECRET.encode()) as ledger:
-            for asset in ("TRX", "USDT"):
-                await ledger.post(
-                    "/credits",
-                    {
-                        "idempotency_key": f"credit:{user}:{asset}:{uuid.uuid4().hex}",
-                        "user_id": user,
-                        "network": TRON_NET,
-                        "asset": asset,
-                        "amount": str(10_000 * TRX),
-                        "decimals": 6,
-                        "txid": uuid.uuid4().hex * 2,
-                        "position": "native",
-                        "block_number": 1,
-                    },
-                )
+        for asset in ("TRX", "USDT"):
+            await fund_user(ledger_url, user, TRON_NET, asset, 10_000 * TRX, 6, "native")
         s = Stack(
             folder=folder,
             database_url=dsn,
