@@ -146,7 +146,7 @@ def checks_section(c: ChecksResult) -> list[str]:
         for mode in ("on", "off")
     ]
     return [
-        "## 6. What issue 8's answer checks cost in catch-up",
+        "## 8. What issue 8's answer checks cost in catch-up",
         "",
         f"`Watcher.step` to the head over {c.blocks:,} filled blocks ({c.per_block} transfers "
         f"each, {c.watched:,} watched addresses), with the checks and without them, interleaved "

@@ -335,7 +335,7 @@ def head_to_ledger_section(h: HeadToLedgerResult) -> list[str]:
     verdict = "met" if p99 < h.goal else f"missed by {(p99 - h.goal) * 1000:.0f} ms"
     header = ["span (seconds)", *(name for name, _ in QUANTILES)]
     return [
-        "## Head to ledger (anvil --block-time 1)",
+        "## 9. Head to ledger (anvil --block-time 1)",
         "",
         f"{h.count} ETH deposits, {h.per_block} a block over {h.blocks} blocks, to distinct "
         "watched addresses, on anvil with `--block-time 1`; `chaingate run --roles "
