@@ -58,6 +58,32 @@ def allocator_lease_name(network: str) -> str:
     return f"allocator:bitcoin:{network}"
 
 
+async def _record_tx(
+    conn: asyncpg.Connection,
+    batch_id: int,
+    network: str,
+    signed: SignedBitcoinTx,
+    content: BatchContent,
+    lease: leases.Lease,
+) -> int:
+    """The batch's signed transaction (the whole batch: no withdrawal of its own), under the
+    allocator's epoch; its id."""
+    return int(
+        await conn.fetchval(
+            """INSERT INTO withdrawal_txs (batch_id, withdrawal_id, network, from_address,
+                                           raw_tx, txid, fee_cap, signer_epoch)
+               VALUES ($1, NULL, $2, $3, $4, $5, $6, $7) RETURNING id""",
+            batch_id,
+            network,
+            HOT_WALLET,
+            signed.raw.hex(),
+            signed.txid,
+            content.fee_cap,
+            lease.epoch,
+        )
+    )
+
+
 def build_signed(
     content: BatchContent, network: Network, plan: BitcoinPlan, hot: HotWallet
 ) -> tuple[BatchTx, SignedBitcoinTx]:
@@ -125,18 +151,7 @@ async def sign_bitcoin_batch(
                 await signed_in_last_day(conn, content.network, content.asset),
             )
             await leases.check(conn, lease)
-            tx_id = await conn.fetchval(
-                """INSERT INTO withdrawal_txs (batch_id, withdrawal_id, network, from_address,
-                                               raw_tx, txid, fee_cap, signer_epoch)
-                   VALUES ($1, NULL, $2, $3, $4, $5, $6, $7) RETURNING id""",
-                material.batch.id,
-                network.name,
-                HOT_WALLET,
-                signed.raw.hex(),
-                signed.txid,
-                content.fee_cap,
-                lease.epoch,
-            )
+            tx_id = await _record_tx(conn, material.batch.id, network.name, signed, content, lease)
             await wallet.lock(conn, network.name, batch.coins, tx_id, signed.txid)
             change = batch.change
             if change is not None and batch.change_index is not None:
@@ -236,18 +251,7 @@ async def replace_bitcoin_batch(
             )
             if stepped_aside is None:
                 raise FencedOut("the stuck transaction is no longer live")
-            new_id = await conn.fetchval(
-                """INSERT INTO withdrawal_txs (batch_id, withdrawal_id, network, from_address,
-                                               raw_tx, txid, fee_cap, signer_epoch)
-                   VALUES ($1, NULL, $2, $3, $4, $5, $6, $7) RETURNING id""",
-                material.batch.id,
-                network.name,
-                HOT_WALLET,
-                signed.raw.hex(),
-                signed.txid,
-                content.fee_cap,
-                lease.epoch,
-            )
+            new_id = await _record_tx(conn, material.batch.id, network.name, signed, content, lease)
             await conn.execute(
                 "UPDATE withdrawal_txs SET replaced_by = $2 WHERE id = $1", old["id"], new_id
             )
